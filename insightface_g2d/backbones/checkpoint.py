@@ -1,0 +1,68 @@
+"""Loading backbone weights safely and with errors that say what does not match."""
+import os
+
+import torch
+
+from ..errors import CheckpointError
+
+# Wrappers around a backbone's weights in the files people have: arcface_torch's resume
+# checkpoint, and this project's stage checkpoints.
+_NESTED_KEYS = ("state_dict_backbone", "backbone", "state_dict", "model")
+
+
+def read_state_dict(source):
+    """A plain state dict from a path or a dict; never unpickles arbitrary objects."""
+    if isinstance(source, dict):
+        state = source
+    else:
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"checkpoint {path!r} does not exist (expected a backbone.pth / model.pt file)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types for corrupt or unsafe files
+            raise CheckpointError(
+                f"cannot read checkpoint {path!r}: {str(err).splitlines()[0]} "
+                "(only plain tensor state dicts are accepted; re-save with torch.save(model.state_dict()))"
+            ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint holds a {type(state).__name__}, expected a state dict")
+    for key in _NESTED_KEYS:
+        if key in state and isinstance(state[key], dict):
+            state = state[key]
+            break
+    if state and all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def check_state_dict(model, state, network="network"):
+    """Raise CheckpointError naming the first missing, unexpected or mis-shaped keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
+    if shapes:
+        problems.append(f"{len(shapes)} wrong shapes (first: {'; '.join(shapes[:3])}; checkpoint vs {network})")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint does not match network {network!r}: " + "; ".join(problems)
+            + ". Check the network name (e.g. r50 vs r100) and embedding size."
+        )
+
+
+def load_backbone_weights(model, source, network="network"):
+    """Load `source` (path or state dict) into `model` strictly; return the model."""
+    state = read_state_dict(source)
+    check_state_dict(model, state, network)
+    model.load_state_dict(state, strict=True)
+    return model

@@ -1,0 +1,43 @@
+"""`g2d-eval`: evaluation commands. Each subcommand lives in its own module with
+`add_parser(subparsers)` registering itself and setting `func(args)` as the parser default."""
+import importlib
+import sys
+
+from .common import make_parser, run_cli
+
+SUBCOMMAND_MODULES = (
+    "insightface_g2d.cli.eval_verify",   # verify, write-masked-bin, pairs
+    "insightface_g2d.cli.eval_compare",  # compare, ijb, export-onnx
+)
+
+
+def build_parser():
+    parser = make_parser(
+        "g2d-eval",
+        "Evaluate face recognition backbones (G2D, arcface_torch networks, ONNX) on clean and masked faces.",
+        "g2d-eval compare --model g2d:work_dirs/demo/model.pt --model r50:ms1mv3_r50/backbone.pth "
+        "--target lfw.bin --protocol clean --protocol masked-masked",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args)
+
+
+def entry():
+    sys.exit(run_cli(main))

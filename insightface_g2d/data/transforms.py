@@ -1,0 +1,25 @@
+"""Conversions between uint8 RGB faces and the [-1, 1] tensors backbones take."""
+import numpy as np
+import torch
+
+
+def to_tensor(img):
+    """uint8 [H, W, 3] or [N, H, W, 3] RGB -> float32 [3, H, W] or [N, 3, H, W] in [-1, 1]."""
+    arr = np.ascontiguousarray(img)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"expected uint8 image, got {arr.dtype}")
+    t = torch.from_numpy(arr)
+    t = t.permute(2, 0, 1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
+    return t.float().div_(127.5).sub_(1.0).contiguous()
+
+
+def to_image(tensor):
+    """float [3, H, W] or [N, 3, H, W] in [-1, 1] -> uint8 [H, W, 3] or [N, H, W, 3] RGB (rounded, clipped)."""
+    t = tensor.detach().float().cpu()
+    t = t.permute(1, 2, 0) if t.dim() == 3 else t.permute(0, 2, 3, 1)
+    return ((t + 1.0) * 127.5).round().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def hflip(img):
+    """Mirror a uint8 [H, W, C] image (or [H, W] map) left-right."""
+    return np.ascontiguousarray(img[:, ::-1])

@@ -1,0 +1,21 @@
+"""Exceptions raised for bad input. Each message says what was wrong and what to do."""
+
+
+class G2DError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class DataError(G2DError):
+    """A dataset, record, image, pairs file or .bin file is missing or malformed."""
+
+
+class CheckpointError(G2DError):
+    """A checkpoint is missing, unreadable, or does not match the network."""
+
+
+class ConfigError(G2DError):
+    """A config file or key is wrong."""
+
+
+class TrainingError(G2DError):
+    """Training cannot go on (for example a NaN loss)."""

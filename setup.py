@@ -1,0 +1,44 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version = {}
+exec((HERE / "insightface_g2d" / "version.py").read_text(), version)
+
+setup(
+    name="insightface-g2d",
+    version=version["__version__"],
+    description="G2D masked-face recognition (Generative-to-Discriminative representations) "
+    "as a plugin for insightface's arcface_torch",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["insightface_g2d", "insightface_g2d.*"]),
+    package_data={"insightface_g2d": ["recipes/*.py", "recipes/*.patch", "recipes/*.md"]},
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "opencv-python",
+        "easydict",
+        "scikit-image",
+        "insightface",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "mxnet"],
+        "onnx": ["onnx", "onnxruntime"],
+        "mxnet": ["mxnet"],
+    },
+    entry_points={
+        "console_scripts": [
+            "g2d-info=insightface_g2d.cli.info:entry",
+            "g2d-mask=insightface_g2d.cli.mask:entry",
+            "g2d-train=insightface_g2d.cli.train:entry",
+            "g2d-cache=insightface_g2d.cli.cache:entry",
+            "g2d-eval=insightface_g2d.cli.evaluate:entry",
+            "g2d-arcface=insightface_g2d.cli.arcface:entry",
+        ]
+    },
+)
