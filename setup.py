@@ -15,7 +15,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["insightface_g2d", "insightface_g2d.*"]),
-    package_data={"insightface_g2d": ["recipes/*.py", "recipes/*.patch", "recipes/*.md"]},
     install_requires=[
         "torch>=2.1",
         "numpy",
