@@ -34,7 +34,8 @@ def test_item_layout(base):
     ds = MaskedPairDataset(base, seed=1)
     assert len(ds) == len(base) and ds.num_classes == 4 and ds.fingerprint() == base.fingerprint()
     item = ds[5]
-    assert set(item) == {"masked", "clean", "alpha", "label", "index"}
+    assert set(item) == {"masked", "clean", "alpha", "label", "index", "flipped"}
+    assert item["flipped"].dtype == torch.bool and item["flipped"].shape == ()
     for k in ("masked", "clean"):
         assert item[k].dtype == torch.float32 and item[k].shape == (3, 112, 112)
         assert item[k].min() >= -1 and item[k].max() <= 1
@@ -173,3 +174,20 @@ def test_bad_inputs(base):
         MaskedPairDataset(Grey())[0]
     with pytest.raises(IndexError):
         MaskedPairDataset(base)[len(base)]
+
+
+def test_flipped_flag_says_which_items_are_mirrored():
+    from insightface_g2d.data.synthetic import SyntheticFaces
+    from insightface_g2d.data.transforms import hflip, to_tensor
+
+    base = SyntheticFaces(num_identities=3, images_per_identity=4, seed=5)
+    ds = MaskedPairDataset(base, mask_prob=0.0, seed=1)
+    seen = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        img = base[i][0]
+        expected = to_tensor(hflip(img)) if bool(item["flipped"]) else to_tensor(img)
+        assert torch.equal(item["clean"], expected)
+        seen.add(bool(item["flipped"]))
+    assert seen == {True, False}
+    assert not any(bool(MaskedPairDataset(base, flip=False)[i]["flipped"]) for i in range(4))

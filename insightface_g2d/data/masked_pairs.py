@@ -98,9 +98,15 @@ class MaskedPairDataset(Dataset):
             img, masked, alpha = hflip(img), hflip(masked), hflip(alpha)
         return masked, img, alpha, int(label)
 
+    def is_flipped(self, i):
+        """Whether item i (this epoch) is mirrored: the second of the three draws `sample` makes."""
+        i = int(i) % len(self)
+        return self.flip and np.random.default_rng([self.seed, self.epoch, i]).random(3)[1] < 0.5
+
     def __getitem__(self, i):
         masked, clean, alpha, label = self.sample(i)
         return {
+            "flipped": torch.tensor(self.is_flipped(i)),
             "masked": to_tensor(masked),
             "clean": to_tensor(clean),
             "alpha": torch.from_numpy(np.ascontiguousarray(alpha, np.float32))[None],

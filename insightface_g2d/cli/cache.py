@@ -1,0 +1,127 @@
+"""`g2d-cache`: precompute, import and inspect teacher embedding caches."""
+import os
+import sys
+
+from ..errors import ConfigError
+from .common import make_parser, run_cli
+
+
+def _dataset(spec):
+    from ..data.factory import build_face_dataset  # lazy: keeps --help fast
+
+    return build_face_dataset(spec)
+
+
+def _device(name):
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def build_parser():
+    parser = make_parser(
+        "g2d-cache",
+        "Teacher embedding caches for the reform (distillation) stage: run the teacher once over the\n"
+        "training set's clean faces and their flips, then train without a live teacher.",
+        "g2d-cache build --dataset data/ms1m-retinaface-t1 --teacher-network r100 "
+        "--teacher-checkpoint ms1mv3_arcface_r100_fp16/backbone.pth --out work_dirs/cache_r100",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("build", help="run a teacher over a dataset and write a cache")
+    b.add_argument("--dataset", required=True, help="dataset spec: RecordIO folder/.rec, image folder, or synthetic:...")
+    t = b.add_mutually_exclusive_group(required=True)
+    t.add_argument("--teacher-network", help="teacher network name (r18..r200, mbf, ...); needs --teacher-checkpoint")
+    t.add_argument("--teacher-onnx", help="teacher .onnx model (e.g. an insightface model pack's recognition model)")
+    b.add_argument("--teacher-checkpoint", help="arcface_torch backbone.pth of --teacher-network")
+    b.add_argument("--out", required=True, help="cache directory to create")
+    b.add_argument("--batch-size", type=int, default=128)
+    b.add_argument("--num-workers", type=int, default=0)
+    b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    b.set_defaults(func=cmd_build)
+
+    i = sub.add_parser("import", help="make a cache from embeddings computed elsewhere (N x D .npy, sample order)")
+    i.add_argument("--dataset", required=True, help="the dataset the embeddings belong to")
+    i.add_argument("--embeddings", required=True, help="N x D .npy of the clean faces, in the dataset's order")
+    i.add_argument("--flipped", help="N x D .npy of the flipped faces (default: reuse the clean ones)")
+    i.add_argument("--name", help="teacher name to record (default: the embeddings file name)")
+    i.add_argument("--out", required=True, help="cache directory to create")
+    i.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    i.set_defaults(func=cmd_import)
+
+    n = sub.add_parser("info", help="describe a cache (and check it against a dataset)")
+    n.add_argument("directory")
+    n.add_argument("--dataset", help="also check that the cache matches this dataset")
+    n.set_defaults(func=cmd_info)
+    return parser
+
+
+def cmd_build(args):
+    from ..teachers import build_teacher, build_teacher_cache
+
+    if args.teacher_network and not args.teacher_checkpoint:
+        raise ConfigError("--teacher-network needs --teacher-checkpoint (the arcface_torch backbone.pth)")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")
+    if args.teacher_network:
+        spec = {"network": args.teacher_network, "checkpoint": os.path.abspath(args.teacher_checkpoint)}
+    else:
+        spec = {"onnx": os.path.abspath(args.teacher_onnx)}
+    dataset = _dataset(args.dataset)
+    teacher = build_teacher(spec, device=_device(args.device))
+    cache = build_teacher_cache(
+        teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
+        dtype=args.dtype, overwrite=args.overwrite, dataset_spec=args.dataset, teacher_spec=spec,
+    )
+    print(f"wrote {cache.count} x 2 x {cache.dim} {args.dtype} embeddings of {teacher.name} to {args.out}")
+
+
+def cmd_import(args):
+    from ..teachers import import_embeddings
+
+    dataset = _dataset(args.dataset)
+    name = args.name or os.path.splitext(os.path.basename(args.embeddings))[0]
+    cache = import_embeddings(args.embeddings, dataset, args.out, name, flipped=args.flipped, dtype=args.dtype,
+                              overwrite=args.overwrite, dataset_spec=args.dataset)
+    how = "with flipped embeddings" if args.flipped else "flipped faces reuse the clean embeddings"
+    print(f"imported {cache.count} x {cache.dim} embeddings ({how}) to {args.out}")
+
+
+def cmd_info(args):
+    from ..teachers import TeacherCache
+    from ..teachers.cache import EMBEDDINGS, read_manifest
+
+    manifest = read_manifest(args.directory)
+    for key in ("teacher", "count", "dim", "dtype", "flipped", "fingerprint", "complete", "done", "created",
+                "source", "dataset_spec"):
+        if key in manifest:
+            print(f"{key:12s} {manifest[key]}")
+    path = os.path.join(args.directory, EMBEDDINGS)
+    if os.path.isfile(path):
+        print(f"{'size':12s} {os.path.getsize(path) / 2**20:.1f} MiB")
+    TeacherCache(args.directory, dataset=_dataset(args.dataset) if args.dataset else None)
+    if args.dataset:
+        print(f"matches dataset {args.dataset}")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args)
+
+
+def entry():
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry()

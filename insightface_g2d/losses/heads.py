@@ -1,0 +1,147 @@
+"""Classification heads: FC + softmax (the `classify` stage) and arcface_torch's margin softmax.
+
+Both take embeddings N x F and int64 labels N and return (loss scalar, logits N x C).
+"""
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError, DataError
+
+
+def check_labels(labels, num_classes):
+    """Raise DataError when a label is outside [0, num_classes) (-1, "no target", is allowed)."""
+    if labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < -1 or high >= num_classes:
+        raise DataError(
+            f"labels range [{low}, {high}] but the head has {num_classes} classes: set num_classes to the "
+            "dataset's number of identities (labels must be 0..num_classes-1)"
+        )
+
+
+class SoftmaxHead(nn.Module):
+    """Ordinary Linear(F -> C) + cross-entropy over the (frozen) embedding.
+
+    forward(emb N x F, labels N) -> (mean cross-entropy, logits N x C).
+    """
+
+    def __init__(self, num_features, num_classes, bias=True):
+        super().__init__()
+        self.fc = nn.Linear(num_features, num_classes, bias=bias)
+
+    def forward(self, emb, labels):
+        labels = labels.view(-1).long()
+        check_labels(labels, self.fc.out_features)
+        logits = self.fc(emb)
+        return F.cross_entropy(logits, labels, ignore_index=-1), logits
+
+
+def margin_kind(margin_list):
+    """Which margin arcface_torch's CombinedMarginLoss applies for (m1, m2, m3): "arcface" or "cosface".
+
+    arcface_torch's rule: m1 == 1 and m3 == 0 -> additive angular margin m2 (ArcFace; m2 = 0 is the
+    plain normalised softmax); otherwise m3 > 0 -> additive cosine margin m3 (CosFace), m1 and m2
+    ignored; anything else is rejected.
+    """
+    m1, m2, m3 = (float(m) for m in margin_list)
+    if m1 == 1.0 and m3 == 0.0:
+        return "arcface"
+    if m3 > 0.0:
+        return "cosface"
+    raise ConfigError(
+        f"margin_list {tuple(margin_list)} is not supported (as in arcface_torch): use (1.0, m2, 0.0) for "
+        "ArcFace, e.g. (1.0, 0.5, 0.0), or (1.0, 0.0, m3) for CosFace, e.g. (1.0, 0.0, 0.4)"
+    )
+
+
+def margin_logits(cos, labels, margin_list=(1.0, 0.5, 0.0), scale=64.0, interclass_filtering_threshold=0.0):
+    """arcface_torch's CombinedMarginLoss on cosine logits. cos N x C in [-1, 1], labels N -> N x C.
+
+    - interclass filtering (threshold t > 0): every non-target cosine above t is set to 0 (rows with
+      label -1 have no target, so all their cosines above t are).
+    - ArcFace: target logit cos(theta) -> cos(theta + m2). As in arcface_torch the margin is applied
+      without gradient, so the gradient reaches cos(theta) unchanged (straight-through), which keeps it
+      finite at cos = +-1; no "easy margin" (arcface_torch defines the flag but never uses it).
+    - CosFace: target logit -> cos(theta) - m3, with gradient.
+    Then everything is multiplied by `scale`. Labels -1 mark rows without a target (no margin).
+    """
+    kind = margin_kind(margin_list)
+    _, m2, m3 = (float(m) for m in margin_list)
+    labels = labels.view(-1).long()
+    rows = torch.nonzero(labels != -1, as_tuple=True)[0]
+    cols = labels[rows]
+    if interclass_filtering_threshold > 0:
+        with torch.no_grad():
+            drop = cos > interclass_filtering_threshold
+            drop[rows, cols] = False
+        cos = cos.masked_fill(drop, 0.0)
+    target = cos[rows, cols]
+    if kind == "arcface":
+        with torch.no_grad():
+            shifted = torch.cos(torch.arccos(target.clamp(-1.0, 1.0)) + m2)
+        new_target = target + (shifted - target).detach()
+    else:
+        new_target = target - m3
+    logits = cos.index_put((rows, cols), new_target)
+    return logits * scale
+
+
+class MarginHead(nn.Module):
+    """Margin softmax over normalised embeddings and class centres, as arcface_torch trains.
+
+    logits = margin(normalize(emb) @ normalize(W).T) * scale with arcface_torch's margin_list
+    semantics (see `margin_logits`); loss = cross-entropy (rows with label -1 ignored).
+    W is C x F initialised N(0, 0.01) like arcface_torch's PartialFC.
+    forward(emb N x F, labels N) -> (loss, logits N x C) where the returned logits are
+    scale * cos(theta) WITHOUT the margin (what prediction and training accuracy should use).
+    """
+
+    def __init__(self, num_features, num_classes, margin_list=(1.0, 0.5, 0.0), scale=64.0,
+                 interclass_filtering_threshold=0.0):
+        super().__init__()
+        self.kind = margin_kind(margin_list)
+        m1, m2, m3 = (float(m) for m in margin_list)
+        if self.kind == "cosface" and (m1 != 1.0 or m2 != 0.0):
+            warnings.warn(
+                f"margin_list {tuple(margin_list)}: with m3 > 0 arcface_torch applies only the CosFace "
+                f"margin m3={m3}; m1={m1} and m2={m2} are ignored here too", stacklevel=2,
+            )
+        self.margin_list = (m1, m2, m3)
+        self.scale = float(scale)
+        self.interclass_filtering_threshold = float(interclass_filtering_threshold)
+        self.weight = nn.Parameter(torch.normal(0.0, 0.01, (num_classes, num_features)))
+
+    def cosine(self, emb):
+        """N x F -> N x C cosines, clamped to [-1, 1]."""
+        return F.linear(F.normalize(emb.to(self.weight.dtype)), F.normalize(self.weight)).clamp(-1.0, 1.0)
+
+    def forward(self, emb, labels):
+        labels = labels.view(-1).long()
+        check_labels(labels, self.weight.shape[0])
+        cos = self.cosine(emb)
+        logits = margin_logits(cos, labels, self.margin_list, self.scale, self.interclass_filtering_threshold)
+        loss = F.cross_entropy(logits, labels, ignore_index=-1)
+        return loss, cos.detach() * self.scale
+
+    def extra_repr(self):
+        return (f"num_features={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, "
+                f"margin_list={self.margin_list}, scale={self.scale}")
+
+
+def build_head(kind="softmax", num_features=512, num_classes=None, **kwargs):
+    """`kind` "softmax" -> SoftmaxHead, "margin" (or "arcface"/"cosface" shorthands) -> MarginHead."""
+    if num_classes is None or int(num_classes) < 1:
+        raise ConfigError(f"a classification head needs num_classes >= 1, got {num_classes!r}")
+    if kind == "softmax":
+        return SoftmaxHead(num_features, int(num_classes), **kwargs)
+    if kind == "margin":
+        return MarginHead(num_features, int(num_classes), **kwargs)
+    if kind == "arcface":
+        return MarginHead(num_features, int(num_classes), margin_list=(1.0, 0.5, 0.0), **kwargs)
+    if kind == "cosface":
+        return MarginHead(num_features, int(num_classes), margin_list=(1.0, 0.0, 0.4), **kwargs)
+    raise ConfigError(f"unknown head kind {kind!r}; use 'softmax' or 'margin'")

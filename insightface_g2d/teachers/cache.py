@@ -1,0 +1,349 @@
+"""Teacher embedding cache: run the teacher once over a dataset's clean faces, reuse every epoch.
+
+A cache is a directory:
+    embeddings.npy   N x 2 x D array (float16 by default, or float32): row i holds the teacher
+                     embedding of clean face i and of its horizontal flip (index 0 clean, 1 flipped)
+    manifest.json    {"format", "version", "count", "dim", "dtype", "fingerprint", "teacher",
+                      "flipped": "computed" | "reused-clean", "complete", "created", "done", ...}
+Rows are keyed by the sample index of the dataset whose `fingerprint()` the manifest records.
+
+Builds are atomic and resumable: they write to DIR.partial and rename it to DIR only once every row
+is written; an interrupted build leaves DIR.partial (complete=false, "done" rows) and the next build
+with the same teacher and dataset continues from there. A directory whose manifest does not say
+complete=true is never used.
+"""
+import datetime
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+
+FORMAT = "insightface_g2d.teacher_cache"
+VERSION = 1
+EMBEDDINGS, MANIFEST = "embeddings.npy", "manifest.json"
+DTYPES = ("float16", "float32")
+
+
+def cache_dataset(dataset):
+    """The face dataset a cache is keyed by: `dataset` itself, or the base of a wrapper such as
+    MaskedPairDataset (whose clean faces are its base's images)."""
+    base = getattr(dataset, "base", None)
+    if base is not None and hasattr(base, "fingerprint"):
+        return base
+    if not hasattr(dataset, "fingerprint"):
+        raise DataError(f"{type(dataset).__name__} has no fingerprint(); teacher caches need a face dataset")
+    return dataset
+
+
+def rebuild_hint(directory, manifest=None):
+    """The command that rebuilds the cache at `directory`."""
+    manifest = manifest or {}
+    dataset = manifest.get("dataset_spec") or "DATASET"
+    spec = manifest.get("teacher_spec") or {}
+    if "onnx" in spec:
+        teacher = f"--teacher-onnx {spec['onnx']}"
+    elif "network" in spec:
+        teacher = f"--teacher-network {spec['network']} --teacher-checkpoint {spec.get('checkpoint', 'PATH')}"
+    else:
+        teacher = "--teacher-network r100 --teacher-checkpoint PATH/backbone.pth"
+    return f"g2d-cache build --dataset {dataset} {teacher} --out {directory} --overwrite"
+
+
+def _write_json(path, data):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(directory):
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"no teacher cache at {directory!r} (missing {MANIFEST}); build one with: {rebuild_hint(directory)}"
+        )
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as err:
+        raise DataError(f"teacher cache manifest {path!r} is unreadable ({err}); rebuild it") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path!r} is not an insightface_g2d teacher cache manifest")
+    return manifest
+
+
+def _check_dtype(dtype):
+    dtype = np.dtype(dtype).name
+    if dtype not in DTYPES:
+        raise ConfigError(f"teacher cache dtype must be one of {DTYPES}, got {dtype!r}")
+    return dtype
+
+
+class TeacherCache:
+    """Read-only, memory-mapped teacher embeddings; lookup(indices, flipped) -> N x D float32.
+
+    With `dataset`, checks that the cache was built for it (same sample count and fingerprint);
+    with `dim`, that the embedding size is `dim`.
+    """
+
+    differentiable = False
+
+    def __init__(self, directory, dataset=None, dim=None):
+        self.directory = os.fspath(directory)
+        manifest = read_manifest(self.directory)
+        hint = rebuild_hint(self.directory, manifest)
+        if not manifest.get("complete"):
+            raise DataError(
+                f"teacher cache {self.directory!r} is incomplete ({manifest.get('done', 0)} of "
+                f"{manifest.get('count')} rows); resume or rebuild it with: {hint}"
+            )
+        path = os.path.join(self.directory, EMBEDDINGS)
+        try:
+            self.embeddings = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"cannot read {path!r} ({err}); rebuild the cache with: {hint}") from None
+        count, width = int(manifest["count"]), int(manifest["dim"])
+        expected = (count, 2, width)
+        if self.embeddings.shape != expected or self.embeddings.dtype.name != manifest["dtype"]:
+            raise DataError(
+                f"{path!r} holds {self.embeddings.dtype.name} {self.embeddings.shape} but its manifest says "
+                f"{manifest['dtype']} {expected}; the cache is damaged, rebuild it with: {hint}"
+            )
+        self.manifest = manifest
+        self.count, self.dim = count, width
+        self.name = manifest.get("teacher", "cache")
+        self.fingerprint = manifest.get("fingerprint")
+        if dataset is not None:
+            self.check_dataset(dataset)
+        if dim is not None and int(dim) != self.dim:
+            raise ConfigError(
+                f"teacher cache {self.directory!r} holds {self.dim}-d embeddings of {self.name!r}, but "
+                f"{int(dim)}-d are needed; use a cache of the right teacher or rebuild with: {hint}"
+            )
+
+    def check_dataset(self, dataset):
+        """Raise ConfigError unless this cache was built for `dataset`."""
+        ds = cache_dataset(dataset)
+        hint = rebuild_hint(self.directory, self.manifest)
+        n, fp = len(ds), ds.fingerprint()
+        if n != self.count:
+            raise ConfigError(
+                f"teacher cache {self.directory!r} has {self.count} rows but the dataset has {n} samples; "
+                f"it was built for another dataset: rebuild it with: {hint}"
+            )
+        if fp != self.fingerprint:
+            raise ConfigError(
+                f"teacher cache {self.directory!r} was built for dataset fingerprint {self.fingerprint} but "
+                f"this dataset's is {fp} (same size, different content or order); rebuild it with: {hint}"
+            )
+
+    def __len__(self):
+        return self.count
+
+    def lookup(self, indices, flipped=None, device=None):
+        """indices: N int64 sample indices, flipped: N bool (None = all False) -> N x D float32 tensor.
+
+        Returned on `device` (default: the device of `indices`).
+        """
+        device = indices.device if device is None and torch.is_tensor(indices) else device
+        idx = np.asarray(torch.as_tensor(indices).view(-1).cpu().numpy(), dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.count):
+            raise DataError(
+                f"sample index {int(idx.max() if idx.max() >= self.count else idx.min())} is outside the "
+                f"teacher cache {self.directory!r} (0..{self.count - 1})"
+            )
+        if flipped is None:
+            col = np.zeros_like(idx)
+        else:
+            col = torch.as_tensor(flipped).view(-1).cpu().numpy().astype(np.int64)
+        rows = np.asarray(self.embeddings[idx, col], dtype=np.float32)
+        return torch.from_numpy(rows).to(device or "cpu")
+
+    def to(self, device):
+        return self
+
+    def __repr__(self):
+        return f"TeacherCache({self.directory!r}, teacher={self.name!r}, count={self.count}, dim={self.dim})"
+
+
+def _base_manifest(ds, count, dim, dtype, teacher, flipped, extra):
+    manifest = {
+        "format": FORMAT, "version": VERSION, "count": int(count), "dim": int(dim), "dtype": dtype,
+        "fingerprint": ds.fingerprint(), "teacher": teacher, "flipped": flipped,
+        "complete": False, "done": 0,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest.update({k: v for k, v in (extra or {}).items() if v is not None})
+    return manifest
+
+
+def _prepare_target(directory, overwrite, same):
+    """Return True when `directory` already holds the same complete cache (nothing to do)."""
+    if not os.path.exists(directory):
+        return False
+    try:
+        manifest = read_manifest(directory)
+    except (ConfigError, DataError):
+        manifest = None
+    if manifest is not None and manifest.get("complete") and same(manifest) and not overwrite:
+        return True
+    if not overwrite:
+        what = "a different teacher cache" if manifest else "other files"
+        raise ConfigError(f"{directory!r} already holds {what}; choose another --out or pass --overwrite")
+    return False
+
+
+def _publish(tmp, directory):
+    """Atomically put the finished cache `tmp` at `directory` (replacing an old one)."""
+    old = None
+    if os.path.exists(directory):
+        old = f"{directory}.old{os.getpid()}"
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _to_storage(array, dtype, what):
+    array = np.asarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise DataError(f"{what} contains NaN or inf values; check the teacher and its input")
+    if dtype == "float16" and np.abs(array).max(initial=0.0) > np.finfo(np.float16).max:
+        raise DataError(f"{what} has values beyond the float16 range; use dtype float32")
+    return array.astype(dtype)
+
+
+def _image_batches(ds, start, batch_size, num_workers):
+    from torch.utils.data import DataLoader, Subset
+
+    def collate(items):
+        return torch.from_numpy(np.stack([np.asarray(img, dtype=np.uint8) for img, _ in items]))
+
+    subset = Subset(ds, range(start, len(ds)))
+    return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
+
+
+def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers=0, progress=True,
+                        dtype="float16", overwrite=False, flush_every=20, dataset_spec=None, teacher_spec=None):
+    """Run `teacher` over every clean face of `dataset` and its flip; write the cache to `directory`.
+
+    Resumes an interrupted build of the same teacher and dataset found at DIR.partial. Returns the
+    finished TeacherCache. `dataset_spec`/`teacher_spec` are recorded only for the rebuild hint.
+    """
+    from tqdm import tqdm
+
+    directory = os.fspath(directory).rstrip(os.sep)
+    dtype = _check_dtype(dtype)
+    ds = cache_dataset(dataset)
+    count, fp, dim = len(ds), ds.fingerprint(), int(teacher.dim)
+
+    def same(m):
+        return (m.get("fingerprint") == fp and m.get("count") == count and m.get("dim") == dim
+                and m.get("teacher") == teacher.name and m.get("dtype") == dtype)
+
+    if _prepare_target(directory, overwrite, same):
+        return TeacherCache(directory, ds)
+    tmp = directory + ".partial"
+    manifest = None
+    if os.path.isdir(tmp):
+        try:
+            manifest = read_manifest(tmp)
+            arr = np.load(os.path.join(tmp, EMBEDDINGS), mmap_mode="r+", allow_pickle=False)
+            if not same(manifest) or arr.shape != (count, 2, dim):
+                manifest = None
+        except Exception:  # any damage: start over
+            manifest = None
+    if manifest is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
+        manifest = _base_manifest(ds, count, dim, dtype, teacher.name, "computed",
+                                  {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec})
+        _write_json(os.path.join(tmp, MANIFEST), manifest)
+    done = int(manifest.get("done", 0))
+    bar = tqdm(total=count, initial=done, unit="img", desc=f"teacher {teacher.name}", disable=not progress)
+    for step, images in enumerate(_image_batches(ds, done, batch_size, num_workers)):
+        x = images.to(teacher.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        clean = teacher.embed(x).detach().cpu().numpy()
+        flipped = teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy()
+        n = x.shape[0]
+        arr[done:done + n, 0] = _to_storage(clean, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
+        arr[done:done + n, 1] = _to_storage(flipped, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
+        done += n
+        bar.update(n)
+        if (step + 1) % flush_every == 0:
+            arr.flush()  # rows first, then the manifest that says they are there
+            manifest["done"] = done
+            _write_json(os.path.join(tmp, MANIFEST), manifest)
+    bar.close()
+    if done != count:
+        raise DataError(f"the dataset yielded {done} faces but has {count} samples; its __len__ is wrong")
+    arr.flush()
+    del arr
+    manifest.update(done=count, complete=True)
+    _write_json(os.path.join(tmp, MANIFEST), manifest)
+    _publish(tmp, directory)
+    return TeacherCache(directory, ds)
+
+
+def _load_array(source, what):
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise DataError(f"{what} file {path!r} does not exist")
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"cannot read {what} file {path!r} as a .npy array ({err})") from None
+    if torch.is_tensor(source):
+        return source.detach().cpu().numpy()
+    return np.asarray(source)
+
+
+def import_embeddings(embeddings, dataset, directory, name, flipped=None, dtype="float16", overwrite=False,
+                      dataset_spec=None, chunk=65536):
+    """Make a cache from embeddings computed elsewhere: `embeddings` N x D in the dataset's sample
+    order (array, tensor or .npy path), optionally `flipped` N x D for the flipped faces; without it
+    the clean embeddings are reused for flipped faces and the manifest says "reused-clean".
+    Returns the TeacherCache.
+    """
+    directory = os.fspath(directory).rstrip(os.sep)
+    dtype = _check_dtype(dtype)
+    ds = cache_dataset(dataset)
+    clean = _load_array(embeddings, "embeddings")
+    flip = None if flipped is None else _load_array(flipped, "flipped embeddings")
+    if clean.ndim != 2:
+        raise DataError(f"embeddings must be an N x D array, got shape {clean.shape}")
+    count, dim = clean.shape
+    if count != len(ds):
+        raise ConfigError(
+            f"embeddings have {count} rows but the dataset has {len(ds)} samples; they must be one row per "
+            "sample, in the dataset's order"
+        )
+    if flip is not None and flip.shape != clean.shape:
+        raise DataError(f"flipped embeddings have shape {flip.shape} but the clean ones {clean.shape}")
+    _prepare_target(directory, overwrite, lambda m: False)
+    tmp = directory + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        rows = _to_storage(clean[start:stop], dtype, f"embeddings rows {start}..{stop - 1}")
+        arr[start:stop, 0] = rows
+        arr[start:stop, 1] = rows if flip is None else _to_storage(
+            flip[start:stop], dtype, f"flipped embeddings rows {start}..{stop - 1}")
+    arr.flush()
+    del arr
+    manifest = _base_manifest(ds, count, dim, dtype, name, "reused-clean" if flip is None else "computed",
+                              {"source": "import", "dataset_spec": dataset_spec})
+    manifest.update(done=count, complete=True)
+    _write_json(os.path.join(tmp, MANIFEST), manifest)
+    _publish(tmp, directory)
+    return TeacherCache(directory, ds)
