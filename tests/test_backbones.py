@@ -162,3 +162,9 @@ def test_g2d_info_command_runs():
     assert out.returncode == 0, out.stderr
     assert "descriptor       (2, 32, 28, 28)" in out.stdout
     assert "| g2d_t |" in out.stdout
+
+
+def test_empty_checkpoint_file_is_a_clear_error(tmp_path):
+    (tmp_path / "backbone.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        read_state_dict(tmp_path / "backbone.pth")

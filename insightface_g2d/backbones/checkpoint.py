@@ -21,8 +21,11 @@ def read_state_dict(source):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for corrupt or unsafe files
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if os.path.getsize(path) == 0:
+                reason = "the file is empty (an interrupted copy or a full disk?)"
             raise CheckpointError(
-                f"cannot read checkpoint {path!r}: {str(err).splitlines()[0]} "
+                f"cannot read checkpoint {path!r}: {reason} "
                 "(only plain tensor state dicts are accepted; re-save with torch.save(model.state_dict()))"
             ) from None
     if not isinstance(state, dict):

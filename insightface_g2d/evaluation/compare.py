@@ -1,0 +1,244 @@
+"""Compare several models on several verification sets under several masking protocols.
+
+Work order: for each target the images are decoded once; for each protocol the faces are masked
+once; then every model embeds that one masked copy. So all models see byte-identical faces, and
+memory holds one decoded target plus one masked copy at a time. Models are loaded before any
+data, so a bad checkpoint fails in seconds, not after an hour of decoding.
+
+Output (when out_dir is given): compare.md (accuracy table and TAR@FAR tables), compare.json
+(every number, per model / target / protocol) and roc_<target>.png (one curve per model x protocol).
+"""
+import os
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError
+from . import report
+from .model_spec import unique_labels
+
+DEFAULT_PROTOCOLS = ("clean", "masked-masked", "masked-clean")
+TABLE_FARS = (1e-3,)
+
+
+@dataclass
+class Target:
+    """One verification set: an insightface .bin, or an image folder with a pairs list."""
+
+    name: str
+    path: str                 # the .bin or the pairs file
+    root: str = None          # image folder (pairs lists only)
+    landmarks: str = None     # landmarks TSV to align with (pairs lists only; None = already aligned)
+
+    def describe(self):
+        d = dict(name=self.name, path=self.path)
+        if self.root is not None:
+            d.update(root=self.root, landmarks=self.landmarks)
+        return d
+
+
+def target_name(path):
+    """"data/lfw.bin" -> "lfw"; "mlfw/pairs.txt" -> "mlfw" (a generic pairs file takes its folder's name)."""
+    path = os.fspath(path).rstrip("/\\")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem.lower().startswith("pairs"):
+        return os.path.basename(os.path.dirname(os.path.abspath(path))) or stem
+    return stem
+
+
+def parse_target(text):
+    """A target argument -> Target.
+
+    "[NAME=]PATH.bin" or "[NAME=]pairs:PAIRS_FILE,root=IMAGE_DIR[,landmarks=LANDMARKS_TSV]"
+    (pairs files as `evaluation.pairs.read_pairs` reads them: LFW layout or "path1 path2 label").
+    """
+    if isinstance(text, Target):
+        return text
+    text = os.fspath(text)
+    name = None
+    head, sep, tail = text.partition("=")
+    if sep and head and not any(c in head for c in "/\\:,") and tail:
+        name, text = head, tail
+    if text.startswith("pairs:"):
+        fields = text[len("pairs:"):].split(",")
+        options = {}
+        for field in fields[1:]:
+            key, eq, value = field.partition("=")
+            if not eq or key not in ("root", "landmarks") or not value:
+                raise ConfigError(f"target {text!r}: expected pairs:PAIRS_FILE,root=DIR[,landmarks=TSV], "
+                                  f"got {field!r}")
+            options[key] = value
+        if not fields[0] or "root" not in options:
+            raise ConfigError(f"target {text!r}: a pairs target needs the pairs file and root=IMAGE_DIR "
+                              "(e.g. pairs:lfw/pairs.txt,root=lfw/lfw-deepfunneled,landmarks=lfw/landmarks5.tsv)")
+        return Target(name or target_name(fields[0]), fields[0], options["root"], options.get("landmarks"))
+    if not text.lower().endswith(".bin"):
+        raise ConfigError(f"target {text!r}: expected an insightface .bin file or "
+                          "pairs:PAIRS_FILE,root=IMAGE_DIR[,landmarks=TSV]")
+    return Target(name or target_name(text), text)
+
+
+def load_target(target):
+    """Target (or its text) -> (images uint8 2N x 112 x 112 x 3 RGB, issame bool N, folds int N or None)."""
+    target = parse_target(target)
+    if not os.path.isfile(target.path):
+        raise DataError(f"target {target.name!r}: {target.path!r} does not exist")
+    if target.root is None:
+        from .binfile import load_bin
+
+        images, issame = load_bin(target.path)
+        return images, issame, None
+    from .pairs import load_pair_images, read_pairs
+
+    pairs = read_pairs(target.path)
+    images = load_pair_images(target.root, pairs, target.landmarks)
+    return images, pairs.issame, pairs.folds
+
+
+def _check_inputs(models, targets, protocols):
+    from .protocols import parse_protocol
+
+    if not models:
+        raise ConfigError("no models to compare; give at least one --model")
+    if not targets:
+        raise ConfigError("no targets; give at least one --target (a .bin file or pairs:...)")
+    if not protocols:
+        raise ConfigError("no protocols; give at least one --protocol")
+    unique_labels([label for label, _ in models])
+    for protocol in protocols:
+        parse_protocol(protocol)
+    names = [t.name for t in targets]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"two targets are named {name!r}; name them with NAME=PATH")
+    for t in targets:
+        for path in (t.path, t.root, t.landmarks):
+            if path is not None and not os.path.exists(path):
+                raise DataError(f"target {t.name!r}: {path!r} does not exist")
+
+
+def _find_target(key, targets):
+    """Name of the target called `key` or read from path `key`."""
+    key = os.fspath(key)
+    for t in targets:
+        if key in (t.name, t.path):
+            return t.name
+    raise ConfigError(f"ROC target {key!r} is not one of the targets ({', '.join(t.name for t in targets)})")
+
+
+def _spec_text(spec):
+    return spec if isinstance(spec, (str, os.PathLike)) else type(spec).__name__
+
+
+def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64, device="cpu", out_dir=None,
+            roc_target=None, nfolds=10, table_fars=TABLE_FARS, progress=True):
+    """Evaluate every model on every (target, protocol).
+
+    models: list of (label, spec), spec as `embedder.load_embedder` takes ("network:checkpoint",
+    "model.onnx", an nn.Module or an Embedder). targets: .bin paths, "pairs:..." texts or Targets
+    (see parse_target). protocols: names from `protocols.list_protocols()`. roc_target: name or
+    path of the target whose ROC curves are plotted (default: the first target).
+    Returns dict(models, targets, protocols, seed, results={label: {target: {protocol: metrics}}},
+    roc={target: {label: {protocol: {fpr, tpr}}}}, files={...}) where metrics is
+    `verification.metrics_to_json` output (accuracy, accuracy_std, tar_at_far{"1e-03": ..}, auc, ...).
+    """
+    from .embedder import embed_images, load_embedder
+    from .protocols import apply_protocol
+    from .verification import FAR_TARGETS, metrics_to_json, verification_metrics
+
+    models = list(models)
+    targets = [parse_target(t) for t in targets]
+    protocols = list(protocols)
+    _check_inputs(models, targets, protocols)
+    names = [t.name for t in targets]
+    roc_name = names[0] if roc_target is None else _find_target(roc_target, targets)
+
+    far_targets = sorted(set(FAR_TARGETS) | {float(f) for f in table_fars}, reverse=True)
+    embedders = [(label, load_embedder(spec, device=device)) for label, spec in models]
+    results = {label: {name: {} for name in names} for label, _ in models}
+    rocs = {label: {} for label, _ in models}
+    steps = tqdm(total=len(targets) * len(protocols) * len(models), desc="compare", unit="run",
+                 disable=not progress)
+    for target, name in zip(targets, names):
+        images, issame, folds = load_target(target)
+        for protocol in protocols:
+            faces = apply_protocol(images, issame, protocol, seed=seed, progress=progress)
+            for label, embedder in embedders:
+                steps.set_postfix_str(f"{label} | {name} | {protocol}")
+                emb = embed_images(embedder, faces, batch_size=batch_size, flip=True, progress=progress,
+                                   desc=f"{label} {name} {protocol}")
+                metrics = verification_metrics(emb, issame, nfolds=nfolds, folds=folds,
+                                               far_targets=far_targets)
+                results[label][name][protocol] = metrics_to_json(metrics)
+                if name == roc_name:
+                    fpr, tpr = report.downsample_roc(*metrics["roc"])
+                    rocs[label][protocol] = dict(fpr=fpr, tpr=tpr)
+                steps.update(1)
+            del faces
+        del images
+    steps.close()
+
+    doc = dict(
+        models=[dict(label=label, spec=_spec_text(spec)) for label, spec in models],
+        targets=[t.describe() for t in targets],
+        protocols=protocols,
+        seed=int(seed),
+        table_fars=[report.far_key(f) for f in table_fars],
+        results=results,
+        roc={roc_name: rocs},
+    )
+    if out_dir is not None:
+        doc["files"] = write_compare_outputs(doc, out_dir)
+    return doc
+
+
+def compare_markdown(doc):
+    """Markdown: accuracy (mean ± std over 10 folds, %) and TAR@FAR (%) tables, models as rows and
+    target x protocol as columns."""
+    labels = [m["label"] for m in doc["models"]]
+    names = [t["name"] for t in doc["targets"]]
+    columns = [(n, p) for n in names for p in doc["protocols"]]
+    header = ["model"] + [f"{n} {p}" for n, p in columns]
+    parts = [f"Verification accuracy (%, mean ± std over folds), mask seed {doc['seed']}\n\n"]
+    rows = []
+    for label in labels:
+        cells = [doc["results"][label][n][p] for n, p in columns]
+        rows.append([label] + [report.fmt_percent(c["accuracy"], c["accuracy_std"]) for c in cells])
+    parts.append(report.markdown_table(header, rows))
+    for far in doc.get("table_fars", []):
+        parts.append(f"\nTAR (%) at FAR={far}\n\n")
+        rows = [[label] + [report.fmt_percent(doc["results"][label][n][p]["tar_at_far"].get(far))
+                           for n, p in columns] for label in labels]
+        parts.append(report.markdown_table(header, rows))
+    return "".join(parts)
+
+
+def write_compare_outputs(doc, out_dir):
+    """Write compare.md, compare.json and one ROC PNG per plotted target; returns {kind: path}."""
+    os.makedirs(out_dir, exist_ok=True)
+    files = dict(
+        markdown=report.write_text(os.path.join(out_dir, "compare.md"), compare_markdown(doc)),
+        json=os.path.join(out_dir, "compare.json"),
+    )
+    dashes = ("-", "--", ":", "-.")
+    for name, per_model in doc["roc"].items():
+        # colour = model, line style = protocol
+        curves = [(f"{label} · {protocol}", c["fpr"], c["tpr"],
+                   dict(color=f"C{i % 10}", linestyle=dashes[j % len(dashes)]))
+                  for i, (label, per_protocol) in enumerate(per_model.items())
+                  for j, (protocol, c) in enumerate(per_protocol.items())]
+        files[f"roc_{name}"] = report.plot_roc(curves, os.path.join(out_dir, f"roc_{name}.png"),
+                                               title=f"ROC on {name}")
+    report.write_json(files["json"], dict(doc, files=files))
+    return files
+
+
+def parse_far(text):
+    try:
+        far = float(text)
+    except ValueError:
+        raise ConfigError(f"FAR {text!r} is not a number (e.g. 1e-3)") from None
+    if not 0 < far < 1:
+        raise ConfigError(f"FAR must be between 0 and 1, got {text}")
+    return far
+

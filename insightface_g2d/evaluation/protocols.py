@@ -1,0 +1,157 @@
+"""Masked-face evaluation protocols: which faces of a verification set get a synthetic mask.
+
+  clean          no face is masked (the set as it is)
+  masked-masked  both faces of every pair are masked, each with a random style and position
+  masked-clean   exactly one face of every pair is masked: the first face of even-numbered pairs
+                 and the second face of odd-numbered pairs (pair index i, images 2i and 2i+1), so
+                 both positions and both matched and mismatched pairs are covered equally
+  style:<name>   masked-masked with one mask style only (e.g. style:n95; see MASK_STYLES)
+
+Randomness: image i of the set gets its own generator np.random.default_rng([seed, i]), so the
+result depends only on (seed, image index, image) -- not on batch order or threads -- and a
+given seed reproduces identical bytes.
+"""
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError
+
+PROTOCOLS = ("clean", "masked-masked", "masked-clean")
+
+
+def _mask_styles():
+    from ..data.masks import MASK_STYLES
+
+    return tuple(MASK_STYLES)
+
+
+def list_protocols():
+    """All protocol names, including one style:<name> per mask style."""
+    return PROTOCOLS + tuple(f"style:{s}" for s in _mask_styles())
+
+
+def parse_protocol(protocol):
+    """'masked-masked' -> ('masked-masked', None); 'style:n95' -> ('masked-masked', 'n95')."""
+    if protocol in PROTOCOLS:
+        return protocol, None
+    if isinstance(protocol, str) and protocol.startswith("style:"):
+        style = protocol[len("style:"):]
+        styles = _mask_styles()
+        if style not in styles:
+            raise ConfigError(f"unknown mask style {style!r} in protocol {protocol!r}; styles: {', '.join(styles)}")
+        return "masked-masked", style
+    raise ConfigError(
+        f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)} or style:<name> "
+        "(e.g. style:surgical)"
+    )
+
+
+def protocol_plan(num_images, protocol):
+    """(bool [num_images]: which images the protocol masks, style or None)."""
+    kind, style = parse_protocol(protocol)
+    if num_images % 2:
+        raise DataError(f"a verification set has 2 images per pair, got {num_images} images")
+    if kind == "clean":
+        masked = np.zeros(num_images, dtype=bool)
+    elif kind == "masked-masked":
+        masked = np.ones(num_images, dtype=bool)
+    else:  # masked-clean: pair i masks image 2i + (i % 2)
+        masked = np.zeros(num_images, dtype=bool)
+        pairs = np.arange(num_images // 2)
+        masked[2 * pairs + pairs % 2] = True
+    return masked, style
+
+
+def _synthesizer(synthesizer):
+    if synthesizer is not None:
+        return synthesizer
+    from ..data.masks import MaskSynthesizer
+
+    return MaskSynthesizer()
+
+
+def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progress=False):
+    """Masked copies of uint8 [K, H, W, 3] faces; images[k] is image image_ids[k] of the set and
+    is masked with np.random.default_rng([seed, image_ids[k]])."""
+    synth = _synthesizer(synthesizer)
+    out = np.empty_like(images)
+    for k, i in enumerate(tqdm(image_ids, desc="masking", unit="img", disable=not progress, leave=False)):
+        rng = np.random.default_rng([int(seed), int(i)])
+        out[k], _ = synth.apply(images[k], rng, style=style)
+    return out
+
+
+def apply_protocol(images, issame, protocol, seed=0, synthesizer=None, progress=False):
+    """Faces of a verification set as `protocol` shows them.
+
+    images uint8 [2N, H, W, 3] aligned RGB (pair i = 2i, 2i+1), issame [N] (only checked).
+    Returns a new uint8 array; the input is never modified.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise DataError(f"expected uint8 [2N, H, W, 3] faces, got {images.dtype} {images.shape}")
+    if len(images) != 2 * len(np.asarray(issame).reshape(-1)):
+        raise DataError(f"{len(images)} images for {len(issame)} pairs; need 2 images per pair")
+    masked, style = protocol_plan(len(images), protocol)
+    out = images.copy()
+    idx = np.nonzero(masked)[0]
+    if len(idx):
+        out[idx] = mask_images(images[idx], idx, seed, style, synthesizer, progress)
+    return out
+
+
+def write_masked_bin(src_bin, dst_bin, protocol, seed=0, quality=95, synthesizer=None, progress=True):
+    """Write `src_bin` as `protocol` shows it to `dst_bin` (a `.bin` any insightface tool reads).
+
+    Unmasked images keep their original encoded bytes (no JPEG re-compression); masked ones are
+    JPEG-encoded at `quality`. Returns dict(num_pairs, num_masked, protocol, seed).
+    """
+    from .binfile import decode_images, encode_image, read_bin_records, write_bin_records
+
+    if os.path.abspath(os.fspath(src_bin)) == os.path.abspath(os.fspath(dst_bin)):
+        raise DataError(f"{dst_bin}: refusing to overwrite the source .bin; choose another --out")
+    bins, issame = read_bin_records(src_bin)
+    masked, style = protocol_plan(len(bins), protocol)
+    idx = np.nonzero(masked)[0]
+    if len(idx):
+        faces = decode_images([bins[i] for i in idx], 112, path=os.fspath(src_bin), indices=idx)
+        masked_faces = mask_images(faces, idx, seed, style, synthesizer, progress)
+        bins = list(bins)
+        for k, i in enumerate(idx):
+            bins[i] = encode_image(masked_faces[k], quality)
+    write_bin_records(dst_bin, bins, issame)
+    return dict(num_pairs=len(issame), num_masked=int(len(idx)), protocol=protocol, seed=int(seed))
+
+
+def evaluate_protocols(embedder, images, issame, protocols=("clean",), seed=0, batch_size=64, flip=True,
+                       nfolds=10, folds=None, synthesizer=None, progress=True):
+    """verification_metrics of `embedder` on a set of faces under each protocol: {protocol: metrics}.
+
+    images uint8 [2N, 112, 112, 3] clean aligned faces; issame [N]. Faces a protocol leaves clean
+    are embedded once and shared between protocols; masked faces are embedded per protocol.
+    """
+    from .embedder import embed_images, load_embedder
+    from .verification import verification_metrics
+
+    embedder = load_embedder(embedder)
+    images = np.asarray(images)
+    plans = {p: protocol_plan(len(images), p) for p in protocols}  # validates names up front
+    clean_emb = None
+    results = {}
+    for protocol, (masked, style) in plans.items():
+        if not masked.all() and clean_emb is None:
+            clean_emb = embed_images(embedder, images, batch_size, flip, progress, desc="embedding clean")
+        idx = np.nonzero(masked)[0]
+        if len(idx):
+            faces = mask_images(images[idx], idx, seed, style, synthesizer, progress)
+            masked_emb = embed_images(embedder, faces, batch_size, flip, progress, desc=f"embedding {protocol}")
+            emb = np.empty((len(images), masked_emb.shape[1]), dtype=np.float32)
+            emb[idx] = masked_emb
+            if clean_emb is not None:
+                emb[~masked] = clean_emb[~masked]
+        else:
+            emb = clean_emb
+        results[protocol] = verification_metrics(emb, issame, nfolds=nfolds, folds=folds)
+    return results
