@@ -1,0 +1,100 @@
+"""Writing checkpoints atomically, reading them safely, and carrying RNG states through them.
+
+Every file is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
+over the target with os.replace: a crash or a full disk mid-write leaves the previous file intact.
+Every file is read with torch.load(weights_only=True), so RNG states are stored as tensors and
+plain Python values.
+"""
+import os
+import random
+import tempfile
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+
+def atomic_save(obj, path):
+    """torch.save(obj) to `path` without ever leaving a partial file at `path`."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems do not support fsync on directories
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path):
+    """A checkpoint dict read with weights_only=True; CheckpointError when missing or unreadable."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path!r} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {str(err).splitlines()[0]} "
+                              "(delete it to start the stage over)") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path!r} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def capture_rng():
+    """RNG states of python, numpy, torch (and CUDA) as weights_only-loadable values."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state):
+    """Inverse of capture_rng."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
+                         npst["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed):
+    """Seed python, numpy and torch (all devices)."""
+    seed = int(seed) % (2 ** 32)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,284 @@
+"""Training configs: Python files in arcface_torch's format, merged over `g2d_base.py` and validated.
+
+A config is a Python module that defines `config = edict()` and sets plain values on it, exactly
+like arcface_torch's `configs/base.py` + `configs/<job>.py`. `load_config(job)` executes the
+`g2d_base.py` that sits in the job file's folder (or, when there is none, the packaged
+`recipes/configs/g2d_base.py`), then the job file, and merges them:
+
+- every top-level key of the job must exist in the base (a misspelt key is a ConfigError that
+  suggests the closest known key);
+- `masks` and `eval` are merged key by key; `teacher` is replaced as a whole (it names one kind
+  of teacher);
+- `stages` is the job's list (it decides which stages run, in order); an entry whose name matches
+  a base stage is merged over that base entry, and setting `epochs` or `steps` in the job drops
+  the other one from the base entry. Stage keys are then checked against the stage kind
+  (`training.stages`).
+
+Configs are code: loading one runs it. Only load config files you wrote or trust; this module
+only ever executes the paths the user names (and the `g2d_base.py` beside them).
+"""
+import ast
+import copy
+import difflib
+import os
+import runpy
+from pathlib import Path
+
+from easydict import EasyDict as edict
+
+from ..errors import ConfigError
+
+BASE_NAME = "g2d_base.py"
+OPTIMIZERS = ("sgd", "adamw", "adam")
+MASK_KEYS = ("prob", "styles", "positions")
+TEACHER_KEYS = ("network", "checkpoint", "onnx", "cache", "stage", "num_features", "fp16", "input_range")
+EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
+MERGED_DICTS = ("masks", "eval")
+# Keys whose base value is None but that still have a type.
+_NULLABLE_TYPES = {
+    "output": (str,), "num_classes": (int,), "num_image": (int,), "suffix_run_name": (str,),
+    "checkpoint_every": (int,), "preview_every": (int,), "cpu_threads": (int,),
+}
+
+
+def packaged_base_path():
+    """The `g2d_base.py` of this source tree (recipes/configs/ next to the package)."""
+    return Path(__file__).resolve().parents[2] / "recipes" / "configs" / BASE_NAME
+
+
+def suggest(word, candidates):
+    """' (did you mean 'x'?)' for the closest candidate, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def execute_config_file(path):
+    """Run a config file and return its `config` as a plain dict (deep-copied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        namespace = runpy.run_path(str(path), run_name=f"g2d_config_{path.stem}")
+    except SyntaxError as err:
+        raise ConfigError(f"config file {str(path)!r} line {err.lineno}: syntax error: {err.msg}") from None
+    except Exception as err:  # a config is code; report what went wrong where
+        raise ConfigError(f"config file {str(path)!r} failed to run: {type(err).__name__}: {err}") from None
+    cfg = namespace.get("config")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config file {str(path)!r} must define `config = edict()` (arcface_torch format)")
+    return _plain(cfg)
+
+
+def _plain(value):
+    """edict/dict/list/tuple tree -> plain dicts/lists/tuples (deep copy)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def find_base(job_path):
+    """The g2d_base.py beside the job file, else the packaged one."""
+    beside = Path(job_path).resolve().parent / BASE_NAME
+    if beside.is_file():
+        return beside
+    packaged = packaged_base_path()
+    if packaged.is_file():
+        return packaged
+    raise ConfigError(
+        f"no {BASE_NAME} beside {str(job_path)!r} and no packaged default at {str(packaged)!r}: "
+        f"copy recipes/configs/{BASE_NAME} next to your job file"
+    )
+
+
+def _merge_stage(base_stage, job_stage):
+    merged = dict(base_stage)
+    if "epochs" in job_stage or "steps" in job_stage:
+        merged.pop("epochs", None)
+        merged.pop("steps", None)
+    for key, value in job_stage.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key in ("losses", "masks"):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge(base, job, where="job file"):
+    """Job values over base values (see module doc). Raises ConfigError for unknown keys."""
+    out = _plain(base)
+    for key, value in job.items():
+        if key not in base:
+            raise ConfigError(f"unknown config key {key!r} in {where}{suggest(key, base)}")
+        if key in MERGED_DICTS and isinstance(value, dict) and isinstance(base[key], dict):
+            out[key] = {**base[key], **_plain(value)}
+        elif key == "stages" and isinstance(value, (list, tuple)):
+            by_name = {s.get("name"): s for s in base.get("stages", []) if isinstance(s, dict)}
+            out[key] = [
+                _merge_stage(by_name[s["name"]], _plain(s)) if isinstance(s, dict) and s.get("name") in by_name
+                else _plain(s)
+                for s in value
+            ]
+        else:
+            out[key] = _plain(value)
+    return out
+
+
+def parse_value(text):
+    """A --set value: a Python literal when it parses as one, else the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(cfg, overrides):
+    """Apply "key=value" strings. Dotted keys reach into dicts; `stages.NAME.key=value` into a stage."""
+    for item in overrides or ():
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr=0.01 or "
+                              "--set stages.reform.steps=100")
+        value = parse_value(text.strip())
+        parts = key.split(".")
+        if parts[0] not in cfg:
+            raise ConfigError(f"--set {item!r}: unknown config key {parts[0]!r}{suggest(parts[0], cfg)}")
+        if len(parts) == 1:
+            cfg[key] = value
+            continue
+        if parts[0] == "stages":
+            if len(parts) < 3:
+                raise ConfigError(f"--set {item!r}: use stages.STAGE_NAME.KEY=VALUE")
+            names = [s.get("name") for s in cfg["stages"]]
+            if parts[1] not in names:
+                raise ConfigError(f"--set {item!r}: no stage named {parts[1]!r}{suggest(parts[1], names)}; "
+                                  f"stages: {', '.join(map(str, names))}")
+            target = cfg["stages"][names.index(parts[1])]
+            if parts[2] in ("epochs", "steps") and len(parts) == 3:
+                target.pop("epochs", None)
+                target.pop("steps", None)
+            parts = parts[2:]
+        else:
+            target = cfg[parts[0]]
+            parts = parts[1:]
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: config.{key.split('.')[0]} is not a dict")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a dict")
+        target[parts[-1]] = value
+    return cfg
+
+
+def _type_ok(value, default, key):
+    if value is None:
+        return default is None or key in _NULLABLE_TYPES or key in ("resume", "teacher")
+    if default is None:
+        types = _NULLABLE_TYPES.get(key)
+        return types is None or (isinstance(value, types) and not isinstance(value, bool))
+    if key == "resume":
+        return isinstance(value, (bool, str))
+    if key == "teacher":
+        return isinstance(value, (dict, str))
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _check_subdict(cfg, key, allowed):
+    value = cfg.get(key)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ConfigError(f"config.{key} must be a dict, got {type(value).__name__}")
+    for k in value:
+        if k not in allowed:
+            raise ConfigError(f"unknown key {k!r} in config.{key}{suggest(k, allowed)}; known: {', '.join(allowed)}")
+
+
+def check_masks(masks, where="config.masks"):
+    """Validate a masks dict (prob in [0, 1], known styles and positions)."""
+    prob = masks.get("prob", 1.0)
+    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
+        raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
+    try:
+        from ..data.masks import MASK_POSITIONS, MASK_STYLES
+    except ImportError:  # mask synthesis not installed: nothing to check against
+        return
+    for field, known in (("styles", MASK_STYLES), ("positions", MASK_POSITIONS)):
+        names = masks.get(field)
+        if names is None:
+            continue
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+            raise ConfigError(f"{where}.{field} must be a non-empty list (or None for all), got {names!r}")
+        for n in names:
+            if n not in known:
+                raise ConfigError(f"{where}.{field}: unknown {field[:-1]} {n!r}{suggest(n, known)}; "
+                                  f"known: {', '.join(known)}")
+
+
+def validate(cfg, base):
+    """Check types and values of a merged config; resolve its stages. Returns an edict."""
+    for key, default in base.items():
+        if key in cfg and not _type_ok(cfg[key], default, key):
+            want = type(default).__name__ if default is not None else "/".join(
+                t.__name__ for t in _NULLABLE_TYPES.get(key, ()))
+            raise ConfigError(f"config.{key} = {cfg[key]!r} has the wrong type (expected {want})")
+    from ..backbones.registry import list_models
+
+    if cfg["network"] not in list_models():
+        raise ConfigError(f"config.network {cfg['network']!r} is not a known network"
+                          f"{suggest(cfg['network'], list_models())}; known: {', '.join(list_models())}")
+    if str(cfg["optimizer"]).lower() not in OPTIMIZERS:
+        raise ConfigError(f"config.optimizer {cfg['optimizer']!r} unknown; use one of {', '.join(OPTIMIZERS)}")
+    if len(cfg["margin_list"]) != 3:
+        raise ConfigError(f"config.margin_list must have 3 numbers (m1, m2, m3), got {cfg['margin_list']!r}")
+    for key in ("batch_size", "embedding_size", "gradient_acc"):
+        if cfg[key] < 1:
+            raise ConfigError(f"config.{key} must be >= 1, got {cfg[key]!r}")
+    if cfg.get("num_workers", 0) < 0:
+        raise ConfigError("config.num_workers must be >= 0")
+    _check_subdict(cfg, "masks", MASK_KEYS)
+    check_masks(cfg["masks"])
+    if cfg.get("teacher") is not None:
+        if isinstance(cfg["teacher"], str):
+            pass  # "network:checkpoint", "model.onnx" or a cache directory: checked when built
+        else:
+            _check_subdict(cfg, "teacher", TEACHER_KEYS)
+    _check_subdict(cfg, "eval", EVAL_KEYS)
+    from .stages import resolve_stages
+
+    cfg["stages"] = resolve_stages(cfg)
+    return edict(cfg)
+
+
+def load_config(path, overrides=None):
+    """Load job file `path` over its g2d_base.py, apply `--set` overrides, validate -> edict.
+
+    The result also carries `config_path` (the job file) and `job_name` (its stem, used for the
+    default output folder work_dirs/<job_name>, as arcface_torch does).
+    """
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist (example: recipes/configs/demo.py)")
+    base_path = find_base(path)
+    base = execute_config_file(base_path)
+    for extra in ("config_path", "job_name"):
+        base.setdefault(extra, None)
+    job = {} if path.resolve() == base_path.resolve() else execute_config_file(path)
+    cfg = merge(base, job, where=str(path))
+    cfg = apply_overrides(cfg, overrides)
+    cfg["config_path"] = str(path)
+    cfg["job_name"] = path.stem
+    return validate(cfg, base)

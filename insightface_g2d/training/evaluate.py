@@ -1,0 +1,147 @@
+"""Verification at the end of a run: the trained models on clean and masked pairs of held-out faces.
+
+`config.eval.pairs` is a `.bin` verification set or a dataset spec (e.g. held-out synthetic
+identities "synthetic:ids=100,per_id=8,seed=2048,offset=100000"), from which `num_pairs` pairs are
+drawn with a fixed seed (half genuine). Every model in `config.eval.models` is evaluated under
+each protocol of `evaluation.protocols` (masks drawn with `eval.seed`); the table and JSON go to
+eval.md / eval.json in the output folder.
+"""
+import copy
+import os
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .logger import get_logger
+
+
+def make_pairs(labels, num_pairs, seed=0):
+    """(index pairs int [num_pairs, 2], issame bool [num_pairs]) drawn from item labels, half genuine.
+
+    Genuine pairs: two different items of one identity (chosen among identities with >= 2 items);
+    impostor pairs: items of two different identities. Pair order is shuffled.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), 0x9A125])
+    ids, inverse = np.unique(labels, return_inverse=True)
+    members = [np.nonzero(inverse == k)[0] for k in range(len(ids))]
+    multi = [m for m in members if len(m) >= 2]
+    if not multi or len(ids) < 2:
+        raise DataError("evaluation pairs need at least two identities and one with two or more images")
+    n_pos = num_pairs // 2
+    pairs, same = [], []
+    for _ in range(n_pos):
+        m = multi[rng.integers(len(multi))]
+        a, b = rng.choice(len(m), size=2, replace=False)
+        pairs.append((m[a], m[b]))
+        same.append(True)
+    for _ in range(num_pairs - n_pos):
+        p, q = rng.choice(len(members), size=2, replace=False)
+        pairs.append((members[p][rng.integers(len(members[p]))], members[q][rng.integers(len(members[q]))]))
+        same.append(False)
+    order = rng.permutation(num_pairs)
+    return np.asarray(pairs, dtype=np.int64)[order], np.asarray(same, dtype=bool)[order]
+
+
+def dataset_labels(dataset):
+    labels = getattr(dataset, "labels", None)
+    if labels is not None:
+        return np.asarray(labels)
+    return np.asarray([dataset[i][1] for i in range(len(dataset))])
+
+
+def load_pairs(ev):
+    """(images uint8 [2N, 112, 112, 3], issame bool [N]) of the evaluation set."""
+    source = ev.get("pairs")
+    if not source:
+        raise ConfigError("config.eval.enabled needs config.eval.pairs: a .bin file or a dataset spec of "
+                          "held-out identities (e.g. 'synthetic:ids=100,per_id=8,offset=100000')")
+    if str(source).lower().endswith(".bin"):
+        from ..evaluation.binfile import load_bin
+
+        return load_bin(source)
+    from ..data.factory import build_face_dataset
+
+    dataset = build_face_dataset(source)
+    index, issame = make_pairs(dataset_labels(dataset), int(ev.get("num_pairs") or 1000), ev.get("seed", 0))
+    flat = index.reshape(-1)
+    cache = {}
+    images = np.empty((len(flat), 112, 112, 3), np.uint8)
+    for k, i in enumerate(flat):
+        if i not in cache:
+            cache[i] = np.asarray(dataset[int(i)][0])
+        images[k] = cache[i]
+    return images, issame
+
+
+def default_models(stages):
+    models = {s.name: f"stage:{s.name}" for s in stages if s.kind == "arcface"}
+    if any(s.kind != "arcface" for s in stages):
+        models["G2D"] = "model"
+    return models
+
+
+def resolve_model(spec, models, stages, device):
+    """An embedder for a model spec: "model" (this run's backbone), "stage:NAME" (an arcface
+    stage's network), or anything `evaluation.embedder.load_embedder` takes."""
+    from ..evaluation.embedder import TorchEmbedder, load_embedder
+    from .runner import final_backbone
+
+    if spec == "model":
+        name = final_backbone(models, stages)[0]
+        return TorchEmbedder(copy.deepcopy(models.get(name)), device)
+    if isinstance(spec, str) and spec.startswith("stage:"):
+        name = spec.split(":", 1)[1]
+        if name not in models:
+            raise ConfigError(f"config.eval.models: no module {name!r} in this run (stages: "
+                              f"{', '.join(s.name for s in stages)})")
+        return TorchEmbedder(copy.deepcopy(models.get(name)), device)
+    return load_embedder(spec, device=str(device))
+
+
+def results_table(results, protocols, far):
+    """Markdown table: one row per model; accuracy per protocol, TAR@FAR on the hardest masked protocol."""
+    from ..evaluation.report import fmt_percent, markdown_table
+
+    tar_protocol = "masked-clean" if "masked-clean" in protocols else protocols[-1]
+    header = ["model"] + [f"{p} acc" for p in protocols] + [f"TAR@FAR={far:.0e} ({tar_protocol})"]
+    rows = []
+    for label, per_protocol in results.items():
+        row = [label] + [fmt_percent(per_protocol[p]["accuracy"], per_protocol[p]["accuracy_std"]) for p in protocols]
+        tar = per_protocol[tar_protocol]["tar_at_far"].get(far)
+        row.append(fmt_percent(tar))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
+def evaluate_run(cfg, models, stages, output, device="cpu"):
+    """Evaluate the configured models; write eval.json and eval.md; return the JSON-ready dict."""
+    from ..evaluation.protocols import evaluate_protocols
+    from ..evaluation.report import write_json
+    from ..evaluation.verification import metrics_to_json
+
+    log = get_logger()
+    ev = cfg.eval
+    protocols = tuple(ev.get("protocols") or ("clean", "masked-masked", "masked-clean"))
+    far = float(ev.get("far") or 1e-2)
+    specs = ev.get("models") or default_models(stages)
+    images, issame = load_pairs(ev)
+    log.info(f"evaluation: {len(issame)} pairs from {ev.get('pairs')}, protocols {', '.join(protocols)}")
+    results, doc = {}, {"pairs": str(ev.get("pairs")), "num_pairs": int(len(issame)), "seed": ev.get("seed", 0),
+                        "protocols": list(protocols), "models": {}}
+    for label, spec in specs.items():
+        embedder = resolve_model(spec, models, stages, device)
+        metrics = evaluate_protocols(embedder, images, issame, protocols=protocols, seed=int(ev.get("seed", 0)),
+                                     batch_size=int(ev.get("batch_size") or 64), nfolds=int(ev.get("nfolds") or 10),
+                                     progress=True)
+        results[label] = metrics
+        doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in metrics.items()}}
+    table = results_table(results, protocols, far)
+    doc["table"] = table
+    write_json(os.path.join(output, "eval.json"), doc)
+    with open(os.path.join(output, "eval.md"), "w") as f:
+        f.write(f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n")
+        f.write(table)
+    log.info(f"evaluation written to {os.path.join(output, 'eval.md')} and eval.json")
+    print(table, flush=True)
+    return doc

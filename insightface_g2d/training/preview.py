@@ -1,0 +1,61 @@
+"""PNG grids of faces during training: one row each for masked, restored (if any) and clean faces."""
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from ..data.transforms import to_image
+
+
+def face_grid(rows, pad=2):
+    """rows: list of N x 3 x H x W tensors in [-1, 1] -> uint8 RGB image (rows stacked, N per row)."""
+    strips = []
+    for row in rows:
+        imgs = to_image(row)  # N x H x W x 3
+        n, h, w, _ = imgs.shape
+        strip = np.full((h, n * (w + pad) - pad, 3), 255, np.uint8)
+        for i in range(n):
+            strip[:, i * (w + pad):i * (w + pad) + w] = imgs[i]
+        strips.append(strip)
+    width = max(s.shape[1] for s in strips)
+    out = []
+    for i, s in enumerate(strips):
+        if s.shape[1] < width:
+            s = np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
+        out.append(s)
+        if i < len(strips) - 1:
+            out.append(np.full((pad, width, 3), 255, np.uint8))
+    return np.concatenate(out)
+
+
+def write_png(path, rgb):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not cv2.imwrite(os.fspath(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def preview_batch(dataset, count=8):
+    """The first `count` items of a MaskedPairDataset, collated: dict of tensors (fixed across the run)."""
+    items = [dataset[i] for i in range(min(count, len(dataset)))]
+    return {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in ("masked", "clean")}
+
+
+@torch.no_grad()
+def write_preview(path, stage, batch, ctx):
+    """Grid of masked / restored / clean faces of `batch` with every module in eval mode."""
+    modes = {n: m.training for n, m in ctx.models.modules.items()}
+    for m in ctx.models.modules.values():
+        m.eval()
+    try:
+        masked = batch["masked"].to(ctx.device)
+        rows = [masked]
+        restored = stage.restore(masked, ctx)
+        if restored is not None:
+            rows.append(restored.float())
+        rows.append(batch["clean"].to(ctx.device))
+        return write_png(path, face_grid(rows))
+    finally:
+        for n, m in ctx.models.modules.items():
+            m.train(modes[n])

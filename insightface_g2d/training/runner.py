@@ -1,0 +1,286 @@
+"""A whole training run: the config's stages in order, then model.pt and the optional evaluation.
+
+Output folder:
+    config.json               the resolved config
+    training.log, scalars.csv (tensorboard/ when TensorBoard is installed)
+    checkpoint_gpu_<rank>.pt  step checkpoint of the stage in progress (one per process)
+    stage_<name>.pt           every module after stage <name> (also what marks it finished)
+    <arcface stage>_model.pt  plain state dict of a network trained by an arcface stage
+    model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
+    previews/*.png            masked / restored / clean faces
+    eval.json, eval.md        the evaluation when config.eval.enabled
+    run_summary.json          what ran, how long, where things are
+"""
+import json
+import os
+import time
+
+import torch
+
+
+from ..errors import CheckpointError, ConfigError
+from .checkpoint import atomic_save, load_checkpoint, seed_everything
+from .distributed import barrier, setup, teardown
+from .logger import ScalarWriter, format_eta, setup_logging
+from .loop import StageRun, build_checkpoint, checkpoint_modules, checkpoint_name, stage_file
+from .models import ModelSet
+from .signals import GracefulStop
+from .stages import build_stage
+from .teacher import TeacherProvider
+
+
+def output_dir(cfg, output=None):
+    return output or cfg.get("output") or os.path.join("work_dirs", cfg.get("job_name") or "g2d")
+
+
+def load_dataset(cfg):
+    from ..data.factory import build_face_dataset
+
+    dataset = build_face_dataset(cfg.rec)
+    if cfg.get("num_classes") not in (None, dataset.num_classes):
+        raise ConfigError(f"config.num_classes = {cfg.num_classes} but dataset {cfg.rec!r} has {dataset.num_classes} "
+                          "identities; fix num_classes (or set it to None to take it from the data)")
+    return dataset
+
+
+def stage_dataset(base, stage, seed, num_workers=0):
+    """MaskedPairDataset over `base` with the stage's mask settings."""
+    from ..data.masked_pairs import MaskedPairDataset
+
+    masks = stage.spec.masks
+    prob = stage.mask_prob()
+    synth = None
+    if prob > 0:
+        from ..data.masks import MaskSynthesizer
+
+        synth = MaskSynthesizer(styles=masks.get("styles"), positions=tuple(masks.get("positions") or
+                                                                            ("normal", "high", "low")))
+        if num_workers > 0:
+            synth.warmup()  # build the template bank once here; forked workers share it
+    return MaskedPairDataset(base, mask_prob=prob, styles=masks.get("styles"), seed=int(seed), flip=True,
+                             synthesizer=synth)
+
+
+def build_models(stages, num_classes, seed):
+    """Every module any stage needs, built in a fixed order from a fixed seed (so reruns match)."""
+    seed_everything(seed)
+    models = ModelSet()
+    for stage in stages:
+        for name, factory in stage.module_factories(num_classes).items():
+            if name not in models:
+                models.add(name, factory())
+    return models
+
+
+def final_backbone(models, stages):
+    """(module name, network name, embedding size) of what model.pt holds."""
+    if "backbone" in models:
+        return "backbone", stages[0].cfg.network, int(stages[0].cfg.embedding_size)
+    arcface = [s for s in stages if s.kind == "arcface"]
+    if not arcface:
+        return None
+    s = arcface[-1]
+    return s.name, s.spec.network, int(s.spec.embedding_size)
+
+
+def _resolve_resume(resume, cfg):
+    if resume is None:
+        resume = cfg.get("resume")
+        resume = "auto" if resume in (None, False, True, "") else resume
+    return str(resume)
+
+
+class Run:
+    """State shared across the stages of one `run_training` call."""
+
+    def __init__(self, cfg, output, rt, resume, on_step=None):
+        self.cfg, self.output, self.rt, self.on_step = cfg, output, rt, on_step
+        self.resume = resume
+        self.log = setup_logging(output, rt.rank)
+        self.scalars = ScalarWriter(output, enabled=rt.is_main)
+        self.base = load_dataset(cfg)
+        self.stages = [build_stage(s, cfg) for s in cfg.stages]
+        self.models = build_models(self.stages, self.base.num_classes, cfg.seed).to(rt.device)
+        self.teachers = TeacherProvider(self.models, self.stages, self.base, rt.device)
+        self.finished = []
+        self.times = {}
+
+    def path(self, name):
+        return os.path.join(self.output, name)
+
+    def is_finished(self, stage):
+        return os.path.isfile(self.path(stage_file(stage.name)))
+
+    def load_finished(self, stage):
+        ckpt = load_checkpoint(self.path(stage_file(stage.name)))
+        self.models.load_state_dicts(checkpoint_modules(ckpt), source=stage_file(stage.name))
+        self.finished.append(stage.name)
+        try:
+            before = json.loads(ckpt.get("stage_spec") or "{}")
+        except ValueError:
+            before = {}
+        now = json.loads(json.dumps(stage.spec, sort_keys=True, default=str))
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if before and changed:
+            self.log.warning(f"stage {stage.name} was finished with other settings ({', '.join(changed)}); "
+                             f"using it as it is (delete {stage_file(stage.name)} to train it again)")
+
+    def teachers_for(self, stage):
+        targets, grad = stage.teacher_use()
+        spec = stage.spec.teacher
+        teacher = self.teachers.get(spec, stage.name, False, self.finished) if targets else None
+        grad_teacher = self.teachers.get(spec, stage.name, True, self.finished) if grad else None
+        if teacher is not None and stage.kind == "reform" and stage.spec.losses.get("rd1"):
+            if teacher.dim != int(self.cfg.embedding_size):
+                raise ConfigError(
+                    f"stage {stage.name!r}: teacher embeddings have {teacher.dim} dimensions but embedding_size is "
+                    f"{self.cfg.embedding_size}; set embedding_size = {teacher.dim} or losses.rd1 = 0")
+        return teacher, grad_teacher
+
+    def find_resume(self, stage):
+        """The step checkpoint to continue `stage` from, or None."""
+        if self.resume == "never":
+            return None, None
+        if self.resume == "auto":
+            path = self.path(checkpoint_name(self.rt.rank))
+            if not os.path.isfile(path):
+                return None, None
+            ckpt = load_checkpoint(path)
+            if ckpt.get("stage") != stage.name:
+                self.log.info(f"ignoring {path}: it belongs to stage {ckpt.get('stage')!r}")
+                return None, None
+            return ckpt, path
+        path = self.resume.replace("{rank}", str(self.rt.rank))  # one file per rank under torchrun
+        ckpt = load_checkpoint(path)
+        if ckpt.get("stage") != stage.name:
+            raise CheckpointError(f"--resume {path}: it belongs to stage {ckpt.get('stage')!r} but the next "
+                                  f"stage to run is {stage.name!r}")
+        self.resume = "auto"  # an explicit file is used once
+        return ckpt, path
+
+    def run_stage(self, index, stage, stop):
+        cfg, rt = self.cfg, self.rt
+        ckpt, source = self.find_resume(stage)
+        if ckpt is None:
+            seed_everything(cfg.seed + 1000 * (index + 1))  # a stage's randomness does not depend on earlier ones
+        teacher, grad_teacher = self.teachers_for(stage)
+        dataset = stage_dataset(self.base, stage, cfg.seed, cfg.num_workers)
+        preview = None
+        if rt.is_main:
+            from .preview import preview_batch
+
+            preview = preview_batch(dataset)
+        run = StageRun(stage, self.models, dataset, rt, self.output, seed=cfg.seed, num_workers=cfg.num_workers,
+                       frequent=cfg.frequent, teacher=teacher, grad_teacher=grad_teacher, stop=stop,
+                       scalars=self.scalars, preview_batch=preview, on_step=self.on_step)
+        if ckpt is not None:
+            run.resume_from(ckpt, source)
+        self.log.info(f"stage {stage.name} ({stage.kind}): {run.total_steps} steps, batch {stage.spec.batch_size} x "
+                      f"{rt.world_size} process(es), train {', '.join(stage.spec.train)}, losses "
+                      f"{', '.join(f'{k}={v:g}' for k, v in stage.spec.losses.items() if v)}")
+        t0 = time.time()
+        status = run.run()
+        self.times[stage.name] = self.times.get(stage.name, 0.0) + time.time() - t0
+        if status == "stopped":
+            return status
+        if rt.is_main:
+            ckpt = build_checkpoint(run.trainer, run.position, finished=True)
+            for name, state in stage.exports(self.models).items():
+                atomic_save({k: v.detach().cpu() for k, v in state.items()}, self.path(name))
+            atomic_save(ckpt, self.path(stage_file(stage.name)))
+            run._write_preview("final")
+        barrier(rt)
+        step_ckpt = run.checkpoint_path
+        if os.path.isfile(step_ckpt):
+            os.unlink(step_ckpt)  # superseded by stage_<name>.pt
+        self.finished.append(stage.name)
+        self.log.info(f"stage {stage.name} finished in {format_eta(self.times[stage.name])}: "
+                      f"{self.path(stage_file(stage.name))}")
+        return status
+
+    def write_model(self):
+        found = final_backbone(self.models, self.stages)
+        if found is None:
+            self.log.info("no backbone or arcface network in this config: no model.pt")
+            return None, None, None
+        name, network, dim = found
+        state = {k: v.detach().cpu() for k, v in self.models.get(name).state_dict().items()}
+        path = atomic_save(state, self.path("model.pt"))
+        self.log.info(f"model.pt: {network} backbone, embedding {dim} "
+                      f"(load: get_model({network!r}, num_features={dim}).load_state_dict(torch.load(path)))")
+        return path, network, dim
+
+
+def run_training(cfg, output=None, device="auto", stage=None, resume=None, evaluate=True, on_step=None):
+    """Run the config's stages (or only `stage`), skipping finished ones; resume per `resume`
+    ("auto": continue the step checkpoint of the current stage, "never", or a checkpoint path).
+    Returns a summary dict (status "finished" | "stopped" | "partial")."""
+    rt = setup(device)
+    if not rt.cuda and cfg.get("cpu_threads"):
+        torch.set_num_threads(int(cfg.cpu_threads))
+    output = output_dir(cfg, output)
+    try:
+        os.makedirs(output, exist_ok=True)
+        run = Run(cfg, output, rt, _resolve_resume(resume, cfg), on_step)
+        names = [s.name for s in run.stages]
+        if stage is not None and stage not in names:
+            from .config import suggest
+
+            raise ConfigError(f"--stage {stage!r}: no such stage{suggest(stage, names)}; stages: {', '.join(names)}")
+        if rt.is_main:
+            with open(run.path("config.json"), "w") as f:
+                json.dump(cfg, f, indent=2, default=str)
+        run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
+                     f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
+        for s in run.stages:  # fail before training on missing teacher files
+            if (stage is None or s.name == stage) and any(s.teacher_use()) and not run.is_finished(s):
+                from .teacher import check_teacher_files
+
+                check_teacher_files(s.spec.teacher, s.name)
+        status = "finished"
+        t0 = time.time()
+        def on_signal(sig):
+            run.log.warning(f"{sig}: finishing the current step and saving a checkpoint "
+                            "(Ctrl-C again aborts without saving)")
+
+        with GracefulStop(on_request=on_signal) as stop:
+            for index, st in enumerate(run.stages):
+                if run.is_finished(st):
+                    run.log.info(f"stage {st.name}: already finished ({stage_file(st.name)}), skipping")
+                    run.load_finished(st)
+                    continue
+                if stage is not None and st.name != stage:
+                    if index < names.index(stage):
+                        run.log.warning(f"stage {st.name} has not run: stage {stage} starts without its training")
+                    continue
+                status = run.run_stage(index, st, stop)
+                if status == "stopped":
+                    break
+        summary = {"output": os.path.abspath(output), "status": status, "stage_seconds": run.times,
+                   "seconds": time.time() - t0, "finished_stages": list(run.finished)}
+        if status == "stopped":
+            run.log.warning(f"stopped; checkpoint saved. Resume with the same command (g2d-train "
+                            f"{cfg.get('config_path')} --output {output}), --resume auto is the default")
+        elif len(run.finished) == len(run.stages):
+            if rt.is_main:
+                path, network, dim = run.write_model()
+                if path:
+                    summary.update(model=path, network=network, embedding_size=dim)
+                ev = cfg.get("eval") or {}
+                if evaluate and ev.get("enabled"):
+                    from .evaluate import evaluate_run
+
+                    t1 = time.time()
+                    summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
+                    summary["eval_seconds"] = time.time() - t1
+            barrier(rt)
+        else:
+            summary["status"] = "partial"
+        summary["total_seconds"] = time.time() - t0
+        if rt.is_main:
+            with open(run.path("run_summary.json"), "w") as f:
+                json.dump(summary, f, indent=2, default=str)
+        run.scalars.close()
+        return summary
+    finally:
+        teardown(rt)

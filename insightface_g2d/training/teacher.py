@@ -1,0 +1,77 @@
+"""Teachers of a run, built from `config.teacher` (or a stage's own `teacher`) when a stage needs one.
+
+Besides what `teachers.build_teacher` accepts, a config may name a stage of the same run:
+`teacher = dict(stage="baseline")` uses the network trained by the `arcface` stage "baseline"
+(the CPU demo trains its own teacher this way).
+"""
+import copy
+import os
+
+from ..errors import CheckpointError, ConfigError
+
+
+def describe(spec):
+    if isinstance(spec, dict):
+        return ", ".join(f"{k}={v!r}" for k, v in spec.items())
+    return repr(spec)
+
+
+def check_teacher_files(spec, stage_name):
+    """Fail early (before any training) when a teacher file named in the config is missing."""
+    if spec is None:
+        raise ConfigError(
+            f"stage {stage_name!r} needs a teacher: set config.teacher = dict(network='r100', "
+            "checkpoint='ms1mv3_arcface_r100_fp16/backbone.pth') (or onnx=..., cache=..., stage=...)")
+    if isinstance(spec, str):
+        return
+    if "stage" in spec:
+        return
+    if spec.get("network") and not spec.get("checkpoint"):
+        raise ConfigError(
+            f"stage {stage_name!r}: config.teacher names network {spec['network']!r} but no checkpoint; set "
+            "config.teacher.checkpoint to its arcface_torch backbone.pth (e.g. ms1mv3_arcface_r100_fp16/backbone.pth)")
+    for key in ("checkpoint", "onnx"):
+        path = spec.get(key)
+        if path and not os.path.isfile(os.fspath(path)):
+            raise CheckpointError(
+                f"teacher {key} {os.fspath(path)!r} (stage {stage_name!r}) does not exist; download it or fix "
+                "config.teacher")
+    if spec.get("cache") and not os.path.isdir(os.fspath(spec["cache"])):
+        raise CheckpointError(f"teacher cache {os.fspath(spec['cache'])!r} (stage {stage_name!r}) does not exist; "
+                              "build it with g2d-cache build or fix config.teacher.cache")
+
+
+class TeacherProvider:
+    """Builds (once) and hands out the teachers stages ask for."""
+
+    def __init__(self, models, stages, dataset, device):
+        self.models, self.dataset, self.device = models, dataset, device
+        self.stage_specs = {s.name: s.spec for s in stages}
+        self._built = {}
+
+    def get(self, spec, stage_name, differentiable=False, finished=()):
+        check_teacher_files(spec, stage_name)
+        key = (describe(spec), bool(differentiable))
+        if key not in self._built:
+            self._built[key] = self._build(spec, stage_name, differentiable, finished)
+        return self._built[key]
+
+    def _build(self, spec, stage_name, differentiable, finished):
+        if isinstance(spec, dict) and "stage" in spec:
+            source = spec["stage"]
+            other = self.stage_specs.get(source)
+            if other is None or other.get("kind") != "arcface":
+                raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not an arcface stage "
+                                  "of this config")
+            if source not in finished:
+                raise ConfigError(f"stage {stage_name!r} uses the network of stage {source!r} as teacher, but "
+                                  f"{source!r} has not been trained yet: run it first (drop --stage)")
+            from ..teachers import TorchTeacher
+
+            net = copy.deepcopy(self.models.get(source))
+            return TorchTeacher.from_module(net, name=f"stage:{source}", device=self.device,
+                                            differentiable=differentiable)
+        from ..teachers import build_teacher
+
+        spec = {k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec
+        return build_teacher(spec, dataset=self.dataset, device=str(self.device), differentiable=differentiable)
