@@ -14,7 +14,11 @@ setup(
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["insightface_g2d", "insightface_g2d.*"]),
+    packages=find_packages(include=["insightface_g2d", "insightface_g2d.*"]) + ["insightface_g2d.recipes"],
+    # The recipe configs and the arcface_torch patch live in recipes/ at the top of the repository;
+    # wheels carry them as insightface_g2d/recipes so g2d-train and g2d-arcface find them there too.
+    package_dir={"insightface_g2d.recipes": "recipes"},
+    package_data={"insightface_g2d.recipes": ["*.md", "configs/*.py", "arcface_torch/*"]},
     install_requires=[
         "torch>=2.1",
         "numpy",

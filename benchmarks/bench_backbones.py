@@ -14,44 +14,60 @@ from insightface_g2d import get_model
 from insightface_g2d.backbones.flops import count_macs, count_params
 
 
-def images_per_second(model, batch, device, repeats, amp=False):
+def make_runner(model, batch, device, amp=False):
+    """A closure running one timed forward pass; returns seconds."""
     x = torch.randn(batch, 3, 112, 112, device=device)
-    ctx = torch.autocast("cuda", dtype=torch.float16) if amp else torch.autocast("cpu", enabled=False)
-    with torch.no_grad(), ctx:
-        model(x)  # warm-up (allocations, kernels, cudnn autotune)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = float("inf")
-        for _ in range(repeats):  # best of N: least disturbed by other processes
+    ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else (lambda: torch.autocast("cpu", enabled=False))
+
+    def run():
+        with torch.no_grad(), ctx():
+            if device == "cuda":
+                torch.cuda.synchronize()
             start = time.perf_counter()
             model(x)
             if device == "cuda":
                 torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return batch / best
+            return time.perf_counter() - start
+
+    run()  # warm-up (allocations, kernels, cudnn autotune)
+    return run
+
+
+def interleaved_images_per_second(models, batch, device, repeats, amp=False):
+    """Best-of-`repeats` images/s per network, networks timed round-robin.
+
+    Round-robin means every network sees the same machine load on average, so the ratios to r50
+    stay meaningful on a shared machine even when absolute figures drift.
+    """
+    runners = {name: make_runner(m, batch, device, amp) for name, m in models.items()}
+    best = {name: float("inf") for name in models}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            best[name] = min(best[name], run())
+    return {name: batch / t for name, t in best.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--networks", nargs="+", default=["g2d_t", "g2d_s", "g2d", "g2d_l", "mbf", "r50", "r100"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 64])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     names = list(dict.fromkeys(args.networks + ["r50"]))
 
-    rows = {}
-    for name in names:
-        model = get_model(name).eval()
-        row = dict(params=count_params(model) / 1e6, gmacs=count_macs(model) / 1e9)
-        for b in args.batches:
-            row[f"cpu_b{b}"] = images_per_second(model, b, "cpu", args.repeats)
-        if torch.cuda.is_available():
-            row["gpu_b256_amp"] = images_per_second(model.cuda(), 256, "cuda", args.repeats, amp=True)
-        rows[name] = row
-        print(f"measured {name}", flush=True)
+    models = {name: get_model(name).eval() for name in names}
+    rows = {name: dict(params=count_params(m) / 1e6, gmacs=count_macs(m) / 1e9) for name, m in models.items()}
+    for b in args.batches:
+        for name, ips in interleaved_images_per_second(models, b, "cpu", args.repeats).items():
+            rows[name][f"cpu_b{b}"] = ips
+        print(f"measured batch {b}", flush=True)
+    if torch.cuda.is_available():
+        cuda_models = {name: m.cuda() for name, m in models.items()}
+        for name, ips in interleaved_images_per_second(cuda_models, 256, "cuda", args.repeats, amp=True).items():
+            rows[name]["gpu_b256_amp"] = ips
 
     ref = rows["r50"]
     cols = [k for k in ref if k.startswith(("cpu", "gpu"))]

@@ -187,3 +187,51 @@ def test_job_files_load_in_arcface_torch(tmp_path, job):
     assert cfg.network == ours.network
     for key in ("rec", "num_classes", "num_image", "num_epoch", "warmup_epoch", "val_targets"):
         assert key in cfg, f"{job.name} must set arcface_torch's job key {key}"
+
+
+def test_real_valued_keys_accept_floats_whatever_the_base_spells(tmp_path):
+    """arcface_torch's base.py writes `interclass_filtering_threshold = 0` and `warmup_epoch = 0`:
+    a g2d_base.py in that style still takes 0.2 / 1.5 there, while count keys stay strict ints."""
+    base = (CONFIGS / "g2d_base.py").read_text()
+    for key in ("interclass_filtering_threshold", "warmup_epoch"):
+        assert f"config.{key} = 0.0" in base
+        base = base.replace(f"config.{key} = 0.0", f"config.{key} = 0")
+    (tmp_path / "g2d_base.py").write_text(base)
+    job = write_job(tmp_path)
+    cfg = load_config(job, ["interclass_filtering_threshold=0.2", "warmup_epoch=1.5"])
+    assert cfg.interclass_filtering_threshold == 0.2 and cfg.warmup_epoch == 1.5
+    for bad in ("batch_size=8.0", "interclass_filtering_threshold=True", "warmup_epoch='1'"):
+        with pytest.raises(ConfigError, match="has the wrong type"):
+            load_config(job, [bad])
+
+
+@pytest.mark.parametrize("sets, pattern", [
+    (["margin_list=[None, None, None]"], r"config.margin_list must be 3 numbers"),
+    (["stages.base.margin_list=('a', 'b', 'c')"], r"stage 'base': margin_list must be 3 numbers"),
+    (["stages.base.scale=0"], r"stage 'base': scale must be a number > 0"),
+    (["stages.base.inputs=5"], r"inputs must be a list"),
+    (["stages.base.embedding_size=2.5"], r"embedding_size must be an integer >= 1"),
+    (["stages.base.interclass_filtering_threshold='x'"], r"interclass_filtering_threshold must be a number"),
+    (["stages.inpaint.betas=(0.5, 1.0)"], r"betas must be two numbers in \[0, 1\)"),
+    (["stages.inpaint.d_betas=[None, None]"], r"d_betas must be two numbers"),
+    (["stages.inpaint.hole_weight='6'"], r"hole_weight must be a number"),
+    (["stages.inpaint.d_lr=-1"], r"d_lr must be a number > 0"),
+    (["stages.reform.train=5"], r"train must be a list of module names"),
+    (["stages.reform.train=['{', '{x}']"], r"cannot train module '\{'"),
+    (["stages=0", "stages.reform.steps=3"], r"config.stages is not a list of stages"),
+])
+def test_stage_values_are_checked_before_training(tmp_path, sets, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write_job(tmp_path), sets)
+
+
+@pytest.mark.parametrize("line, pattern", [
+    ("config.margin_list = (1.0, float('nan'), 0.0)", r"config.margin_list must be 3 numbers"),
+    ("config.margin_list = (1.0, 10**400, 0.0)", r"config.margin_list must be 3 numbers"),
+    ("config.stages[2]['lr'] = float('inf')", r"stage 'reform': lr must be a number > 0"),
+    ("config.stages[2]['steps'] = 10**400", r"stage 'reform': steps must be an integer >= 1"),
+    ("config.stages[2]['epochs'] = float('nan'); del config.stages[2]['steps']", r"epochs must be a number > 0"),
+])
+def test_non_finite_numbers_are_refused(tmp_path, line, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write_job(tmp_path, extra=line + "\n"))

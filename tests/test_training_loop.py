@@ -169,3 +169,60 @@ def test_reform_from_a_teacher_cache_matches_the_live_teacher(tmp_path):
     b = module_states(tmp_path / "cached" / "stage_reform.pt")["backbone"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-4), k
+
+
+def test_resume_removes_stale_temporary_checkpoints(tmp_path, monkeypatch):
+    """Finding T1: a process SIGKILLed inside atomic_save leaves `.<file>.<random>.tmp`; the next
+    run deletes this rank's leftovers (logging it) and resumes exactly, touching nothing else."""
+    from insightface_g2d.training import checkpoint as ckpt_mod
+
+    stages = """[dict(name="base", kind="arcface", network="g2d_t", steps=3, optimizer="adamw", lr=1e-3)]"""
+    cfg = load_config(write_job(tmp_path, stages))
+    out = tmp_path / "run"
+    assert run_training(cfg, output=str(out), on_step=lambda run, s: run.stop.request())["status"] == "stopped"
+
+    # a write killed before its rename (no cleanup runs): the file name a SIGKILL leaves behind
+    class Killed(BaseException):
+        pass
+
+    def killed_replace(*args):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(ckpt_mod.os, "replace", killed_replace)
+        m.setattr(ckpt_mod.os, "unlink", lambda *a: None)
+        with pytest.raises(Killed):
+            ckpt_mod.atomic_save({"junk": torch.zeros(1000)}, out / "checkpoint_gpu_0.pt")
+    killed = [p.name for p in out.iterdir() if p.name.startswith(".checkpoint_gpu_0.pt.")]
+    assert len(killed) == 1 and killed[0].endswith(".tmp")
+    stale = killed + [".stage_base.pt.k2j4h6g8.tmp", ".model.pt.abcdefgh.tmp", ".base_model.pt.x_y_z123.tmp",
+                      ".checkpoint_gpu_3.pt.qwertyui.tmp"]  # rank 3 of an earlier, larger run
+    keep = ["notes.tmp", ".config.json.abcdefgh.tmp", "my.pt", ".checkpoint_gpu_0.pt.tmp.bak"]
+    for name in stale[1:] + keep:
+        (out / name).write_bytes(b"x" * 10)
+
+    steps = []
+    done = run_training(cfg, output=str(out), on_step=lambda run, s: steps.append(s))
+    assert done["status"] == "finished" and steps == [2, 3]  # resumed after step 1
+    left = sorted(p.name for p in out.iterdir())
+    assert not set(stale) & set(left) and set(keep) <= set(left)
+    log = (out / "training.log").read_text()
+    assert "removed 5 temporary checkpoint file(s)" in log and killed[0] in log
+
+
+def test_stale_temporary_files_are_cleaned_by_the_rank_that_writes_them():
+    from insightface_g2d.training.checkpoint import temp_target
+    from insightface_g2d.training.runner import owns_temp_target
+
+    assert temp_target(".checkpoint_gpu_1.pt.a1b2c3d4.tmp") == "checkpoint_gpu_1.pt"
+    assert temp_target(".stage_re.form.pt.zz_zz_zz.tmp") == "stage_re.form.pt"
+    for name in ("checkpoint_gpu_1.pt", "x.tmp", ".x.tmp", "..tmp", ".checkpoint_gpu_1.pt.a1b2-c3d4.tmp"):
+        assert temp_target(name) is None, name
+    # world size 2: each rank its own step checkpoint; rank 0 also the files only it writes and
+    # the step checkpoints of ranks beyond the world (a resume with fewer processes)
+    owned = {rank: [t for t in ("checkpoint_gpu_0.pt", "checkpoint_gpu_1.pt", "checkpoint_gpu_2.pt",
+                                "stage_reform.pt", "model.pt", "base_model.pt", "config.json")
+                    if owns_temp_target(t, rank, 2)] for rank in (0, 1)}
+    assert owned == {0: ["checkpoint_gpu_0.pt", "checkpoint_gpu_2.pt", "stage_reform.pt", "model.pt",
+                         "base_model.pt"],
+                     1: ["checkpoint_gpu_1.pt"]}

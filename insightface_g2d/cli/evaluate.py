@@ -8,6 +8,7 @@ from .common import make_parser, run_cli
 SUBCOMMAND_MODULES = (
     "insightface_g2d.cli.eval_verify",   # verify, write-masked-bin, pairs
     "insightface_g2d.cli.eval_compare",  # compare, ijb, export-onnx
+    "insightface_g2d.cli.eval_make_bin",  # make-bin
 )
 
 

@@ -47,7 +47,11 @@ def margin_kind(margin_list):
     plain normalised softmax); otherwise m3 > 0 -> additive cosine margin m3 (CosFace), m1 and m2
     ignored; anything else is rejected.
     """
-    m1, m2, m3 = (float(m) for m in margin_list)
+    try:
+        m1, m2, m3 = (float(m) for m in margin_list)
+    except (TypeError, ValueError, OverflowError):  # not iterable, not 3 items, items not (float-sized) numbers
+        raise ConfigError(f"margin_list must be 3 numbers (m1, m2, m3), e.g. (1.0, 0.5, 0.0) for ArcFace, "
+                          f"got {margin_list!r}") from None
     if m1 == 1.0 and m3 == 0.0:
         return "arcface"
     if m3 > 0.0:

@@ -4,9 +4,13 @@ Every file is written to a temporary file in the same folder, flushed and fsync'
 over the target with os.replace: a crash or a full disk mid-write leaves the previous file intact.
 Every file is read with torch.load(weights_only=True), so RNG states are stored as tensors and
 plain Python values.
+
+A process killed while writing (SIGKILL, OOM killer, preemption) leaves its temporary file
+`.<target>.<random>.tmp` behind; `remove_stale_temps` deletes such leftovers when a run starts.
 """
 import os
 import random
+import re
 import tempfile
 
 import numpy as np
@@ -15,12 +19,50 @@ import torch
 from ..errors import CheckpointError
 
 
+TEMP_SUFFIX = ".tmp"
+# `.<target>.<mkstemp's random part>.tmp`, exactly what atomic_save creates
+_TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def temp_target(filename):
+    """The target file name of an atomic_save temporary file name, or None for any other name."""
+    match = _TEMP_RE.match(filename)
+    return match.group("target") if match else None
+
+
+def remove_stale_temps(folder, owns):
+    """Delete atomic_save temporaries in `folder` whose target name satisfies `owns(name)`.
+
+    Only call this when no process of the run is writing yet: a live write's temporary file looks
+    the same. Returns [(file name, size in bytes)] of what was removed.
+    """
+    removed = []
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return removed
+    for filename in names:
+        target = temp_target(filename)
+        if target is None or not owns(target):
+            continue
+        path = os.path.join(folder, filename)
+        try:
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            size = os.path.getsize(path)
+            os.unlink(path)
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        removed.append((filename, size))
+    return removed
+
+
 def atomic_save(obj, path):
     """torch.save(obj) to `path` without ever leaving a partial file at `path`."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -58,11 +100,22 @@ def load_checkpoint(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"cannot read checkpoint {path!r}: {str(err).splitlines()[0]} "
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {_reason(path, err)} "
                               "(delete it to start the stage over)") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path!r} holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+def _reason(path, err):
+    """One line on why torch.load failed; never empty (an empty file raises EOFError(''))."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty (0 bytes; an interrupted copy or a full disk?)"
+    except OSError:
+        pass
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def capture_rng():

@@ -20,6 +20,7 @@ only ever executes the paths the user names (and the `g2d_base.py` beside them).
 import ast
 import copy
 import difflib
+import math
 import os
 import runpy
 from pathlib import Path
@@ -39,11 +40,19 @@ _NULLABLE_TYPES = {
     "output": (str,), "num_classes": (int,), "num_image": (int,), "suffix_run_name": (str,),
     "checkpoint_every": (int,), "preview_every": (int,), "cpu_threads": (int,),
 }
+# Real-valued keys: an int or a float whatever the base file writes. arcface_torch's base writes
+# `interclass_filtering_threshold = 0` and `warmup_epoch = 0` as ints, so a g2d_base.py copied in
+# that style must not turn `0.2` into a type error; count-like int keys (batch_size, seed, ...) stay
+# strictly int.
+REAL_KEYS = ("interclass_filtering_threshold", "warmup_epoch", "sample_rate", "lr", "momentum", "weight_decay")
 
 
 def packaged_base_path():
-    """The `g2d_base.py` of this source tree (recipes/configs/ next to the package)."""
-    return Path(__file__).resolve().parents[2] / "recipes" / "configs" / BASE_NAME
+    """The shipped `g2d_base.py`: inside the package in a wheel install (insightface_g2d/recipes/
+    configs), else recipes/configs/ of the source tree next to the package (editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    in_wheel = package / "recipes" / "configs" / BASE_NAME
+    return in_wheel if in_wheel.is_file() else package.parent / "recipes" / "configs" / BASE_NAME
 
 
 def suggest(word, candidates):
@@ -66,7 +75,11 @@ def execute_config_file(path):
     cfg = namespace.get("config")
     if not isinstance(cfg, dict):
         raise ConfigError(f"config file {str(path)!r} must define `config = edict()` (arcface_torch format)")
-    return _plain(cfg)
+    try:
+        return _plain(cfg)
+    except Exception as err:  # a value deepcopy cannot copy (a module, a generator, ...)
+        raise ConfigError(f"config file {str(path)!r}: a value cannot be copied ({type(err).__name__}: {err}); "
+                          "configs hold plain values (numbers, strings, lists, dicts)") from None
 
 
 def _plain(value):
@@ -116,9 +129,13 @@ def merge(base, job, where="job file"):
         if key in MERGED_DICTS and isinstance(value, dict) and isinstance(base[key], dict):
             out[key] = {**base[key], **_plain(value)}
         elif key == "stages" and isinstance(value, (list, tuple)):
-            by_name = {s.get("name"): s for s in base.get("stages", []) if isinstance(s, dict)}
+            base_stages = base.get("stages")
+            base_stages = base_stages if isinstance(base_stages, (list, tuple)) else []
+            # only string names are looked up: any other name (a list, ...) is refused by resolve_stage
+            by_name = {s["name"]: s for s in base_stages if isinstance(s, dict) and isinstance(s.get("name"), str)}
             out[key] = [
-                _merge_stage(by_name[s["name"]], _plain(s)) if isinstance(s, dict) and s.get("name") in by_name
+                _merge_stage(by_name[s["name"]], _plain(s))
+                if isinstance(s, dict) and isinstance(s.get("name"), str) and s["name"] in by_name
                 else _plain(s)
                 for s in value
             ]
@@ -131,7 +148,7 @@ def parse_value(text):
     """A --set value: a Python literal when it parses as one, else the string itself."""
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # e.g. "{[1]: 2}": unhashable key
         return text
 
 
@@ -153,7 +170,11 @@ def apply_overrides(cfg, overrides):
         if parts[0] == "stages":
             if len(parts) < 3:
                 raise ConfigError(f"--set {item!r}: use stages.STAGE_NAME.KEY=VALUE")
-            names = [s.get("name") for s in cfg["stages"]]
+            stages = cfg["stages"]
+            if not isinstance(stages, (list, tuple)) or not all(isinstance(s, dict) for s in stages):
+                raise ConfigError(f"--set {item!r}: config.stages is not a list of stages (it is {stages!r}, "
+                                  "e.g. after an earlier --set stages=...); set the whole list instead")
+            names = [s.get("name") for s in stages]
             if parts[1] not in names:
                 raise ConfigError(f"--set {item!r}: no stage named {parts[1]!r}{suggest(parts[1], names)}; "
                                   f"stages: {', '.join(map(str, names))}")
@@ -187,13 +208,34 @@ def _type_ok(value, default, key):
         return isinstance(value, (dict, str))
     if isinstance(default, bool):
         return isinstance(value, bool)
+    if isinstance(default, float) or (key in REAL_KEYS and isinstance(default, int)):
+        return _is_real(value)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     return isinstance(value, type(default))
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite_real(value):
+    """A real number that float() can hold and that is not nan/inf."""
+    try:
+        return _is_real(value) and math.isfinite(value)
+    except OverflowError:  # an int too big for a float
+        return False
+
+
+def check_margin_list(margin_list, where="config.margin_list"):
+    """Three finite real numbers (m1, m2, m3), as arcface_torch's CombinedMarginLoss takes."""
+    ok = isinstance(margin_list, (list, tuple)) and len(margin_list) == 3 and all(
+        _finite_real(m) for m in margin_list)
+    if not ok:
+        raise ConfigError(f"{where} must be 3 numbers (m1, m2, m3) like (1.0, 0.5, 0.0) for ArcFace or "
+                          f"(1.0, 0.0, 0.4) for CosFace, got {margin_list!r}")
 
 
 def _check_subdict(cfg, key, allowed):
@@ -228,6 +270,19 @@ def check_masks(masks, where="config.masks"):
                                   f"known: {', '.join(known)}")
 
 
+def check_teacher(teacher, where="config.teacher"):
+    """None, a string spec, or a dict of known teacher keys (what each means is checked when built)."""
+    if teacher is None or isinstance(teacher, str):
+        return
+    if not isinstance(teacher, dict):
+        raise ConfigError(f"{where} must be a dict like dict(network='r100', checkpoint='backbone.pth') or a "
+                          f"string, got {teacher!r}")
+    for k in teacher:
+        if k not in TEACHER_KEYS:
+            raise ConfigError(f"unknown key {k!r} in {where}{suggest(k, TEACHER_KEYS)}; "
+                              f"known: {', '.join(TEACHER_KEYS)}")
+
+
 def validate(cfg, base):
     """Check types and values of a merged config; resolve its stages. Returns an edict."""
     for key, default in base.items():
@@ -242,13 +297,14 @@ def validate(cfg, base):
                           f"{suggest(cfg['network'], list_models())}; known: {', '.join(list_models())}")
     if str(cfg["optimizer"]).lower() not in OPTIMIZERS:
         raise ConfigError(f"config.optimizer {cfg['optimizer']!r} unknown; use one of {', '.join(OPTIMIZERS)}")
-    if len(cfg["margin_list"]) != 3:
-        raise ConfigError(f"config.margin_list must have 3 numbers (m1, m2, m3), got {cfg['margin_list']!r}")
+    check_margin_list(cfg["margin_list"])
     for key in ("batch_size", "embedding_size", "gradient_acc"):
         if cfg[key] < 1:
             raise ConfigError(f"config.{key} must be >= 1, got {cfg[key]!r}")
     if cfg.get("num_workers", 0) < 0:
         raise ConfigError("config.num_workers must be >= 0")
+    if cfg.get("cpu_threads") is not None and cfg["cpu_threads"] < 1:
+        raise ConfigError(f"config.cpu_threads must be >= 1 (or None for torch's default), got {cfg['cpu_threads']!r}")
     _check_subdict(cfg, "masks", MASK_KEYS)
     check_masks(cfg["masks"])
     if cfg.get("teacher") is not None:

@@ -13,13 +13,14 @@ Output folder:
 """
 import json
 import os
+import re
 import time
 
 import torch
 
 
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import atomic_save, load_checkpoint, seed_everything
+from .checkpoint import atomic_save, load_checkpoint, remove_stale_temps, seed_everything
 from .distributed import barrier, setup, teardown
 from .logger import ScalarWriter, format_eta, setup_logging
 from .loop import StageRun, build_checkpoint, checkpoint_modules, checkpoint_name, stage_file
@@ -81,6 +82,32 @@ def final_backbone(models, stages):
         return None
     s = arcface[-1]
     return s.name, s.spec.network, int(s.spec.embedding_size)
+
+
+_STEP_CKPT_RE = re.compile(r"checkpoint_gpu_(\d+)\.pt")
+
+
+def owns_temp_target(target, rank, world_size):
+    """Whether this rank cleans up stale temporaries of file `target` at start: its own step
+    checkpoint; rank 0 also every other .pt it alone writes (stage_*.pt, model.pt, exports) and the
+    step checkpoints of ranks that no longer exist (a resume with fewer processes)."""
+    match = _STEP_CKPT_RE.fullmatch(target)
+    if match:
+        owner = int(match.group(1))
+        return owner == rank or (rank == 0 and owner >= world_size)
+    return rank == 0 and target.endswith(".pt")
+
+
+def remove_stale_temp_files(output, rt, log):
+    """Delete the temporary checkpoint files a killed earlier run left (atomic_save writes
+    `.<file>.<random>.tmp` and renames it; SIGKILL mid-write leaves it, as large as a checkpoint).
+    Runs before this run writes anything; each rank only touches the files it writes itself."""
+    removed = remove_stale_temps(output, lambda target: owns_temp_target(target, rt.rank, rt.world_size))
+    if removed:
+        size = sum(n for _, n in removed)
+        log.warning(f"removed {len(removed)} temporary checkpoint file(s) ({size / 2 ** 20:.1f} MiB) left by an "
+                    f"interrupted run: {', '.join(name for name, _ in removed)}")
+    return removed
 
 
 def _resolve_resume(resume, cfg):
@@ -217,11 +244,15 @@ def run_training(cfg, output=None, device="auto", stage=None, resume=None, evalu
     Returns a summary dict (status "finished" | "stopped" | "partial")."""
     rt = setup(device)
     if not rt.cuda and cfg.get("cpu_threads"):
+        if int(cfg.cpu_threads) < 1:
+            teardown(rt)
+            raise ConfigError(f"cpu_threads / --threads must be >= 1, got {cfg.cpu_threads}")
         torch.set_num_threads(int(cfg.cpu_threads))
     output = output_dir(cfg, output)
     try:
         os.makedirs(output, exist_ok=True)
         run = Run(cfg, output, rt, _resolve_resume(resume, cfg), on_step)
+        remove_stale_temp_files(output, rt, run.log)
         names = [s.name for s in run.stages]
         if stage is not None and stage not in names:
             from .config import suggest

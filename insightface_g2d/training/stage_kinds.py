@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ConfigError
 from .models import frozen
-from .stages import Stage, register_stage_kind
+from .stages import Stage, _number, check_betas, register_stage_kind
 
 G2D_NETWORKS_HINT = "set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l)"
 
@@ -41,7 +41,7 @@ def _check_inputs(spec, where):
     inputs = spec.get("inputs")
     if isinstance(inputs, str):
         inputs = spec["inputs"] = (inputs,)
-    if not inputs or any(i not in ("masked", "clean") for i in inputs):
+    if not isinstance(inputs, (list, tuple)) or not inputs or any(i not in ("masked", "clean") for i in inputs):
         raise ConfigError(f"stage {where!r}: inputs must be a list of 'masked' and/or 'clean', got {inputs!r}")
     spec["inputs"] = tuple(inputs)
 
@@ -75,10 +75,17 @@ class InpaintStage(Stage):
                               "add it to train or set losses.adversarial = 0")
         for key in ("decoder_widths", "disc_widths"):
             w = spec.get(key)
-            if w is not None and (not isinstance(w, (list, tuple)) or not all(isinstance(c, int) and c > 0 for c in w)):
+            counts = isinstance(w, (list, tuple)) and all(
+                isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in w)
+            if w is not None and not counts:
                 raise ConfigError(f"stage {spec['name']!r}: {key} must be a list of channel counts, got {w!r}")
         if spec["decoder_widths"] is not None and len(spec["decoder_widths"]) != 3:
             raise ConfigError(f"stage {spec['name']!r}: decoder_widths needs 3 numbers (28, 56, 112 px levels)")
+        where = f"stage {spec['name']!r}"
+        _number(spec, "d_lr", where, 0, exclusive=True)
+        _number(spec, "hole_weight", where, 0, allow_none=False)
+        if spec.get("d_betas") is not None:
+            spec["d_betas"] = check_betas(spec["d_betas"], where, key="d_betas")
 
     def module_factories(self, num_classes):
         from ..backbones.g2d import G2D_SPECS, InpaintingDecoder, PatchDiscriminator, build_inpainter
@@ -184,13 +191,21 @@ class _HeadStage(Stage):
 
     @classmethod
     def validate(cls, spec, cfg):
+        from .config import check_margin_list
+
+        where = f"stage {spec['name']!r}"
         _check_inputs(spec, spec["name"])
-        if spec.get("head") not in ("softmax", "margin"):
-            raise ConfigError(f"stage {spec['name']!r}: head must be 'softmax' or 'margin', got {spec.get('head')!r}")
+        if not isinstance(spec.get("head"), str) or spec["head"] not in ("softmax", "margin"):
+            raise ConfigError(f"{where}: head must be 'softmax' or 'margin', got {spec.get('head')!r}")
         if spec.get("margin_list") is None:
-            spec["margin_list"] = tuple(cfg.get("margin_list"))
+            spec["margin_list"] = cfg.get("margin_list")
+        check_margin_list(spec["margin_list"], where=f"{where}: margin_list")
+        spec["margin_list"] = tuple(spec["margin_list"])
+        _number(spec, "scale", where, 0, exclusive=True, allow_none=False)
         if spec.get("interclass_filtering_threshold") is None:
-            spec["interclass_filtering_threshold"] = float(cfg.get("interclass_filtering_threshold") or 0.0)
+            spec["interclass_filtering_threshold"] = cfg.get("interclass_filtering_threshold") or 0.0
+        _number(spec, "interclass_filtering_threshold", where)
+        spec["interclass_filtering_threshold"] = float(spec["interclass_filtering_threshold"])
         if spec["head"] == "margin":
             from ..losses.heads import margin_kind
 
@@ -307,6 +322,8 @@ class ArcFaceStage(_HeadStage):
                               f"{suggest(spec['network'], list_models())}")
         if spec.get("embedding_size") is None:
             spec["embedding_size"] = int(cfg.get("embedding_size"))
+        _number(spec, "embedding_size", f"stage {spec['name']!r}", 1, integer=True)
+        spec["embedding_size"] = int(spec["embedding_size"])
 
     @property
     def head_module(self):

@@ -11,6 +11,7 @@ None fall back to the top-level config (batch_size, optimizer, lr, momentum, wei
 gradient_acc, checkpoint_every, preview_every, teacher); `losses` and `masks` are merged over the
 kind's defaults and `config.masks`.
 """
+import math
 import re
 
 from easydict import EasyDict as edict
@@ -142,8 +143,11 @@ def _number(spec, key, where, minimum=None, integer=False, allow_none=True, excl
             return
         raise ConfigError(f"{where}: {key} must be set")
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if integer:
-        ok = ok and float(value).is_integer()
+    if ok:
+        try:
+            ok = math.isfinite(value) and (not integer or float(value).is_integer())
+        except OverflowError:  # an int past float's range: no sane length or rate
+            ok = False
     if ok and minimum is not None:
         ok = value > minimum if exclusive else value >= minimum
     if not ok:
@@ -152,9 +156,18 @@ def _number(spec, key, where, minimum=None, integer=False, allow_none=True, excl
         raise ConfigError(f"{where}: {key} must be {what}{bound}, got {value!r}")
 
 
+def check_betas(betas, where, key="betas"):
+    """Adam's (beta1, beta2): two numbers in [0, 1) -> tuple of floats; else ConfigError."""
+    ok = isinstance(betas, (list, tuple)) and len(betas) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in betas)
+    if not ok:
+        raise ConfigError(f"{where}: {key} must be two numbers in [0, 1) like (0.5, 0.9), got {betas!r}")
+    return tuple(float(b) for b in betas)
+
+
 def resolve_stage(entry, cfg, index):
     """A config stage entry -> fully resolved spec dict (every key set). Raises ConfigError."""
-    from .config import OPTIMIZERS, check_masks
+    from .config import OPTIMIZERS, check_masks, check_teacher
 
     where = f"config.stages[{index}]"
     if not isinstance(entry, dict):
@@ -166,7 +179,7 @@ def resolve_stage(entry, cfg, index):
     if name in RESERVED_NAMES:
         raise ConfigError(f"{where}: {name!r} is a module name; call the stage something else")
     kind_name = entry.get("kind") or name
-    if kind_name not in STAGE_KINDS:
+    if not isinstance(kind_name, str) or kind_name not in STAGE_KINDS:
         raise ConfigError(f"{where}: unknown stage kind {kind_name!r}{_suggest(kind_name, STAGE_KINDS)}; "
                           f"known kinds: {', '.join(sorted(STAGE_KINDS))} (set kind= for a custom name)")
     kind = STAGE_KINDS[kind_name]
@@ -211,10 +224,7 @@ def resolve_stage(entry, cfg, index):
     if spec["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"{where}: optimizer {spec['optimizer']!r} unknown{_suggest(spec['optimizer'], OPTIMIZERS)}; "
                           f"use one of {', '.join(OPTIMIZERS)}")
-    betas = spec["betas"]
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-        raise ConfigError(f"{where}: betas must be two numbers like (0.5, 0.9), got {betas!r}")
-    spec["betas"] = tuple(float(b) for b in betas)
+    spec["betas"] = check_betas(spec["betas"], where)
     losses = spec.get("losses") or {}
     if not isinstance(losses, dict):
         raise ConfigError(f"{where}: losses must be a dict {{term: weight}}, got {losses!r}")
@@ -222,15 +232,22 @@ def resolve_stage(entry, cfg, index):
         if term not in kind.loss_weights:
             raise ConfigError(f"{where}: unknown loss term {term!r}{_suggest(term, kind.loss_weights)}; "
                               f"{kind_name} has: {', '.join(kind.loss_weights)}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ConfigError(f"{where}: loss weight of {term!r} must be a number >= 0, got {weight!r}")
+        _number(losses, term, f"{where}: losses", 0, allow_none=False)  # finite, >= 0
     spec["losses"] = {**kind.loss_weights, **{k: float(v) for k, v in losses.items()}}
     if not any(spec["losses"].values()):
         raise ConfigError(f"{where}: every loss weight is 0; nothing to train")
     train = spec.get("train")
-    train = list(kind.trainable) if train is None else ([train] if isinstance(train, str) else list(train))
-    train = [str(m).format(name=name) for m in train]
-    allowed = [m.format(name=name) for m in kind.allowed_train]
+    if train is None:
+        train = list(kind.trainable)
+    elif isinstance(train, str):
+        train = [train]
+    elif isinstance(train, (list, tuple)):
+        train = list(train)
+    else:
+        raise ConfigError(f"{where}: train must be a list of module names like ['reformer'], got {train!r}")
+    # only the literal "{name}" is a placeholder: str.format would choke on any other brace
+    train = [m.replace("{name}", name) if isinstance(m, str) else m for m in train]
+    allowed = [m.replace("{name}", name) for m in kind.allowed_train]
     for module in train:
         if module not in allowed:
             raise ConfigError(f"{where}: cannot train module {module!r}{_suggest(module, allowed)}; "
@@ -248,6 +265,7 @@ def resolve_stage(entry, cfg, index):
             raise ConfigError(f"{where}: unknown masks key {key!r}{_suggest(key, MASK_KEYS)}")
     spec["masks"] = {**(cfg.get("masks") or {}), **masks}
     check_masks(spec["masks"], where=f"{where} masks")
+    check_teacher(spec["teacher"], where=f"{where} teacher")
     kind.validate(spec, cfg)
     return spec
 
