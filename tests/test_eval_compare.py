@@ -20,14 +20,7 @@ from insightface_g2d.evaluation.report import fmt_percent
 PROTOCOLS = ["clean", "masked-masked"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets at small batches gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP's spinning threads make these tests several times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pairs_from_faces(n_pairs=12, seed=0):

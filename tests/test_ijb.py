@@ -21,14 +21,7 @@ CROP = 136  # loose crop size
 FARS = (0.01, 0.1, 0.25, 0.5)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets at small batches gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP's spinning threads make these tests several times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_ijb(root, seed=0):

@@ -14,14 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 NUM_FEATURES = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets at small batches gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP's spinning threads make these tests several times slower; restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_g2d(seed=0):

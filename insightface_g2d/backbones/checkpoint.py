@@ -10,26 +10,35 @@ from ..errors import CheckpointError
 _NESTED_KEYS = ("state_dict_backbone", "backbone", "state_dict", "model")
 
 
+def load_tensor_file(path, what="checkpoint", hint=""):
+    """A dict read with `torch.load(weights_only=True)`: tensors and plain types, never code.
+
+    CheckpointError when missing, empty, corrupt, unsafe or not a dict; `hint` says what to do.
+    """
+    path = os.fspath(path)
+    suffix = f" ({hint})" if hint else ""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{what} {path!r} does not exist{suffix}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if os.path.getsize(path) == 0:
+            reason = "the file is empty (0 bytes; an interrupted copy or a full disk?)"
+        raise CheckpointError(f"cannot read {what} {path!r}: {reason}{suffix}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{what} {path!r} holds a {type(obj).__name__}, expected a dict{suffix}")
+    return obj
+
+
 def read_state_dict(source):
     """A plain state dict from a path or a dict; never unpickles arbitrary objects."""
     if isinstance(source, dict):
         state = source
     else:
-        path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise CheckpointError(f"checkpoint {path!r} does not exist (expected a backbone.pth / model.pt file)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many types for corrupt or unsafe files
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            if os.path.getsize(path) == 0:
-                reason = "the file is empty (an interrupted copy or a full disk?)"
-            raise CheckpointError(
-                f"cannot read checkpoint {path!r}: {reason} "
-                "(only plain tensor state dicts are accepted; re-save with torch.save(model.state_dict()))"
-            ) from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint holds a {type(state).__name__}, expected a state dict")
+        state = load_tensor_file(
+            source, hint="expected a backbone.pth / model.pt state dict; "
+            "re-save with torch.save(model.state_dict())")
     for key in _NESTED_KEYS:
         if key in state and isinstance(state[key], dict):
             state = state[key]

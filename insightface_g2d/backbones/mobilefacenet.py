@@ -3,7 +3,6 @@
 Every building block keeps its parameters in a `layers` Sequential, as arcface_torch does, so
 its `backbone.pth` for `mbf` / `mbf_large` loads unchanged.
 """
-import torch
 from torch import nn
 
 from .common import autocast_if

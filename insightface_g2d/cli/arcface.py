@@ -2,7 +2,7 @@
 import sys
 
 from ..integration import MANIFEST_NAME, install, status, uninstall
-from .common import make_parser, run_cli
+from .common import make_parser, run_cli, run_subcommand
 
 EXAMPLE = """g2d-arcface install ~/insightface/recognition/arcface_torch --dry-run
   g2d-arcface install ~/insightface/recognition/arcface_torch
@@ -38,12 +38,7 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return args.func(args)
+    return run_subcommand(build_parser(), argv)
 
 
 def _report(plan, dry_run, done_line, nothing_line):

@@ -3,7 +3,7 @@ import os
 import sys
 
 from ..errors import ConfigError
-from .common import make_parser, run_cli
+from .common import make_parser, run_cli, run_subcommand
 
 
 def _dataset(spec):
@@ -111,12 +111,7 @@ def cmd_info(args):
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return args.func(args)
+    return run_subcommand(build_parser(), argv)
 
 
 def entry():

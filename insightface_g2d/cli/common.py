@@ -29,3 +29,17 @@ def make_parser(prog, description, example):
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def run_subcommand(parser, argv=None, check=None):
+    """Parse `argv`, then call the chosen subcommand's `func(args)`; without one, print help (exit 2).
+
+    `check(parser, args)` may reject argument combinations with `parser.error`.
+    """
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if check is not None:
+        check(parser, args)
+    return args.func(args)

@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-from .common import make_parser, run_cli
+from .common import make_parser, run_cli, run_subcommand
 
 SUBCOMMAND_MODULES = (
     "insightface_g2d.cli.eval_verify",   # verify, write-masked-bin, pairs
@@ -32,12 +32,7 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return args.func(args)
+    return run_subcommand(build_parser(), argv)
 
 
 def entry():

@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.image_io import MAX_PHOTO_PIXELS, read_image_file
 from ..errors import DataError
-from .common import make_parser, run_cli
+from .common import make_parser, run_cli, run_subcommand
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -28,11 +29,8 @@ def list_images(root):
 
 
 def read_rgb(path):
-    """uint8 [H, W, 3] RGB; DataError for a missing or undecodable file."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataError(f"cannot read image {path} (missing, unreadable or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """uint8 [H, W, 3] RGB; DataError for a missing, undecodable or hostile (huge header) file."""
+    return read_image_file(path, hint="", max_pixels=MAX_PHOTO_PIXELS)
 
 
 def write_rgb(path, img, quality=95):
@@ -314,15 +312,13 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+def _check_options(parser, args):
     if getattr(args, "crop", False) and not args.landmarks:
         parser.error("--crop needs --landmarks")
-    return args.func(args)
+
+
+def main(argv=None):
+    return run_subcommand(build_parser(), argv, check=_check_options)
 
 
 def entry():

@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..backbones.checkpoint import load_tensor_file
 
 
 TEMP_SUFFIX = ".tmp"
@@ -94,28 +94,7 @@ def _fsync_dir(folder):
 
 def load_checkpoint(path):
     """A checkpoint dict read with weights_only=True; CheckpointError when missing or unreadable."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"cannot read checkpoint {path!r}: {_reason(path, err)} "
-                              "(delete it to start the stage over)") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"checkpoint {path!r} holds a {type(obj).__name__}, expected a dict")
-    return obj
-
-
-def _reason(path, err):
-    """One line on why torch.load failed; never empty (an empty file raises EOFError(''))."""
-    try:
-        if os.path.getsize(path) == 0:
-            return "the file is empty (0 bytes; an interrupted copy or a full disk?)"
-    except OSError:
-        pass
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    return load_tensor_file(path, hint="delete it to start the stage over")
 
 
 def capture_rng():
