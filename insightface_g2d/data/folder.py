@@ -3,10 +3,10 @@ import hashlib
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 from torch.utils.data import Dataset
 
+from insightface_g2d.data.image_io import fit_square, read_image_file
 from insightface_g2d.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -44,18 +44,10 @@ def scan_image_folder(root):
 def read_face(path, size=112):
     """Read an image file as uint8 [size, size, 3] RGB (resized when needed).
 
-    Raises DataError naming the file when it is missing or cannot be decoded.
+    Raises DataError naming the file when it is missing, cannot be decoded, or has a header
+    claiming a huge size (refused before decoding, see image_io).
     """
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise DataError(f"cannot read image {path}: missing, empty or not a decodable image; "
-                        f"replace or delete the file")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[:2] != (size, size):
-        shrink = img.shape[0] > size or img.shape[1] > size
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return img
+    return fit_square(read_image_file(path), size)
 
 
 class ImageFolderFaces(Dataset):

@@ -37,6 +37,8 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
+from . import image_io
+from .image_io import image_bytes_problem
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -194,72 +196,9 @@ def _unpack_header(record, where):
 
 
 # ------------------------------------------------------------------------------------------ images
-# Decoded-size limit. OpenCV allocates (and libjpeg fills) the full claimed size before it finds
-# that the data is short: a 3 KB JPEG whose SOF claims 30000x30000 takes 35 s and 5 GB, and a PNG
-# with a corrupt chunk length makes OpenCV 4.11 allocate gigabytes. Faces are far below this.
-MAX_IMAGE_PIXELS = 1 << 24
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT/JPG/DAC)
-
-
-def _png_problem(data):
-    """Why `data` (PNG bytes) must not reach the decoder, or None: chunk walk up to IEND."""
-    n = len(data)
-    if n < 33 or bytes(data[12:16]) != b"IHDR":
-        return "a PNG without its IHDR header chunk"
-    width, height = struct.unpack_from(">II", data, 16)
-    if not width or not height or width * height > MAX_IMAGE_PIXELS:
-        return f"a PNG that claims {width}x{height} pixels (limit {MAX_IMAGE_PIXELS} pixels)"
-    pos = 8
-    while pos + 12 <= n:
-        length = struct.unpack_from(">I", data, pos)[0]
-        if pos + 12 + length > n:
-            return f"a PNG whose chunk at byte {pos} ({length} bytes) runs past the end of the data"
-        if bytes(data[pos + 4:pos + 8]) == b"IEND":
-            return None
-        pos += 12 + length
-    return "a PNG that ends before its IEND chunk (truncated)"
-
-
-def _jpeg_problem(data):
-    """Why `data` (JPEG bytes) must not reach the decoder, or None: frame size from the SOF segment."""
-    n, pos = len(data), 2
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None  # not a marker where one is expected: leave the verdict to the decoder
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            pos += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
-            return None
-        length = struct.unpack_from(">H", data, pos + 2)[0]
-        if marker in _JPEG_SOF and pos + 9 <= n:
-            height, width = struct.unpack_from(">HH", data, pos + 5)
-            if width * height > MAX_IMAGE_PIXELS:
-                return f"a JPEG that claims {width}x{height} pixels (limit {MAX_IMAGE_PIXELS} pixels)"
-            return None
-        pos += 2 + length
-    return None
-
-
-def image_bytes_problem(data):
-    """Cheap structural check of encoded image bytes before decoding: a reason string, or None.
-
-    Refuses PNGs whose chunk lengths run past the data or that lack IHDR/IEND, and PNG/JPEG
-    headers that claim more than MAX_IMAGE_PIXELS pixels (a corrupt or hostile size field would
-    otherwise make the decoder allocate and fill gigabytes). Other formats are left to OpenCV.
-    """
-    data = memoryview(data).cast("B")
-    head = bytes(data[:8])
-    if head == _PNG_SIGNATURE:
-        return _png_problem(data)
-    if head[:2] == b"\xff\xd8":
-        return _jpeg_problem(data)
-    return None
+# Header checks before decoding (hostile PNG/JPEG size fields, corrupt PNG chunk lengths) live in
+# image_io, shared with every other reader of user images.
+MAX_IMAGE_PIXELS = image_io.MAX_IMAGE_PIXELS
 
 
 def decode_image(payload, where="record"):

@@ -14,6 +14,8 @@ from .recordio import IndexedRecordIO, _unpack_header, decode_image
 log = logging.getLogger(__name__)
 
 FACE_SIZE = 112
+_MIN_RECORD_BYTES = 8 + 24  # frame header + IRHeader: no image record is smaller
+_MAX_LABEL = 1 << 24  # float32 holds every integer up to here exactly; larger class ids cannot be trusted
 
 
 def resolve_recordio_paths(path, idx_path=None):
@@ -74,9 +76,16 @@ class RecordIOFaces(torch.utils.data.Dataset):
                     raise DataError(f"{r.rec_path}, record key 0: a header record with {header.flag} label; "
                                     "arcface_torch's header needs 2 (first identity record, end)")
                 first, end = float(header.label[0]), float(header.label[1])
-                if not (first >= 1 and first == int(first)):
+                if not (math.isfinite(first) and first >= 1 and first == int(first)):
                     raise DataError(f"{r.rec_path}, record key 0: header label {header.label.tolist()} does not "
                                     "give a valid first identity record; the file header is corrupt")
+                # checked before allocating the key range: a corrupt label must not ask for 64 GiB
+                claimed = int(first) - 1
+                if claimed * _MIN_RECORD_BYTES > r.size or (claimed > len(r) and not self.skip_bad):
+                    raise DataError(f"{r.rec_path}, record key 0: header says images are records 1..{claimed} "
+                                    f"but {r.idx_path} has {len(r)} entries and the .rec {r.size} bytes; the "
+                                    "header is corrupt or the .idx belongs to another file: re-create the .rec "
+                                    "or rebuild the index (python -m insightface_g2d.data.recordio index REC)")
                 keys = np.arange(1, int(first), dtype=np.int64)
                 missing = int((~r.has_keys(keys)).sum())
                 if missing and not self.skip_bad:
@@ -106,6 +115,9 @@ class RecordIOFaces(torch.utils.data.Dataset):
         if not (math.isfinite(label) and label >= 0 and label == int(label)):
             raise DataError(f"{self.reader.rec_path}, record key {key}: label {label} is not a whole number "
                             ">= 0; class labels must be integer class ids (wrong file or corrupt record)")
+        if label > _MAX_LABEL:
+            raise DataError(f"{self.reader.rec_path}, record key {key}: label {label:.0f} is past 2**24, where "
+                            "float32 labels stop being exact integers; the record is corrupt (or not a class id)")
         return int(label)
 
     def _load(self, key):

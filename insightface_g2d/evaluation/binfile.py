@@ -9,16 +9,23 @@ object as a call `_codecs.encode(text, "latin1")`.
 A pickle can run any callable it names, so this module never uses `pickle.load` directly: the
 unpickler below resolves only the three names such files need, each replaced by a checked
 stand-in that can only build bytes (see `_SAFE_GLOBALS`). Anything else (`os.system`,
-`subprocess.Popen`, `numpy` reconstructors, ...) is refused before it can be called.
+`subprocess.Popen`, `numpy` reconstructors, ...) is refused before it can be called. The
+stand-ins refuse BUILD (which would otherwise set attributes on them), and `_prescan` walks the
+opcodes first, refusing memo indices and lengths that would make CPython's unpickler allocate
+gigabytes before anything is refused. Images are decoded through `data.image_io`, which refuses
+headers claiming huge sizes before OpenCV allocates them.
 """
 import io
 import os
 import pickle
+import pickletools
+import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
+from ..data.image_io import fit_square, try_decode_image_bytes
 from ..errors import DataError
 
 # ---------------------------------------------------------------- restricted unpickling
@@ -26,9 +33,12 @@ from ..errors import DataError
 
 def _latin1_encode(text, encoding="utf-8", errors="strict"):
     """Stand-in for `_codecs.encode` as Python 3 pickles bytes (protocol <= 2): str -> latin-1 bytes only."""
-    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") != "latin1":
+    if (not isinstance(text, str) or not isinstance(encoding, str)
+            or encoding.lower().replace("-", "").replace("_", "") != "latin1"):
         raise pickle.UnpicklingError(f"_codecs.encode is only allowed as (str, 'latin1'), got encoding {encoding!r}")
-    return text.encode("latin-1", errors)
+    if errors != "strict":  # a named handler would be looked up in the codecs registry
+        raise pickle.UnpicklingError(f"_codecs.encode is only allowed with errors='strict', got {errors!r}")
+    return text.encode("latin-1")
 
 
 def _bytes_from(*args):
@@ -51,14 +61,37 @@ def _bytearray_from(*args):
     raise pickle.UnpicklingError("bytearray(...) in a .bin pickle may only copy bytes")
 
 
+class _StandIn:
+    """What `find_class` hands the unpickler: callable like the stand-in function, and nothing else.
+
+    The BUILD opcode may target any object on the stack, globals included, and would set
+    attributes on a plain function (e.g. its `__defaults__`, for every later load). These objects
+    have no instance dict (`__slots__ = ()`) and refuse BUILD in `__setstate__`.
+    """
+
+    __slots__ = ()
+    _fn = None  # the stand-in function (set by each subclass)
+
+    def __call__(self, *args):
+        return type(self)._fn(*args)
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("BUILD on an allowed global (codecs.encode/bytes/bytearray) is not allowed")
+
+
+def _stand_in(fn):
+    return type(f"_StandIn_{fn.__name__}", (_StandIn,), {"__slots__": (), "_fn": staticmethod(fn)})()
+
+
+_ENCODE, _BYTES, _BYTEARRAY = _stand_in(_latin1_encode), _stand_in(_bytes_from), _stand_in(_bytearray_from)
 # (module, name) exactly as written in the pickle: an overridden find_class sees Python 2's
 # `__builtin__` (which Python 3 itself writes for protocols < 3) unmapped.
 _SAFE_GLOBALS = {
-    ("_codecs", "encode"): _latin1_encode,
-    ("builtins", "bytes"): _bytes_from,
-    ("__builtin__", "bytes"): _bytes_from,
-    ("builtins", "bytearray"): _bytearray_from,
-    ("__builtin__", "bytearray"): _bytearray_from,
+    ("_codecs", "encode"): _ENCODE,
+    ("builtins", "bytes"): _BYTES,
+    ("__builtin__", "bytes"): _BYTES,
+    ("builtins", "bytearray"): _BYTEARRAY,
+    ("__builtin__", "bytearray"): _BYTEARRAY,
 }
 
 
@@ -75,7 +108,77 @@ class _BinUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed")
 
 
+# Opcode argument layouts for the pre-scan, by opcode byte: None (no argument), a fixed size in
+# bytes, or one of the pickletools length kinds (line, 1/4/8-byte length prefix); GLOBAL/INST take two lines.
+_ARG_LAYOUT = [False] * 256  # False: not an opcode
+for _op in pickletools.opcodes:
+    _ARG_LAYOUT[ord(_op.code)] = None if _op.arg is None else (
+        "pair" if _op.arg.name == "stringnl_noescape_pair" else _op.arg.n)
+_LEN_PREFIX = {pickletools.TAKEN_FROM_ARGUMENT1: ("<B", 1), pickletools.TAKEN_FROM_ARGUMENT4: ("<i", 4),
+               pickletools.TAKEN_FROM_ARGUMENT4U: ("<I", 4), pickletools.TAKEN_FROM_ARGUMENT8U: ("<Q", 8)}
+_PUT, _BINPUT, _LONG_BINPUT, _FRAME, _STOP = b"p"[0], b"q"[0], b"r"[0], b"\x95"[0], b"."[0]
+
+
+def _prescan(data):
+    """Walk the opcodes of a pickle without running it; UnpicklingError when it is unsafe to load.
+
+    CPython's C unpickler grows its memo table to twice any index stored into (PUT/BINPUT/
+    LONG_BINPUT) and zeroes it, before `find_class` has a say: a 12-byte pickle storing into slot
+    2**28 costs 4 GB. Picklers number memo entries 0, 1, 2, ... as objects appear, so an index
+    can never exceed the number of opcodes before it; anything larger is refused. Also refused:
+    lengths (bytes, strings, frames) claiming more bytes than the file holds (the unpickler would
+    allocate the claimed size before reading), unknown opcodes, and data ending before STOP.
+    Cost: linear in the number of opcodes; argument bytes are skipped, never copied.
+    """
+    n, pos, count = len(data), 0, 0
+    unpack_from, find = struct.unpack_from, data.find
+    while pos < n:
+        code = data[pos]
+        layout = _ARG_LAYOUT[code]
+        start, pos = pos, pos + 1
+        if layout is None:
+            if code == _STOP:
+                return
+        elif layout is False:
+            raise pickle.UnpicklingError(f"unknown opcode 0x{code:02x} at byte {start}")
+        elif layout == -1 or layout == "pair":  # text argument up to a newline (two lines for GLOBAL/INST)
+            end = find(b"\n", pos)
+            if layout == "pair" and end >= 0:
+                end = find(b"\n", end + 1)
+            if end < 0:
+                raise pickle.UnpicklingError(f"opcode at byte {start}: its text argument has no end of line")
+            if code == _PUT:
+                text = data[pos:end]
+                if not text.isdigit() or len(text) > 18 or int(text) > count:
+                    raise pickle.UnpicklingError(f"memo index {text[:20]!r} at byte {start} is out of range")
+            pos = end + 1
+        elif layout >= 0:  # fixed-size argument
+            if pos + layout > n:
+                break
+            if code == _LONG_BINPUT or code == _BINPUT:
+                index = data[pos] if code == _BINPUT else unpack_from("<I", data, pos)[0]
+                if index > count:
+                    raise pickle.UnpicklingError(
+                        f"memo index {index} at byte {start} is larger than the {count} opcodes before it")
+            elif code == _FRAME and unpack_from("<Q", data, pos)[0] > n - pos - 8:
+                raise pickle.UnpicklingError(f"frame at byte {start} claims more bytes than the file holds")
+            pos += layout
+        else:  # length-prefixed argument
+            fmt, size = _LEN_PREFIX[layout]
+            if pos + size > n:
+                break
+            length = unpack_from(fmt, data, pos)[0]
+            pos += size
+            if length < 0 or length > n - pos:
+                raise pickle.UnpicklingError(
+                    f"opcode at byte {start} claims {length} bytes, the file has {n - pos} left")
+            pos += length
+        count += 1
+    raise pickle.UnpicklingError("the pickle ends before its STOP opcode (truncated file)")
+
+
 def _restricted_loads(data):
+    _prescan(data)
     # encoding="bytes": Python 2 `str` (the released files' images) comes back as bytes.
     return _BinUnpickler(io.BytesIO(data), encoding="bytes").load()
 
@@ -119,21 +222,21 @@ def read_bin_records(path):
         obj = _restricted_loads(data)
     except pickle.UnpicklingError as err:
         raise DataError(f"{path}: not a plain insightface .bin pickle ({err}); refusing to load it") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, UnicodeDecodeError,
-            OverflowError, MemoryError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever a corrupt pickle makes the unpickler raise
         raise DataError(f"{path}: corrupt .bin file ({type(err).__name__}: {err})") from None
     return _validate(obj, path)
 
 
+def _decode(data, image_size):
+    """(uint8 image_size x image_size x 3 RGB, None) or (None, why it cannot be decoded)."""
+    img, reason = try_decode_image_bytes(data)
+    return (None, reason) if img is None else (fit_square(img, image_size), None)
+
+
 def decode_image(data, image_size=112):
-    """Encoded bytes -> uint8 image_size x image_size x 3 RGB, or None when undecodable."""
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        return None
-    if img.shape[0] != image_size or img.shape[1] != image_size:
-        shrink = img.shape[0] > image_size or img.shape[1] > image_size
-        img = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """Encoded bytes -> uint8 image_size x image_size x 3 RGB, or None when undecodable or refused
+    (headers claiming huge sizes are refused before decoding, see data.image_io)."""
+    return _decode(data, image_size)[0]
 
 
 def decode_images(bins, image_size=112, path="<memory>", workers=None, indices=None):
@@ -142,12 +245,12 @@ def decode_images(bins, image_size=112, path="<memory>", workers=None, indices=N
     indices: the images' positions in the file, for error messages when `bins` is a subset.
     """
     out = np.empty((len(bins), image_size, image_size, 3), dtype=np.uint8)
-    failed = []
+    failed = {}
 
     def work(i):
-        img = decode_image(bins[i], image_size)
+        img, reason = _decode(bins[i], image_size)
         if img is None:
-            failed.append(i)
+            failed[i] = reason
         else:
             out[i] = img
 
@@ -161,7 +264,7 @@ def decode_images(bins, image_size=112, path="<memory>", workers=None, indices=N
     if failed:
         first = int(indices[min(failed)]) if indices is not None else min(failed)
         raise DataError(
-            f"{path}: image {first} (pair {first // 2}) cannot be decoded"
+            f"{path}: image {first} (pair {first // 2}) cannot be decoded ({failed[min(failed)]})"
             + (f" ({len(failed)} undecodable images in all)" if len(failed) > 1 else "")
             + "; the file is corrupt or not an insightface .bin"
         )
@@ -175,7 +278,22 @@ def load_bin(path, image_size=112):
     images 2i and 2i+1. Images not already image_size x image_size are resized to it.
     """
     bins, issame = read_bin_records(path)
+    _check_decoded_size(path, len(bins), image_size)
     return decode_images(bins, image_size, path=os.fspath(path)), issame
+
+
+# Decoded images may outgrow the file (a 5 KB JPEG face is 37 KB decoded), but a pickle can list
+# one image millions of times through 2-byte memo references: 20 MB would ask for 376 GB.
+_MAX_DECODED_RATIO, _MIN_DECODED_CAP = 256, 2 << 30
+
+
+def _check_decoded_size(path, count, image_size):
+    need = count * image_size * image_size * 3
+    file_size = os.path.getsize(path)
+    if need > max(_MIN_DECODED_CAP, _MAX_DECODED_RATIO * file_size):
+        raise DataError(f"{path}: {count} images of {image_size}x{image_size} would take {need / 2**30:.1f} GiB "
+                        f"decoded, from a {file_size}-byte file (it repeats images far more than a real .bin); "
+                        "refusing to load it")
 
 
 # ---------------------------------------------------------------- writing

@@ -183,16 +183,12 @@ class IJBFaces:
         return len(self.meta.image_names)
 
     def __getitem__(self, i):
-        import cv2
-
         from ..data.align import align_face
+        from ..data.image_io import read_image_file
 
         path = self.meta.image_path(i)
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DataError(f"cannot read IJB image {path!r} (listed in the meta files; "
-                            "check that loose_crop/ is complete)")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = read_image_file(path, what="IJB image",
+                              hint="it is listed in the meta files; check that loose_crop/ is complete")
         face = align_face(rgb, self.meta.landmarks[i], size=112)
         if self.mask[i]:
             face = self._mask(face, i)

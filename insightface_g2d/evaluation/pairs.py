@@ -33,14 +33,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..data.image_io import fit_square, read_image_file
 from ..errors import DataError
 
 IMAGE_EXTS = (".jpg", ".png", ".jpeg", ".bmp")
 _TRUE = {"1", "true", "same", "yes", "match", "matched", "positive", "pos"}
 _FALSE = {"0", "false", "diff", "different", "no", "mismatch", "mismatched", "negative", "neg", "-1"}
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass
@@ -155,10 +156,14 @@ def read_pairs(path, layout="auto", image_ext=None, nfolds=10):
         if layout != "lfw" and len(tok) in (3, 4) and _label(tok[2]) is not None:
             if len(tok) == 4 and not _is_int(tok[3]):
                 raise DataError(f"{path}:{lineno}: 4th column must be an integer fold, got {tok[3]!r}")
+            fold = int(tok[3]) if len(tok) == 4 else None
+            if fold is not None and not _INT64_MIN <= fold <= _INT64_MAX:
+                raise DataError(f"{path}:{lineno}: fold {tok[3][:30]!r} is out of range; "
+                                "the 4th column must be a fold number such as 0..9")
             kinds.add("generic")
             paths += [tok[0].replace("\\", "/"), tok[1].replace("\\", "/")]
             issame.append(_label(tok[2]))
-            folds.append(int(tok[3]) if len(tok) == 4 else None)
+            folds.append(fold)
             continue
         if k == 0 and header is None and layout != "lfw" and len(tok) in (3, 4) and not any(
                 os.path.splitext(t)[1].lower() in IMAGE_EXTS for t in tok[:2]):
@@ -184,6 +189,9 @@ def _folds_from_header(path, header, issame, nfolds):
     n = len(issame)
     if header is None:
         return None
+    if any(v < 1 for v in header):
+        raise DataError(f"{path}: header {' '.join(map(str, header))!r}: the counts must be >= 1 "
+                        "(LFW's 'folds pairs_per_fold', e.g. '10 300', or the number of matched pairs)")
     if len(header) == 2:
         k, per = header
         if k * 2 * per != n:
@@ -279,15 +287,11 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     cache = {}
 
     def read(rel):
-        img = cv2.imread(str(base / rel), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"cannot decode image {base / rel}")
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
         if landmarks is not None:
             img = align_face(img, landmarks[keys[rel]], size=image_size)
-        elif img.shape[:2] != (image_size, image_size):
-            shrink = max(img.shape[:2]) > image_size
-            img = cv2.resize(img, (image_size, image_size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        else:
+            img = fit_square(img, image_size)
         return rel, img
 
     workers = workers or min(8, os.cpu_count() or 1)

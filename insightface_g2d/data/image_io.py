@@ -1,0 +1,162 @@
+"""Decoding untrusted encoded images (files on disk, `.bin` entries, RecordIO payloads) safely.
+
+OpenCV allocates (and libjpeg fills) the size an image header claims before it notices that the
+data is short: a 3 KB JPEG whose frame header claims 30000x30000 takes 35 s and 5 GB to "decode",
+and a PNG with a corrupt chunk length makes OpenCV 4.11 allocate gigabytes. So every decode of
+user data goes through :func:`image_bytes_problem` first, a structural check of PNG and JPEG
+headers that costs microseconds, and `cv2.error` (OpenCV's own size limit, corrupt data) becomes
+a DataError naming the file instead of a traceback.
+
+    decode_image_bytes(data, what)  bytes-like -> uint8 H x W x 3 RGB, or DataError
+    read_image_file(path)           a file -> uint8 H x W x 3 RGB, or DataError naming the file
+    try_decode_image_bytes(data)    (image, None) or (None, reason): for callers that gather failures
+    fit_square(img, size)           H x W x 3 -> size x size x 3 (resized only when needed)
+
+The decoders take `max_pixels`: MAX_IMAGE_PIXELS by default, MAX_PHOTO_PIXELS for whole photos.
+"""
+import os
+import re
+import struct
+
+import cv2
+import numpy as np
+
+from ..errors import DataError
+
+# Decoded-size limits for untrusted images: faces and dataset images (aligned faces are 112x112),
+# and whole photos (g2d-mask on camera pictures). The cost of a hostile header is about the
+# claimed size: 64 Mpixel is ~1 s and ~200 MB, 900 Mpixel 35 s and 5 GB.
+MAX_IMAGE_PIXELS = 1 << 24  # 16.7 Mpixel, e.g. 4096 x 4096
+MAX_PHOTO_PIXELS = 1 << 26  # 67 Mpixel, e.g. a 48 Mpixel 8000 x 6000 phone photo
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT/JPG/DAC)
+_JPEG_NO_LENGTH = frozenset(range(0xD0, 0xD9)) | {0x01}  # RSTn, SOI, TEM: markers without a length field
+_JPEG_NEXT_MARKER = re.compile(rb"[^\xff]*\xff+(.)", re.S)
+# OpenCV >= 4.10 decodes straight to RGB (same pixels as BGR decode + cvtColor, one pass less)
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def _png_problem(data, max_pixels):
+    """Why `data` (PNG bytes) must not reach the decoder, or None: chunk walk up to IEND."""
+    n = len(data)
+    if n < 33 or bytes(data[12:16]) != b"IHDR":
+        return "a PNG without its IHDR header chunk"
+    width, height = struct.unpack_from(">II", data, 16)
+    if not width or not height or width * height > max_pixels:
+        return f"a PNG that claims {width}x{height} pixels (limit {max_pixels} pixels)"
+    pos = 8
+    while pos + 12 <= n:
+        length = struct.unpack_from(">I", data, pos)[0]
+        if pos + 12 + length > n:
+            return f"a PNG whose chunk at byte {pos} ({length} bytes) runs past the end of the data"
+        if bytes(data[pos + 4:pos + 8]) == b"IEND":
+            return None
+        pos += 12 + length
+    return "a PNG that ends before its IEND chunk (truncated)"
+
+
+def _jpeg_problem(data, max_pixels):
+    """Why `data` (JPEG bytes) must not reach the decoder, or None: frame size from the SOF segment.
+
+    Walks the marker segments the way libjpeg does, including its tolerance of junk: bytes that
+    are not 0xFF between segments are skipped (libjpeg warns "extraneous bytes before marker" and
+    goes on), so junk cannot hide a frame header from this check.
+    """
+    n, pos = len(data), 2
+    while True:
+        found = _JPEG_NEXT_MARKER.match(data, pos)  # junk, then 0xFF and any fill bytes, then the marker
+        if found is None:
+            return None  # no frame header at all: the decoder fails without allocating
+        pos = found.end()
+        marker = data[pos - 1]
+        if marker == 0x00 or marker in _JPEG_NO_LENGTH:  # stuffed 0xFF00 (junk), RSTn, SOI, TEM
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header: fails
+            return None
+        if pos + 2 > n:
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 7 > n:
+                return "a JPEG whose frame header is cut short"
+            height, width = struct.unpack_from(">HH", data, pos + 3)
+            if width * height > max_pixels:
+                return f"a JPEG that claims {width}x{height} pixels (limit {max_pixels} pixels)"
+            return None  # libjpeg refuses a second frame header
+        length = struct.unpack_from(">H", data, pos)[0]
+        if length < 2:
+            return None  # libjpeg: "bogus marker length"
+        pos += length
+
+
+def image_bytes_problem(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Cheap structural check of encoded image bytes before decoding: a reason string, or None.
+
+    Refuses PNGs whose chunk lengths run past the data or that lack IHDR/IEND, and PNG/JPEG
+    headers that claim more than `max_pixels` pixels (a corrupt or hostile size field would
+    otherwise make the decoder allocate and fill gigabytes). Other formats are left to OpenCV
+    (its BMP, WebP, TIFF, PxM, PFM and HDR readers fail fast on short data).
+    """
+    data = memoryview(data).cast("B")
+    head = bytes(data[:8])
+    if head == _PNG_SIGNATURE:
+        return _png_problem(data, max_pixels)
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_problem(data, max_pixels)
+    return None
+
+
+def try_decode_image_bytes(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Encoded bytes -> (uint8 H x W x 3 RGB, None), or (None, reason) when they must not or cannot
+    be decoded. Grey and alpha images come back as 3-channel RGB."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if not buf.size:
+        return None, "empty data"
+    problem = image_bytes_problem(buf, max_pixels)
+    if problem:
+        return None, f"{problem}; refused before decoding (corrupt or hostile header)"
+    try:
+        img = cv2.imdecode(buf, _IMREAD_RGB or cv2.IMREAD_COLOR)
+    except cv2.error as err:  # e.g. more than OpenCV's own 2**30-pixel limit
+        msg = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        return None, f"OpenCV refused it ({msg.strip()[:160]})"
+    if img is None:
+        return None, f"not a decodable image ({buf.size} bytes starting {bytes(buf[:8]).hex()})"
+    if img.ndim != 3 or img.shape[2] != 3:
+        return None, f"decoded to an unexpected shape {img.shape}"
+    return (img if _IMREAD_RGB else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), None
+
+
+def decode_image_bytes(data, what="image", max_pixels=MAX_IMAGE_PIXELS):
+    """Encoded image bytes -> uint8 H x W x 3 RGB; DataError "cannot decode <what>: <reason>"."""
+    img, reason = try_decode_image_bytes(data, max_pixels)
+    if img is None:
+        raise DataError(f"cannot decode {what}: {reason}")
+    return img
+
+
+def read_image_file(path, what="image", hint="replace or delete the file", max_pixels=MAX_IMAGE_PIXELS):
+    """Read an image file -> uint8 H x W x 3 RGB (read bytes, check the header, then decode).
+
+    Raises DataError "cannot read <what> <path>: <reason>; <hint>" (one line) when the file is
+    missing, unreadable, empty, hostile or not a decodable image.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        reason = "file not found" if isinstance(err, FileNotFoundError) else (err.strerror or str(err))
+        raise DataError(f"cannot read {what} {path}: {reason}" + (f"; {hint}" if hint else "")) from None
+    img, reason = try_decode_image_bytes(data, max_pixels)
+    if img is None:
+        raise DataError(f"cannot read {what} {path}: {reason}" + (f"; {hint}" if hint else ""))
+    return img
+
+
+def fit_square(img, size):
+    """uint8 H x W x 3 -> size x size x 3: unchanged when already that size, else resized
+    (INTER_AREA when shrinking, INTER_LINEAR when enlarging)."""
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    shrink = img.shape[0] > size or img.shape[1] > size
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
