@@ -365,7 +365,9 @@ def test_skip_bad_replaces_with_next_good_record(tmp_path, caplog):
 def test_decode_without_imread_color_rgb_gives_same_pixels(monkeypatch):
     rec = R.pack_img(R.IRHeader(0, 1.0, 0, 0), faces(1, seed=9)[0], quality=90)
     fast = R.unpack_img(rec)[1]
-    monkeypatch.setattr(R, "_IMREAD_RGB", None)  # OpenCV < 4.10: BGR decode + cvtColor
+    from insightface_g2d.data import image_io
+
+    monkeypatch.setattr(image_io, "_IMREAD_RGB", None)  # OpenCV < 4.10: BGR decode + cvtColor
     slow = R.unpack_img(rec)[1]
     np.testing.assert_array_equal(fast, slow)
     assert slow.flags["C_CONTIGUOUS"] and slow.shape == (112, 112, 3)

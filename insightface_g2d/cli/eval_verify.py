@@ -1,6 +1,5 @@
 """`g2d-eval verify | write-masked-bin | pairs`: verification on .bin sets and pair lists."""
 import argparse
-import json
 import os
 import sys
 
@@ -104,9 +103,9 @@ def _print_results(title, results):
 
 
 def _write_json(path, payload):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2)
+    from ..evaluation.report import write_json
+
+    write_json(path, payload)
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -28,7 +28,6 @@ import numbers
 import os
 import struct
 import sys
-import tempfile
 import warnings
 from collections import namedtuple
 from pathlib import Path
@@ -36,9 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fileio import atomic_open
 from ..errors import DataError
 from . import image_io
-from .image_io import image_bytes_problem
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -50,8 +49,6 @@ HEADER_SIZE = _HEADER.size  # 24
 # First read of a record when its extent is unknown or huge: big enough for a 112x112 JPEG face.
 _FIRST_READ = 1 << 16
 _MAX_EXTENT_READ = 1 << 20
-# OpenCV >= 4.10 decodes straight to RGB (same pixels as BGR decode + cvtColor, one pass less)
-_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 IRHeader = namedtuple("IRHeader", ["flag", "label", "id", "id2"])
 IRHeader.__doc__ = """Record header. ``label`` is a float, or a float32 array when ``flag > 0``."""
@@ -196,30 +193,16 @@ def _unpack_header(record, where):
 
 
 # ------------------------------------------------------------------------------------------ images
-# Header checks before decoding (hostile PNG/JPEG size fields, corrupt PNG chunk lengths) live in
-# image_io, shared with every other reader of user images.
-MAX_IMAGE_PIXELS = image_io.MAX_IMAGE_PIXELS
-
-
 def decode_image(payload, where="record"):
-    """Encoded image bytes -> uint8 [H, W, 3] RGB (grey and alpha images are converted)."""
-    buf = np.frombuffer(payload, dtype=np.uint8)
-    img = None
-    problem = image_bytes_problem(buf) if buf.size else None
-    if problem:
-        raise DataError(f"{where}: payload is {problem}; the record is corrupt (re-create the .rec, or use "
-                        "skip_bad=True to skip bad records)")
-    if buf.size:
-        try:
-            img = cv2.imdecode(buf, _IMREAD_RGB or cv2.IMREAD_COLOR)
-        except cv2.error:
-            img = None
+    """Encoded image bytes -> uint8 [H, W, 3] RGB (grey and alpha images are converted).
+
+    Headers are checked before decoding (image_io), so a hostile size field costs nothing.
+    """
+    img, reason = image_io.try_decode_image_bytes(payload)
     if img is None:
-        head = bytes(buf[:8]).hex()
-        raise DataError(f"{where}: payload of {buf.size} bytes (starting {head or 'empty'}) is not a decodable "
-                        "image; the record is corrupt or is not an image record (re-create the .rec, or use "
-                        "skip_bad=True to skip bad records)")
-    return img if _IMREAD_RGB else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        raise DataError(f"{where}: payload is {reason}; the record is corrupt or is not an image record "
+                        "(re-create the .rec, or use skip_bad=True to skip bad records)")
+    return img
 
 
 def pack_img(header, img, quality=95, fmt=".jpg"):
@@ -390,15 +373,8 @@ def build_index(rec_path, idx_path=None, progress=False):
             if bar is not None:
                 bar.close()
     # write atomically: a crash never leaves a half index next to the .rec
-    fd, tmp = tempfile.mkstemp(dir=idx_path.parent, prefix=idx_path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as f:
-            f.writelines(lines)
-        os.replace(tmp, idx_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(idx_path, "w", newline="\n") as f:
+        f.writelines(lines)
     return len(lines)
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..data.image_io import fit_square, try_decode_image_bytes
+from ..fileio import atomic_open
 from ..errors import DataError
 
 # ---------------------------------------------------------------- restricted unpickling
@@ -314,13 +315,9 @@ def write_bin_records(path, bins, issame):
     issame = [bool(s) for s in np.asarray(issame).reshape(-1)]
     if len(bins) != 2 * len(issame):
         raise DataError(f"{len(bins)} images for {len(issame)} pairs; need exactly 2 images per pair")
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         # Protocol 4: plain BINBYTES for images, no globals; readable by Python >= 3.4.
         pickle.dump((bins, issame), f, protocol=4)
-    os.replace(tmp, path)
 
 
 def write_bin(path, images, issame, quality=95):

@@ -7,13 +7,12 @@ dry run (``unified_diff``) and the real run (``apply_changes``) are the same pla
 import difflib
 import hashlib
 import os
-import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..fileio import atomic_open
 from .block import split_lines
 from .errors import IntegrationError
 
@@ -129,28 +128,8 @@ def atomic_write(path, data):
 
     An existing file's permission bits are kept. Readers see the old or the new file, never half.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".g2d-tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.is_file():
-            shutil.copymode(path, tmp)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_open(path, suffix=".g2d-tmp") as f:
+        f.write(data)
 
 
 def unified_diff(changes, context=3):

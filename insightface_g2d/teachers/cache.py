@@ -20,6 +20,7 @@ import shutil
 import numpy as np
 import torch
 
+from ..fileio import atomic_open
 from ..errors import ConfigError, DataError
 
 FORMAT = "insightface_g2d.teacher_cache"
@@ -54,12 +55,8 @@ def rebuild_hint(directory, manifest=None):
 
 
 def _write_json(path, data):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_open(path, "w") as f:
         json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_manifest(directory):

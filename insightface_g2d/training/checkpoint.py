@@ -11,12 +11,12 @@ A process killed while writing (SIGKILL, OOM killer, preemption) leaves its temp
 import os
 import random
 import re
-import tempfile
 
 import numpy as np
 import torch
 
 from ..backbones.checkpoint import load_tensor_file
+from ..fileio import atomic_open
 
 
 TEMP_SUFFIX = ".tmp"
@@ -60,22 +60,9 @@ def remove_stale_temps(folder, owns):
 def atomic_save(obj, path):
     """torch.save(obj) to `path` without ever leaving a partial file at `path`."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
+    with atomic_open(path, suffix=TEMP_SUFFIX) as f:
+        torch.save(obj, f)
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
     return path
 
 
