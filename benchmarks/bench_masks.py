@@ -28,6 +28,7 @@ cv2.setNumThreads(1)
 
 from insightface_g2d.data import masks as masks_mod  # noqa: E402
 from insightface_g2d.data.align import align_face, read_landmarks_tsv  # noqa: E402
+from insightface_g2d.data.image_io import read_image_file  # noqa: E402
 from insightface_g2d.data.mask_styles import insightface_mask_textures  # noqa: E402
 from insightface_g2d.data.masks import MaskSynthesizer  # noqa: E402
 
@@ -43,8 +44,8 @@ def load_faces(n, lfw_root, seed):
         pick = np.random.default_rng(seed).choice(len(keys), size=min(n, len(keys)), replace=False)
         out = []
         for i in pick:
-            bgr = cv2.imread(str(lfw_root / "lfw-deepfunneled" / keys[i]))
-            out.append(align_face(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), lmks[keys[i]]))
+            img = read_image_file(lfw_root / "lfw-deepfunneled" / keys[i])
+            out.append(align_face(img, lmks[keys[i]]))
         faces = np.stack(out)
         source = f"LFW ({len(faces)} faces aligned with landmarks5.tsv)"
     else:

@@ -13,36 +13,26 @@ allocator pools, the mask template bank, lazily built modules); it is reported p
 per 1000 steps. Exit code 1 when a stage grows by more than --limit MiB after its first epoch.
 """
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-CONFIG = '''from easydict import EasyDict as edict
-config = edict()
-config.network = "g2d_t"
-config.embedding_size = 32
-config.margin_list = (1.0, 0.0, 0.35)
-config.batch_size = 8
-config.optimizer = "adamw"
-config.lr = 1e-3
-config.weight_decay = 5e-4
-config.seed = 1
-config.num_workers = 0
-config.frequent = 1000000
-config.rec = "synthetic:ids=20,per_id=10,seed=5"
-config.teacher = dict(stage="baseline")
-config.stages = [
-    dict(name="baseline", kind="arcface", network="g2d_t", steps={steps}, scale=16.0),
-    dict(name="inpaint", steps={steps}, batch_size=8, lr=1e-4, decoder_widths=(16, 8, 8), disc_widths=(8, 16, 16)),
-    dict(name="reform", steps={steps}, batch_size=8, optimizer="adamw", lr=1e-3),
-    dict(name="classify", steps={steps}, batch_size=8, optimizer="adamw", lr=1e-3),
-]
-config.checkpoint_every = 500
-config.preview_every = 1000000
-config.eval = dict(enabled=False)
-'''
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("kill_resume", HERE / "kill_resume.py")
+_kill_resume = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_kill_resume)
+
+
+def config_text(steps):
+    """kill_resume.py's tiny 4-stage config with this benchmark's values: 200 faces, checkpoints
+    every 500 steps, adamw at 1e-3 for reform and classify, no per-step logging."""
+    return _kill_resume.tiny_config_text(
+        steps, seed=1, frequent=1000000, rec="synthetic:ids=20,per_id=10,seed=5", inpaint_lr="1e-4",
+        student_options=', batch_size=8, optimizer="adamw", lr=1e-3', checkpoint_every=500,
+        preview_every=1000000)
 
 
 def rss_mib():
@@ -100,7 +90,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench_memory.py"
-        path.write_text(CONFIG.format(steps=args.steps))
+        path.write_text(config_text(args.steps))
         cfg = load_config(path)
         rss0 = rss_mib()
         t0 = time.time()

@@ -11,7 +11,7 @@ import time
 import cv2
 import numpy as np
 
-from insightface_g2d.data.linear_probe import region_identification
+from insightface_g2d.data.linear_probe import gallery_split, region_identification
 from insightface_g2d.data.synthetic import identity_split, synthetic_identity
 
 
@@ -83,11 +83,7 @@ def main(argv=None):
     xtr_masked = synth.apply_batch(xtr, np.random.default_rng(1))[0]
     xte_masked = synth.apply_batch(xte, np.random.default_rng(2))[0]
     # Gallery = first half of each held-out identity's images (clean), probes = the rest (masked).
-    rank = np.zeros(len(yte), np.int64)
-    for c in np.unique(yte):
-        idx = np.flatnonzero(yte == c)
-        rank[idx] = np.arange(len(idx))
-    gallery = rank < np.bincount(yte)[yte] // 2
+    gallery = gallery_split(yte)
     mixed = np.where(gallery[:, None, None, None], xte, xte_masked)
 
     rows = [

@@ -43,26 +43,36 @@ config.batch_size = 8
 config.optimizer = "adamw"
 config.lr = 1e-3
 config.weight_decay = 5e-4
-config.seed = 7
+config.seed = {seed}
 config.num_workers = 0
-config.frequent = 1
-config.rec = "synthetic:ids=4,per_id=4,seed=3"
+config.frequent = {frequent}
+config.rec = "{rec}"
 config.teacher = dict(stage="baseline")
 config.stages = [
     dict(name="baseline", kind="arcface", network="g2d_t", steps={steps}, scale=16.0),
-    dict(name="inpaint", steps={steps}, batch_size=8, lr=1e-3, decoder_widths=(16, 8, 8), disc_widths=(8, 16, 16)),
-    dict(name="reform", steps={steps}),
-    dict(name="classify", steps={steps}),
+    dict(name="inpaint", steps={steps}, batch_size=8, lr={inpaint_lr}, decoder_widths=(16, 8, 8), disc_widths=(8, 16, 16)),
+    dict(name="reform", steps={steps}{student_options}),
+    dict(name="classify", steps={steps}{student_options}),
 ]
-config.checkpoint_every = 1
-config.preview_every = 1000
+config.checkpoint_every = {checkpoint_every}
+config.preview_every = {preview_every}
 config.eval = dict(enabled=False)
 '''
 
 
+def tiny_config_text(steps, *, seed=7, frequent=1, rec="synthetic:ids=4,per_id=4,seed=3", inpaint_lr="1e-3",
+                     student_options="", checkpoint_every=1, preview_every=1000):
+    """The tiny 4-stage config as Python source (also used by bench_memory.py). The defaults are
+    this script's crash config; `student_options` is extra text for the reform and classify entries
+    (e.g. ', optimizer="adamw", lr=1e-3'; without it they keep their kinds' own optimizer and lr)."""
+    return TINY_CONFIG.format(steps=steps, seed=seed, frequent=frequent, rec=rec, inpaint_lr=inpaint_lr,
+                              student_options=student_options, checkpoint_every=checkpoint_every,
+                              preview_every=preview_every)
+
+
 def write_config(folder, steps=3):
     path = Path(folder) / "tiny_crash.py"
-    path.write_text(TINY_CONFIG.format(steps=steps))
+    path.write_text(tiny_config_text(steps))
     return path
 
 

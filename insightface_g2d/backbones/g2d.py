@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from .common import autocast_if
-from .iresnet import IBasicBlock, make_stage
+from .iresnet import EmbeddingHead, IBasicBlock, make_stage
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,8 @@ class DiscriminativeReformer(nn.Module):
         self.layer1 = make_stage(spec.descriptor_channels, widths[0], depths[0], stride=1)
         self.layer2 = make_stage(widths[0], widths[1], depths[1], stride=2)
         self.layer3 = make_stage(widths[1], widths[2], depths[2], stride=2)
-        self.bn2 = nn.BatchNorm2d(widths[2], eps=1e-5)
-        self.dropout = nn.Dropout(p=dropout)
-        self.fc = nn.Linear(widths[2] * 7 * 7, num_features)
-        self.features = nn.BatchNorm1d(num_features, eps=1e-5)
-        nn.init.constant_(self.features.weight, 1.0)
-        self.features.weight.requires_grad = False
+        head = EmbeddingHead(widths[2], 7 * 7, num_features, dropout)
+        self.bn2, self.dropout, self.fc, self.features = head.bn2, head.dropout, head.fc, head.features
 
     def trunk(self, desc):
         return self.dropout(torch.flatten(self.bn2(self.layer3(self.layer2(self.layer1(desc)))), 1))

@@ -3,21 +3,13 @@ import os
 import sys
 
 from ..errors import ConfigError
-from .common import make_parser, run_cli, run_subcommand
+from .common import make_parser, resolve_device, run_cli, run_subcommand
 
 
 def _dataset(spec):
     from ..data.factory import build_face_dataset  # lazy: keeps --help fast
 
     return build_face_dataset(spec)
-
-
-def _device(name):
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def build_parser():
@@ -73,7 +65,7 @@ def cmd_build(args):
     else:
         spec = {"onnx": os.path.abspath(args.teacher_onnx)}
     dataset = _dataset(args.dataset)
-    teacher = build_teacher(spec, device=_device(args.device))
+    teacher = build_teacher(spec, device=resolve_device(args.device))
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
         dtype=args.dtype, overwrite=args.overwrite, dataset_spec=args.dataset, teacher_spec=spec,

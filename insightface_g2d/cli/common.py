@@ -43,3 +43,12 @@ def run_subcommand(parser, argv=None, check=None):
     if check is not None:
         check(parser, args)
     return args.func(args)
+
+
+def resolve_device(name):
+    """--device value -> device string: "auto" is cuda when available, else cpu; others as given."""
+    if name == "auto":
+        import torch  # lazy: keeps --help fast
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name

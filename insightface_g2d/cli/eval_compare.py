@@ -3,6 +3,8 @@ import argparse
 import os
 import sys
 
+from .common import resolve_device
+
 EPILOG_COMPARE = """example:
   g2d-eval compare --model G2D=g2d:work_dirs/g2d/model.pt \\
       --model ArcFace-r50=r50:ms1mv3_arcface_r50_fp16/backbone.pth --model mbf.onnx \\
@@ -27,14 +29,6 @@ EPILOG_ONNX = """example:
   g2d-eval export-onnx --network g2d --checkpoint work_dirs/g2d/model.pt --out g2d.onnx --check
 
 the file loads with insightface.model_zoo.get_model('g2d.onnx') as a recognition model (ArcFaceONNX)"""
-
-
-def _device(name):
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def _positive(name, value):
@@ -114,7 +108,7 @@ def run_compare(args):
     models = [parse_model_arg(m) for m in args.model]
     fars = [parse_far(f) for f in args.far] if args.far else [1e-3]
     doc = compare(models, args.target, protocols=args.protocol or DEFAULT_PROTOCOLS, seed=args.seed,
-                  batch_size=args.batch_size, device=_device(args.device), out_dir=args.out,
+                  batch_size=args.batch_size, device=resolve_device(args.device), out_dir=args.out,
                   roc_target=args.roc_target, nfolds=args.nfolds, table_fars=fars, progress=not args.quiet)
     print(compare_markdown(doc))
     for path in doc["files"].values():
@@ -137,7 +131,7 @@ def run_ijb(args):
     for label, spec in models:
         r = evaluate_ijb(spec, args.root, args.dataset, faceness=args.faceness, mask_probe=args.mask_probe,
                          mask_select=args.mask_select, mask_styles=args.mask_style, seed=args.seed,
-                         batch_size=args.batch_size, device=_device(args.device), num_workers=max(0, args.workers),
+                         batch_size=args.batch_size, device=resolve_device(args.device), num_workers=max(0, args.workers),
                          progress=not args.quiet, meta=meta)
         rows.append((label, r))
         curves.append((label, r["roc"][0], r["roc"][1]))

@@ -3,6 +3,8 @@ import argparse
 import os
 import sys
 
+from .common import resolve_device
+
 EPILOG_VERIFY = """example:
   g2d-eval verify --model g2d:work_dirs/g2d/model.pt --bin faces_emore/lfw.bin \\
       --protocol clean --protocol masked-masked --protocol masked-clean --json lfw.json
@@ -18,14 +20,6 @@ EPILOG_PAIRS = """examples:
   g2d-eval pairs --model r50:backbone.pth --root lfw --pairs lfw/pairs.txt --landmarks lfw/landmarks5.tsv \\
       --protocol clean --protocol masked-masked
   g2d-eval pairs --model g2d:model.pt --root mlfw/aligned --pairs mlfw/pairs.txt   # already aligned"""
-
-
-def _device(name):
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def _common(p, protocols=True):
@@ -122,7 +116,7 @@ def run_verify(args):
 
     protocols = args.protocol or ["clean"]
     _check(args, protocols)
-    embedder = load_embedder(args.model, device=_device(args.device))
+    embedder = load_embedder(args.model, device=resolve_device(args.device))
     payload = {"model": args.model, "seed": args.seed, "flip": not args.no_flip, "targets": {}}
     for path in args.bin:
         name = os.path.splitext(os.path.basename(path))[0]
@@ -166,7 +160,7 @@ def run_pairs(args):
     pairs = read_pairs(args.pairs, layout=args.layout, image_ext=args.image_ext, nfolds=args.nfolds)
     if args.max_pairs_per_fold:
         pairs = pairs.take_per_fold(args.max_pairs_per_fold)
-    embedder = load_embedder(args.model, device=_device(args.device))
+    embedder = load_embedder(args.model, device=resolve_device(args.device))
     results = evaluate_pairs(embedder, args.root, pairs, landmarks=args.landmarks, protocols=protocols,
                              seed=args.seed, batch_size=args.batch_size, flip=not args.no_flip,
                              nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet)

@@ -9,11 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.image_io import MAX_PHOTO_PIXELS, read_image_file
+from ..data.image_io import IMAGE_EXTENSIONS, MAX_PHOTO_PIXELS, read_image_file
 from ..errors import DataError
 from .common import make_parser, run_cli, run_subcommand
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 # ------------------------------------------------------------------------------------------------

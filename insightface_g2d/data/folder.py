@@ -6,10 +6,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from insightface_g2d.data.image_io import fit_square, read_image_file
+from insightface_g2d.data.image_io import IMAGE_EXTENSIONS, fit_square, read_image_file
 from insightface_g2d.errors import DataError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _is_image(name):

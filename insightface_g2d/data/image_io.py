@@ -28,6 +28,8 @@ from ..errors import DataError
 # claimed size: 64 Mpixel is ~1 s and ~200 MB, 900 Mpixel 35 s and 5 GB.
 MAX_IMAGE_PIXELS = 1 << 24  # 16.7 Mpixel, e.g. 4096 x 4096
 MAX_PHOTO_PIXELS = 1 << 26  # 67 Mpixel, e.g. a 48 Mpixel 8000 x 6000 phone photo
+# File name extensions of the images the project reads from folders (ImageFolderFaces, g2d-mask).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT/JPG/DAC)
 _JPEG_NO_LENGTH = frozenset(range(0xD0, 0xD9)) | {0x01}  # RSTn, SOI, TEM: markers without a length field

@@ -64,6 +64,16 @@ def ncm_identification(gallery, probes, gallery_labels, probe_labels):
     return float((pred == probe_labels).mean())
 
 
+def gallery_split(labels):
+    """bool [N]: True for the gallery half of each identity (its first len // 2 images in order)."""
+    labels = np.asarray(labels)
+    rank = np.zeros(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    return rank < np.bincount(labels)[labels] // 2
+
+
 def region_identification(train_imgs, train_labels, test_imgs, test_labels, view=None):
     """Identification accuracy on held-out identities when only `view(imgs)` is seen.
 
@@ -74,12 +84,7 @@ def region_identification(train_imgs, train_labels, test_imgs, test_labels, view
     view = view or (lambda x: x)
     proj = fit_fisher(pixel_features(view(train_imgs)), train_labels)
     test_labels = np.asarray(test_labels)
-    rank = np.zeros(len(test_labels), np.int64)
-    for c in np.unique(test_labels):
-        idx = np.flatnonzero(test_labels == c)
-        rank[idx] = np.arange(len(idx))
-    counts = np.bincount(test_labels)[test_labels]
-    gal = rank < counts // 2
+    gal = gallery_split(test_labels)
     g = proj(pixel_features(view(test_imgs[gal])))
     p = proj(pixel_features(view(test_imgs[~gal])))
     return ncm_identification(g, p, test_labels[gal], test_labels[~gal])

@@ -75,6 +75,10 @@ class MaskedPairDataset(Dataset):
 
     def sample(self, i):
         """Item i as numpy: (masked uint8 [S, S, 3], clean uint8 [S, S, 3], alpha float32 [S, S], label int)."""
+        return self._sample(i)[:4]
+
+    def _sample(self, i):
+        """sample(i) plus whether the item is mirrored (from the same draws)."""
         n = len(self)
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for {n} items")
@@ -94,19 +98,15 @@ class MaskedPairDataset(Dataset):
             alpha = np.asarray(alpha, np.float32)
         else:
             masked, alpha = img, np.zeros(img.shape[:2], np.float32)
-        if self.flip and u_flip < 0.5:
+        flipped = self.flip and bool(u_flip < 0.5)
+        if flipped:
             img, masked, alpha = hflip(img), hflip(masked), hflip(alpha)
-        return masked, img, alpha, int(label)
-
-    def is_flipped(self, i):
-        """Whether item i (this epoch) is mirrored: the second of the three draws `sample` makes."""
-        i = int(i) % len(self)
-        return self.flip and np.random.default_rng([self.seed, self.epoch, i]).random(3)[1] < 0.5
+        return masked, img, alpha, int(label), flipped
 
     def __getitem__(self, i):
-        masked, clean, alpha, label = self.sample(i)
+        masked, clean, alpha, label, flipped = self._sample(i)
         return {
-            "flipped": torch.tensor(self.is_flipped(i)),
+            "flipped": torch.tensor(flipped),
             "masked": to_tensor(masked),
             "clean": to_tensor(clean),
             "alpha": torch.from_numpy(np.ascontiguousarray(alpha, np.float32))[None],

@@ -22,7 +22,6 @@ Colour order: mxnet's ``pack_img``/``unpack_img`` take and return **BGR** (they 
 This project's faces are **RGB**, so :func:`pack_img` takes RGB and :func:`unpack_img` returns RGB.
 The bytes stored are the same: ``pack_img(h, rgb) == mx.recordio.pack_img(h, rgb[..., ::-1])``.
 """
-import argparse
 import mmap
 import numbers
 import os
@@ -597,12 +596,10 @@ class IndexedRecordIOWriter:
 
 # --------------------------------------------------------------------------------------------- CLI
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m insightface_g2d.data.recordio",
-        description="RecordIO tools (no mxnet needed).",
-        epilog="example:\n  python -m insightface_g2d.data.recordio index /data/ms1m/train.rec",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    from ..cli.common import make_parser
+
+    parser = make_parser("python -m insightface_g2d.data.recordio", "RecordIO tools (no mxnet needed).",
+                         "python -m insightface_g2d.data.recordio index /data/ms1m/train.rec")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("index", help="scan a .rec and write its .idx (keys 0..N-1 in file order)")
     p.add_argument("rec", help="path of the .rec file")

@@ -4,17 +4,17 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .recordio import IndexedRecordIO, _unpack_header, decode_image
+from .image_io import fit_square
+from .recordio import HEADER_SIZE, IndexedRecordIO, _unpack_header, decode_image
 
 log = logging.getLogger(__name__)
 
 FACE_SIZE = 112
-_MIN_RECORD_BYTES = 8 + 24  # frame header + IRHeader: no image record is smaller
+_MIN_RECORD_BYTES = 8 + HEADER_SIZE  # frame header + IRHeader: no image record is smaller
 _MAX_LABEL = 1 << 24  # float32 holds every integer up to here exactly; larger class ids cannot be trusted
 
 
@@ -131,9 +131,7 @@ class RecordIOFaces(torch.utils.data.Dataset):
                 log.warning("%s: image of record key %d is %dx%d, resizing to %dx%d (warned once)",
                             self.reader.rec_path, key, img.shape[1], img.shape[0], self.size, self.size)
                 self._warned_resize = True
-            shrink = img.shape[0] > self.size or img.shape[1] > self.size
-            img = cv2.resize(img, (self.size, self.size),
-                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            img = fit_square(img, self.size)
         return img, label
 
     def _mark_bad(self, i, err):

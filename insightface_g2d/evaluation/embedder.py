@@ -43,56 +43,74 @@ class TorchEmbedder:
         return out.float().cpu().numpy()
 
 
+MXNET_PREFIXES = (("Sub", "_minus"), ("Mul", "_mul"))  # node names of in-graph (x - 127.5) / 128
+
+
+def normalises_inside(graph):
+    """True when a node named Sub*/_minus* and one named Mul*/_mul* are among the graph's first 8
+    nodes: insightface's ArcFaceONNX test for a model that normalises its own 0..255 input."""
+    names = [(n.name or "") for n in graph.node[:8]]
+    return all(any(n.startswith(prefix) for n in names) for prefix in MXNET_PREFIXES)
+
+
 def onnx_input_range(path):
     """'[0,255]' when the graph normalises its own input, else '[-1,1]'.
 
     Models converted from mxnet (insightface's model zoo) start with Sub and Mul nodes that do
     (x - 127.5) / 128 themselves and take raw 0..255 pixels; insightface's own ArcFaceONNX uses
-    the same test (Sub and Mul among the first 8 nodes). Everything else, including
-    arcface_torch's torch2onnx exports, takes [-1, 1].
+    the same test (`normalises_inside`). Everything else, including arcface_torch's torch2onnx
+    exports, takes [-1, 1].
     """
     import onnx
 
-    nodes = onnx.load(path, load_external_data=False).graph.node[:8]
-    names = [(n.name or "") for n in nodes]
-    has_sub = any(n.startswith(("Sub", "_minus")) for n in names)
-    has_mul = any(n.startswith(("Mul", "_mul")) for n in names)
-    return "[0,255]" if has_sub and has_mul else "[-1,1]"
+    return "[0,255]" if normalises_inside(onnx.load(path, load_external_data=False).graph) else "[-1,1]"
+
+
+_NEEDS_ONNX = "ONNX models need onnx and onnxruntime: pip install onnx onnxruntime"
 
 
 class OnnxEmbedder:
-    """An ONNX face model on onnxruntime's CPU provider.
+    """An ONNX face model on onnxruntime: `embedder(batch)` as the Embedder protocol above.
 
     Input: NCHW float32 RGB (NHWC models are detected from the input shape and fed transposed);
     a fixed batch dimension is honoured by running chunks of that size.
     input_range: "[-1,1]", "[0,255]" or "auto" (see `onnx_input_range`).
+    cuda: run on CUDAExecutionProvider when onnxruntime has it (else, and by default, on CPU).
+    what: how error messages name the model ("ONNX model", "ONNX teacher").
+    Also the session behind teachers.OnnxTeacher.
     """
 
-    def __init__(self, path, input_range="auto", threads=None):
+    def __init__(self, path, input_range="auto", threads=None, cuda=False, what="ONNX model"):
+        if input_range not in ("[-1,1]", "[0,255]", "auto"):
+            raise ConfigError(f"input_range must be '[-1,1]', '[0,255]' or 'auto', got {input_range!r}")
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{what} {path!r} does not exist (expected a recognition .onnx file)")
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ConfigError("evaluating an .onnx model needs onnxruntime: pip install onnxruntime") from None
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise CheckpointError(f"ONNX model {path!r} does not exist")
+            raise ConfigError(_NEEDS_ONNX) from None
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"cannot load ONNX model {path!r}: {str(err).splitlines()[0]}") from None
+            self.input_range = onnx_input_range(path) if input_range == "auto" else input_range
+            self.session = ort.InferenceSession(path, opts, providers=providers)
+        except ImportError:
+            raise ConfigError(_NEEDS_ONNX) from None
+        except Exception as err:  # onnx and onnxruntime raise their own exception types
+            raise CheckpointError(f"cannot read {what} {path!r}: {str(err).splitlines()[0]}") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
-        shape = list(inp.shape)
+        self.input_shape = list(inp.shape)
+        shape = self.input_shape
         self.nhwc = len(shape) == 4 and shape[1] != 3 and shape[3] == 3
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-        self.input_range = onnx_input_range(path) if input_range == "auto" else input_range
-        if self.input_range not in ("[-1,1]", "[0,255]"):
-            raise ConfigError(f"input_range must be '[-1,1]', '[0,255]' or 'auto', got {input_range!r}")
-        self.name = os.path.basename(path)
+        self.path, self.name = path, os.path.basename(path)
 
     def _run(self, x):
         return self.session.run([self.output_name], {self.input_name: x})[0]

@@ -14,6 +14,7 @@ model_zoo.py / arcface_onnx.py):
 Exported with the TorchScript-based exporter (dynamo=False): the torch.export-based one needs the
 `onnxscript` package, which this project does not require.
 """
+import importlib
 import inspect
 import os
 
@@ -21,16 +22,17 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, ConfigError
+from ..fileio import atomic_open
+from .embedder import MXNET_PREFIXES, normalises_inside
 
 INPUT_NAME = "input.1"
 OUTPUT_NAME = "embedding"
-_MXNET_PREFIXES = (("Sub", "_minus"), ("Mul", "_mul"))
 
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        for name in ("onnx", "onnxruntime"):
+            importlib.import_module(name)
     except ImportError:
         raise ConfigError("ONNX export needs the onnx and onnxruntime packages: pip install onnx onnxruntime") from None
 
@@ -52,13 +54,11 @@ class _NoAutocast:
 
 def _rename_mxnet_like_nodes(graph):
     """Prefix node names that would make ArcFaceONNX assume in-graph normalisation. Returns count."""
-    first = graph.node[:8]
-    has = [any((n.name or "").startswith(p) for n in first) for p in _MXNET_PREFIXES]
-    if not all(has):
+    if not normalises_inside(graph):
         return 0
     count = 0
-    for node in first:
-        if (node.name or "").startswith(_MXNET_PREFIXES[0] + _MXNET_PREFIXES[1]):
+    for node in graph.node[:8]:
+        if (node.name or "").startswith(MXNET_PREFIXES[0] + MXNET_PREFIXES[1]):
             node.name = "g2d_" + node.name
             count += 1
     return count
@@ -92,7 +92,8 @@ def export_onnx(model, path, opset=17, image_size=112):
     os.remove(tmp)
     _rename_mxnet_like_nodes(proto.graph)
     onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+    with atomic_open(path) as f:
+        f.write(proto.SerializeToString())
     return path
 
 

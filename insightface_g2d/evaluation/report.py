@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from ..fileio import atomic_open
+
 
 def far_key(far):
     """Text key of a false accept rate: 1e-3 -> "1e-03" (JSON object keys must be strings);
@@ -52,16 +54,14 @@ def _jsonable(obj):
 
 def write_json(path, obj):
     """Write `obj` (dicts/lists/numpy values) as indented JSON; NaN becomes null. Returns the path."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(_jsonable(obj), f, indent=2, sort_keys=False)
         f.write("\n")
     return path
 
 
 def write_text(path, text):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
     return path
 

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ..errors import DataError
+from .report import far_key
 
 FAR_TARGETS = (1e-2, 1e-3, 1e-4)
 ACC_THRESHOLDS = np.arange(0, 4, 0.01)
@@ -143,11 +144,6 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
         num_positive=int(issame.sum()),
         num_negative=n_neg,
     )
-
-
-def far_key(far):
-    """1e-3 -> '1e-03' (JSON keys must be strings)."""
-    return f"{far:.0e}"
 
 
 def _plain(x):

@@ -307,11 +307,7 @@ def validate(cfg, base):
         raise ConfigError(f"config.cpu_threads must be >= 1 (or None for torch's default), got {cfg['cpu_threads']!r}")
     _check_subdict(cfg, "masks", MASK_KEYS)
     check_masks(cfg["masks"])
-    if cfg.get("teacher") is not None:
-        if isinstance(cfg["teacher"], str):
-            pass  # "network:checkpoint", "model.onnx" or a cache directory: checked when built
-        else:
-            _check_subdict(cfg, "teacher", TEACHER_KEYS)
+    check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built
     _check_subdict(cfg, "eval", EVAL_KEYS)
     from .stages import resolve_stages
 

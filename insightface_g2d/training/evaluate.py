@@ -117,7 +117,7 @@ def results_table(results, protocols, far):
 def evaluate_run(cfg, models, stages, output, device="cpu"):
     """Evaluate the configured models; write eval.json and eval.md; return the JSON-ready dict."""
     from ..evaluation.protocols import evaluate_protocols
-    from ..evaluation.report import write_json
+    from ..evaluation.report import write_json, write_text
     from ..evaluation.verification import metrics_to_json
 
     log = get_logger()
@@ -139,9 +139,8 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
     table = results_table(results, protocols, far)
     doc["table"] = table
     write_json(os.path.join(output, "eval.json"), doc)
-    with open(os.path.join(output, "eval.md"), "w") as f:
-        f.write(f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n")
-        f.write(table)
+    write_text(os.path.join(output, "eval.md"),
+               f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n{table}")
     log.info(f"evaluation written to {os.path.join(output, 'eval.md')} and eval.json")
     print(table, flush=True)
     return doc

@@ -97,9 +97,12 @@ class StageTrainer:
                 if any(p.requires_grad for p in module.parameters()):
                     self.wrapped[name] = DDP(module, device_ids=[rt.device.index] if rt.cuda else None)
         self.groups = stage.optimizer_groups()
+        # which parameters a group trains is fixed for the stage: collected once, not every step
+        self.params = {group: models.parameters(names) for group, names in self.groups.items()}
+        self.named_params = {group: list(models.named_parameters(names)) for group, names in self.groups.items()}
         self.optimizers, self.schedulers = {}, {}
-        for group, names in self.groups.items():
-            opt = build_optimizer(models.parameters(names), **stage.optimizer_settings(group))
+        for group in self.groups:
+            opt = build_optimizer(self.params[group], **stage.optimizer_settings(group))
             self.optimizers[group] = opt
             self.schedulers[group] = WarmupPolyLR(opt, warmup_steps, total_steps, spec.lr_power)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -128,8 +131,7 @@ class StageTrainer:
             raise TrainingError(f"stage {self.stage.name!r}: {err}")
 
     def _check_grads(self, group):
-        names = self.groups[group]
-        named = [(n, p) for n, p in self.models.named_parameters(names) if p.grad is not None]
+        named = [(n, p) for n, p in self.named_params[group] if p.grad is not None]
         if not named:
             return
         ok = torch.stack([torch.isfinite(p.grad).all() for _, p in named]).tolist()
@@ -157,7 +159,7 @@ class StageTrainer:
             else:
                 self._check_grads(group)
             if self.clip:
-                torch.nn.utils.clip_grad_norm_(self.models.parameters(self.groups[group]), self.clip)
+                torch.nn.utils.clip_grad_norm_(self.params[group], self.clip)
             self.scaler.step(opt)
             opt.zero_grad(set_to_none=True)
 
