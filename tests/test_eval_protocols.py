@@ -141,3 +141,22 @@ def test_evaluate_protocols_reuses_clean_embeddings_correctly(faces):
         want = verification_metrics(direct, issame, nfolds=2)
         assert res[protocol]["accuracy"] == pytest.approx(want["accuracy"])
         np.testing.assert_allclose(res[protocol]["roc"][1], want["roc"][1])
+
+
+def test_protocols_with_a_set_of_styles(faces, issame):
+    """masked-clean:<a>+<b> masks the masked-clean images, drawing styles from the set only."""
+    from insightface_g2d.evaluation.protocols import parse_protocol
+
+    assert parse_protocol("masked-clean:n95+textured") == ("masked-clean", ("n95", "textured"))
+    assert parse_protocol("masked-masked:cloth") == ("masked-masked", "cloth")
+    one = apply_protocol(faces, issame, "masked-masked:cloth", seed=3)
+    np.testing.assert_array_equal(one, apply_protocol(faces, issame, "style:cloth", seed=3))
+    out = apply_protocol(faces, issame, "masked-clean:n95+textured", seed=3)
+    plan, _ = protocol_plan(len(faces), "masked-clean")
+    np.testing.assert_array_equal(changed(out, faces), plan)
+    synth = MaskSynthesizer(styles=("n95", "textured"))
+    for i in np.nonzero(plan)[0]:
+        want, _ = synth.apply(faces[i], np.random.default_rng([3, i]))
+        np.testing.assert_array_equal(out[i], want)
+    with pytest.raises(ConfigError, match="unknown mask style 'paper'"):
+        apply_protocol(faces, issame, "masked-clean:n95+paper")

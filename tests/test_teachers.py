@@ -389,3 +389,20 @@ def test_cache_of_synthetic_dataset_serves_masked_pairs(monkeypatch, tmp_path, o
     got = cache.lookup(torch.stack([it["index"] for it in items]), torch.tensor(mirrored))
     want = live.embed(torch.stack([it["clean"] for it in items]))
     torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
+
+
+def test_cache_build_can_reuse_clean_rows_for_flips(teacher, faces, tmp_path):
+    """flips="reused-clean" runs a slow teacher once per face; the mirrored row repeats the clean one."""
+    counted = FlakyTeacher(teacher)
+    cache = build_teacher_cache(counted, faces, tmp_path / "reuse", batch_size=4, dtype="float32", progress=False,
+                                flips="reused-clean")
+    clean, _ = reference_rows(teacher, faces)
+    assert counted.rows == len(faces)  # half the teacher work of a full build
+    np.testing.assert_allclose(cache.embeddings[:, 0], clean, atol=1e-5)
+    np.testing.assert_array_equal(cache.embeddings[:, 0], cache.embeddings[:, 1])
+    assert json.loads((tmp_path / "reuse" / "manifest.json").read_text())["flipped"] == "reused-clean"
+    # a cache with computed flips is a different cache: rebuilding over it needs --overwrite
+    with pytest.raises(ConfigError, match="overwrite"):
+        build_teacher_cache(teacher, faces, tmp_path / "reuse", batch_size=4, dtype="float32", progress=False)
+    with pytest.raises(ConfigError, match="flips"):
+        build_teacher_cache(teacher, faces, tmp_path / "x", flips="mirrored", progress=False)

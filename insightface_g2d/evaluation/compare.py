@@ -131,13 +131,14 @@ def _spec_text(spec):
 
 
 def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64, device="cpu", out_dir=None,
-            roc_target=None, nfolds=10, table_fars=TABLE_FARS, progress=True):
+            roc_target=None, nfolds=10, table_fars=TABLE_FARS, progress=True, flip=True):
     """Evaluate every model on every (target, protocol).
 
     models: list of (label, spec), spec as `embedder.load_embedder` takes ("network:checkpoint",
     "model.onnx", an nn.Module or an Embedder). targets: .bin paths, "pairs:..." texts or Targets
     (see parse_target). protocols: names from `protocols.list_protocols()`. roc_target: name or
-    path of the target whose ROC curves are plotted (default: the first target).
+    path of the target whose ROC curves are plotted (default: the first target). flip: add the
+    embedding of each mirrored face (arcface_torch's protocol) or not.
     Returns dict(models, targets, protocols, seed, results={label: {target: {protocol: metrics}}},
     roc={target: {label: {protocol: {fpr, tpr}}}}, files={...}) where metrics is
     `verification.metrics_to_json` output (accuracy, accuracy_std, tar_at_far{"1e-03": ..}, auc, ...).
@@ -165,7 +166,7 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
             faces = apply_protocol(images, issame, protocol, seed=seed, progress=progress)
             for label, embedder in embedders:
                 steps.set_postfix_str(f"{label} | {name} | {protocol}")
-                emb = embed_images(embedder, faces, batch_size=batch_size, flip=True, progress=progress,
+                emb = embed_images(embedder, faces, batch_size=batch_size, flip=flip, progress=progress,
                                    desc=f"{label} {name} {protocol}")
                 metrics = verification_metrics(emb, issame, nfolds=nfolds, folds=folds,
                                                far_targets=far_targets)
@@ -183,6 +184,7 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
         targets=[t.describe() for t in targets],
         protocols=protocols,
         seed=int(seed),
+        flip=bool(flip),
         table_fars=[report.far_key(f) for f in table_fars],
         results=results,
         roc={roc_name: rocs},

@@ -6,6 +6,7 @@ Embedder protocol: `embedder(batch)` with batch float32 torch tensor [N, 3, 112,
                        model.pt or a stage checkpoint; the embedding size is read from it),
   - "name"             the same network with random weights (smoke tests, benchmarks),
   - "path.onnx"        an ONNX model run with onnxruntime on CPU,
+  - "dlib"             dlib's ResNet face recognizer (the `[dlib]` extra),
   - an nn.Module.
 `embed_images` is the loop arcface_torch's verification runs: embedding of the face plus the
 embedding of its mirror image, not normalised (the metrics normalise the sum).
@@ -174,6 +175,10 @@ def load_embedder(spec, device="cpu", num_features=None, input_range="auto"):
     spec = os.fspath(spec)
     if spec.lower().endswith(".onnx"):
         return OnnxEmbedder(spec, input_range=input_range)
+    if spec == "dlib":
+        from ..teachers.dlib_teacher import DlibFaceRecognizer
+
+        return DlibFaceRecognizer(memoize=True, workers=os.cpu_count() or 1)
     from ..backbones.registry import list_models
 
     name, sep, checkpoint = spec.partition(":")
@@ -188,7 +193,7 @@ def load_embedder(spec, device="cpu", num_features=None, input_range="auto"):
         )
     raise ConfigError(
         f"cannot understand model spec {spec!r}: use NETWORK:CHECKPOINT (networks: {', '.join(list_models())}), "
-        "NETWORK alone for random weights, or a .onnx file"
+        "NETWORK alone for random weights, a .onnx file, or dlib"
     )
 
 

@@ -6,6 +6,9 @@
                  and the second face of odd-numbered pairs (pair index i, images 2i and 2i+1), so
                  both positions and both matched and mismatched pairs are covered equally
   style:<name>   masked-masked with one mask style only (e.g. style:n95; see MASK_STYLES)
+  masked-masked:<style>[+<style>...], masked-clean:<style>[+<style>...]
+                 the same protocols with masks drawn from the listed styles only, e.g.
+                 masked-clean:n95+textured for styles held out from training
 
 Randomness: image i of the set gets its own generator np.random.default_rng([seed, i]), so the
 result depends only on (seed, image index, image) -- not on batch order or threads -- and a
@@ -32,10 +35,23 @@ def list_protocols():
     return PROTOCOLS + tuple(f"style:{s}" for s in _mask_styles())
 
 
+def _parse_styles(text, protocol):
+    styles = tuple(text.split("+"))
+    known = _mask_styles()
+    for style in styles:
+        if style not in known:
+            raise ConfigError(f"unknown mask style {style!r} in protocol {protocol!r}; styles: {', '.join(known)}")
+    return styles[0] if len(styles) == 1 else styles
+
+
 def parse_protocol(protocol):
-    """'masked-masked' -> ('masked-masked', None); 'style:n95' -> ('masked-masked', 'n95')."""
+    """'masked-masked' -> ('masked-masked', None); 'style:n95' -> ('masked-masked', 'n95');
+    'masked-clean:n95+textured' -> ('masked-clean', ('n95', 'textured'))."""
     if protocol in PROTOCOLS:
         return protocol, None
+    if isinstance(protocol, str) and protocol.partition(":")[0] in PROTOCOLS[1:] and protocol.partition(":")[2]:
+        kind, _, styles = protocol.partition(":")
+        return kind, _parse_styles(styles, protocol)
     if isinstance(protocol, str) and protocol.startswith("style:"):
         style = protocol[len("style:"):]
         styles = _mask_styles()
@@ -43,8 +59,8 @@ def parse_protocol(protocol):
             raise ConfigError(f"unknown mask style {style!r} in protocol {protocol!r}; styles: {', '.join(styles)}")
         return "masked-masked", style
     raise ConfigError(
-        f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)} or style:<name> "
-        "(e.g. style:surgical)"
+        f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}, style:<name> "
+        "(e.g. style:surgical) or masked-clean:<style>[+<style>] (e.g. masked-clean:n95+textured)"
     )
 
 
@@ -74,7 +90,12 @@ def _synthesizer(synthesizer):
 
 def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progress=False):
     """Masked copies of uint8 [K, H, W, 3] faces; images[k] is image image_ids[k] of the set and
-    is masked with np.random.default_rng([seed, image_ids[k]])."""
+    is masked with np.random.default_rng([seed, image_ids[k]]). style: None (any), a name, or a
+    tuple of names to draw from."""
+    if isinstance(style, tuple):
+        from ..data.masks import MaskSynthesizer
+
+        synthesizer, style = MaskSynthesizer(styles=style), None
     synth = _synthesizer(synthesizer)
     out = np.empty_like(images)
     for k, i in enumerate(tqdm(image_ids, desc="masking", unit="img", disable=not progress, leave=False)):

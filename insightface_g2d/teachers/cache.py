@@ -47,6 +47,8 @@ def rebuild_hint(directory, manifest=None):
     spec = manifest.get("teacher_spec") or {}
     if "onnx" in spec:
         teacher = f"--teacher-onnx {spec['onnx']}"
+    elif spec.get("dlib"):
+        teacher = f"--teacher-dlib --flips {'reuse' if manifest.get('flipped') == 'reused-clean' else 'compute'}"
     elif "network" in spec:
         teacher = f"--teacher-network {spec['network']} --teacher-checkpoint {spec.get('checkpoint', 'PATH')}"
     else:
@@ -227,8 +229,12 @@ def _image_batches(ds, start, batch_size, num_workers):
 
 
 def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers=0, progress=True,
-                        dtype="float16", overwrite=False, flush_every=20, dataset_spec=None, teacher_spec=None):
+                        dtype="float16", overwrite=False, flush_every=20, dataset_spec=None, teacher_spec=None,
+                        flips="computed"):
     """Run `teacher` over every clean face of `dataset` and its flip; write the cache to `directory`.
+
+    flips: "computed" runs the teacher on each mirrored face too; "reused-clean" stores the clean
+    embedding for the mirrored face as well (half the teacher time; the manifest records which).
 
     Resumes an interrupted build of the same teacher and dataset found at DIR.partial. Returns the
     finished TeacherCache. `dataset_spec`/`teacher_spec` are recorded only for the rebuild hint.
@@ -240,9 +246,13 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
     ds = cache_dataset(dataset)
     count, fp, dim = len(ds), ds.fingerprint(), int(teacher.dim)
 
+    if flips not in ("computed", "reused-clean"):
+        raise ConfigError(f"flips must be 'computed' or 'reused-clean', got {flips!r}")
+
     def same(m):
         return (m.get("fingerprint") == fp and m.get("count") == count and m.get("dim") == dim
-                and m.get("teacher") == teacher.name and m.get("dtype") == dtype)
+                and m.get("teacher") == teacher.name and m.get("dtype") == dtype
+                and m.get("flipped", "computed") == flips)
 
     if _prepare_target(directory, overwrite, same):
         return TeacherCache(directory, ds)
@@ -260,7 +270,7 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
-        manifest = _base_manifest(ds, count, dim, dtype, teacher.name, "computed",
+        manifest = _base_manifest(ds, count, dim, dtype, teacher.name, flips,
                                   {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec})
         _write_json(os.path.join(tmp, MANIFEST), manifest)
     done = int(manifest.get("done", 0))
@@ -268,7 +278,7 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
     for step, images in enumerate(_image_batches(ds, done, batch_size, num_workers)):
         x = images.to(teacher.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         clean = teacher.embed(x).detach().cpu().numpy()
-        flipped = teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy()
+        flipped = clean if flips == "reused-clean" else teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy()
         n = x.shape[0]
         arr[done:done + n, 0] = _to_storage(clean, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
         arr[done:done + n, 1] = _to_storage(flipped, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")

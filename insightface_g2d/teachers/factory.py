@@ -3,8 +3,8 @@ import os
 
 from ..errors import ConfigError
 
-_KINDS = ("network", "onnx", "cache")
-_OPTIONS = {"checkpoint", "num_features", "fp16", "device", "differentiable", "input_range"}
+_KINDS = ("network", "onnx", "cache", "dlib")
+_OPTIONS = {"checkpoint", "num_features", "fp16", "device", "differentiable", "input_range", "workers"}
 
 
 def _parse_string(spec):
@@ -12,12 +12,14 @@ def _parse_string(spec):
         return {"cache": spec}
     if spec.lower().endswith(".onnx"):
         return {"onnx": spec}
+    if spec == "dlib":
+        return {"dlib": True}
     if ":" in spec:
         network, checkpoint = spec.split(":", 1)
         return {"network": network, "checkpoint": checkpoint}
     raise ConfigError(
         f"cannot tell what teacher {spec!r} is: use 'NETWORK:CHECKPOINT' (e.g. r100:ms1mv3_r100/backbone.pth), "
-        "a .onnx file, or a teacher cache directory"
+        "a .onnx file, 'dlib', or a teacher cache directory"
     )
 
 
@@ -26,7 +28,8 @@ def build_teacher(spec, dataset=None, device="cpu", differentiable=False):
         dict(network="r100", checkpoint=".../backbone.pth"[, num_features, fp16]) -> TorchTeacher
         dict(onnx="model.onnx"[, input_range])                                 -> OnnxTeacher
         dict(cache="dir")                                                      -> TeacherCache
-    or the strings "r100:.../backbone.pth", "model.onnx", "dir". A cache is checked against
+        dict(dlib=True)                                                        -> DlibFaceRecognizer
+    or the strings "r100:.../backbone.pth", "model.onnx", "dir", "dlib". A cache is checked against
     `dataset` when given. `device`/`differentiable` may also be given inside the dict.
     """
     if isinstance(spec, (str, os.PathLike)):
@@ -37,7 +40,7 @@ def build_teacher(spec, dataset=None, device="cpu", differentiable=False):
     kinds = [k for k in _KINDS if spec.get(k)]
     if len(kinds) != 1:
         raise ConfigError(
-            f"teacher {spec} must name exactly one of network (+ checkpoint), onnx, cache; found {kinds or 'none'}"
+            f"teacher {spec} must name exactly one of network (+ checkpoint), onnx, cache, dlib; found {kinds or 'none'}"
         )
     unknown = set(spec) - set(_KINDS) - _OPTIONS
     if unknown:
@@ -51,6 +54,10 @@ def build_teacher(spec, dataset=None, device="cpu", differentiable=False):
         return TorchTeacher(spec["network"], spec.get("checkpoint"), device=device,
                             num_features=spec.get("num_features"), differentiable=differentiable,
                             fp16=bool(spec.get("fp16", False)))
+    if kind == "dlib":
+        from .dlib_teacher import DlibFaceRecognizer
+
+        return DlibFaceRecognizer(device=device, differentiable=differentiable, workers=spec.get("workers", 1))
     if kind == "onnx":
         from .onnx_teacher import OnnxTeacher
 

@@ -32,7 +32,8 @@ from ..errors import ConfigError
 BASE_NAME = "g2d_base.py"
 OPTIMIZERS = ("sgd", "adamw", "adam")
 MASK_KEYS = ("prob", "styles", "positions")
-TEACHER_KEYS = ("network", "checkpoint", "onnx", "cache", "stage", "num_features", "fp16", "input_range")
+TEACHER_KEYS = ("network", "checkpoint", "onnx", "cache", "stage", "dlib", "num_features", "fp16", "input_range",
+                "geometry")
 EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
 MERGED_DICTS = ("masks", "eval")
 # Keys whose base value is None but that still have a type.
@@ -281,6 +282,10 @@ def check_teacher(teacher, where="config.teacher"):
         if k not in TEACHER_KEYS:
             raise ConfigError(f"unknown key {k!r} in {where}{suggest(k, TEACHER_KEYS)}; "
                               f"known: {', '.join(TEACHER_KEYS)}")
+    if teacher.get("geometry") is not None:
+        from ..teachers.geometry import check_geometry
+
+        check_geometry(teacher["geometry"], where=f"{where}.geometry")
 
 
 def validate(cfg, base):

@@ -21,7 +21,7 @@ from ..errors import ConfigError, TrainingError
 from .checkpoint import atomic_save, capture_rng, restore_rng
 from .distributed import any_true
 from .logger import format_eta, get_logger
-from .optim import WarmupPolyLR, build_optimizer
+from .optim import WarmupPolyLR, build_optimizer, lr_groups
 from .sampler import ResumableSampler
 
 CHECKPOINT_FORMAT = "g2d-train-checkpoint"
@@ -102,7 +102,9 @@ class StageTrainer:
         self.named_params = {group: list(models.named_parameters(names)) for group, names in self.groups.items()}
         self.optimizers, self.schedulers = {}, {}
         for group in self.groups:
-            opt = build_optimizer(self.params[group], **stage.optimizer_settings(group))
+            settings = stage.optimizer_settings(group)
+            opt = build_optimizer(lr_groups(models, self.groups[group], settings["lr"], spec.get("lr_mult")),
+                                  **settings)
             self.optimizers[group] = opt
             self.schedulers[group] = WarmupPolyLR(opt, warmup_steps, total_steps, spec.lr_power)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)

@@ -25,6 +25,24 @@ def build_optimizer(params, optimizer="sgd", lr=0.1, betas=(0.9, 0.999), momentu
     raise ConfigError(f"unknown optimizer {optimizer!r}; use sgd, adamw or adam")
 
 
+def lr_groups(models, names, lr, lr_mult=None):
+    """Trainable parameters of modules `names` (a ModelSet) as optimizer param groups: one group at
+    `lr`, plus one group per module of `lr_mult` ({module: factor}) at lr * factor. Without
+    multipliers: the plain parameter list (one group, as before)."""
+    lr_mult = {m: float(f) for m, f in (lr_mult or {}).items() if m in names}
+    if not lr_mult:
+        return models.parameters(names)
+    groups = []
+    plain = [n for n in names if n not in lr_mult]
+    if plain and models.parameters(plain):
+        groups.append({"params": models.parameters(plain), "lr": lr})
+    for name, factor in lr_mult.items():
+        params = models.parameters([name])
+        if params:
+            groups.append({"params": params, "lr": lr * factor})
+    return groups
+
+
 def lr_factor(step, warmup, total, power=1.0):
     """Multiplier of the base lr for the optimizer step that follows `step` finished steps."""
     if warmup > 0 and step < warmup:

@@ -26,6 +26,7 @@ COMMON_DEFAULTS = dict(
     batch_size=None,       # per process
     optimizer=None,        # "sgd" | "adamw" | "adam"
     lr=None,
+    lr_mult=None,          # {module: factor}: that module trains at lr * factor (e.g. encoder=0.1)
     betas=(0.9, 0.999),    # adam/adamw
     momentum=None,         # sgd
     weight_decay=None,
@@ -214,6 +215,12 @@ def resolve_stage(entry, cfg, index):
     _number(spec, "warmup_epochs", where, 0)
     _number(spec, "warmup_steps", where, 0, integer=True)
     _number(spec, "lr_power", where, 0)
+    lr_mult = spec.get("lr_mult")
+    if lr_mult is not None:
+        if not isinstance(lr_mult, dict):
+            raise ConfigError(f"{where}: lr_mult must be a dict {{module: factor}} like dict(encoder=0.1), got {lr_mult!r}")
+        for module in lr_mult:
+            _number(lr_mult, module, f"{where}: lr_mult", 0, exclusive=True, allow_none=False)
     _number(spec, "grad_clip", where, 0)
     _number(spec, "gradient_acc", where, 1, integer=True, allow_none=False)
     _number(spec, "checkpoint_every", where, 1, integer=True)
@@ -254,6 +261,10 @@ def resolve_stage(entry, cfg, index):
                               f"{kind_name} may train: {', '.join(allowed)}")
     if not train:
         raise ConfigError(f"{where}: train is empty; nothing to train")
+    for module in spec.get("lr_mult") or {}:
+        if module not in train:
+            raise ConfigError(f"{where}: lr_mult names {module!r}, which this stage does not train "
+                              f"(train: {', '.join(train)})")
     spec["train"] = train
     masks = spec.get("masks") or {}
     if not isinstance(masks, dict):

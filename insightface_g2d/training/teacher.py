@@ -26,6 +26,10 @@ def check_teacher_files(spec, stage_name):
         return
     if "stage" in spec:
         return
+    if spec.get("dlib"):
+        from ..teachers.dlib_teacher import model_file
+
+        model_file("dlib_face_recognition_resnet_model_v1.dat")  # ConfigError with the install line
     if spec.get("network") and not spec.get("checkpoint"):
         raise ConfigError(
             f"stage {stage_name!r}: config.teacher names network {spec['network']!r} but no checkpoint; set "
@@ -57,6 +61,15 @@ class TeacherProvider:
         return self._built[key]
 
     def _build(self, spec, stage_name, differentiable, finished):
+        from ..teachers.geometry import DEFAULT_GEOMETRY, apply_geometry
+
+        geometry = DEFAULT_GEOMETRY
+        if isinstance(spec, dict):
+            spec = dict(spec)
+            geometry = spec.pop("geometry", None) or DEFAULT_GEOMETRY
+        return apply_geometry(self._build_raw(spec, stage_name, differentiable, finished), geometry, self.dataset)
+
+    def _build_raw(self, spec, stage_name, differentiable, finished):
         if isinstance(spec, dict) and "stage" in spec:
             source = spec["stage"]
             other = self.stage_specs.get(source)

@@ -55,7 +55,11 @@ config.val_targets = []
 #   dict(network="r100", checkpoint=".../backbone.pth")   an arcface_torch checkpoint
 #   dict(onnx="model.onnx")                                an ONNX model (no identity loss in inpaint)
 #   dict(cache="teacher_cache/")                           embeddings from `g2d-cache build`
+#   dict(dlib=True)                                        dlib's ResNet (pip install -e .[dlib]; slow: cache it)
 #   dict(stage="baseline")                                 the network of this run's arcface stage
+# geometry= (any of them): how embeddings become targets: "center" (default: subtract the teacher's
+#   mean embedding, needed for teachers like dlib's whose embeddings are far from centred),
+#   "whiten", "batch-center", "none" (see insightface_g2d/teachers/geometry.py)
 config.teacher = dict(network="r100", checkpoint=None)
 
 # Synthetic masks drawn on the training faces (stages may override with masks=dict(...)).

@@ -1,0 +1,110 @@
+"""`g2d-lfw`: the real-face comparison on LFW (View 1) with dlib's ResNet as the teacher."""
+import sys
+
+from .common import make_parser, run_cli, run_subcommand
+
+
+def build_parser():
+    parser = make_parser(
+        "g2d-lfw",
+        "Real faces, real teacher: train G2D and its baselines on LFW View 1 DevTrain and compare them on\n"
+        "DevTest pairs (clean, masked with seen and with held-out mask styles). Needs the [dlib] extra and an\n"
+        "LFW folder (lfw-deepfunneled/, landmarks5.tsv, View 1 files): --lfw-root or $G2D_LFW_ROOT.",
+        "g2d-lfw compare --out work_dirs/lfw --parallel",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compare", help="prepare data and teacher cache, train every arm, write the table",
+                       epilog="example:\n  g2d-lfw compare --out work_dirs/lfw --parallel\n"
+                              "  g2d-lfw compare --out work_dirs/lfw --arm teacher --arm g2d "
+                              "--set g2d:stages.reform.steps=2000",
+                       formatter_class=parser.formatter_class)
+    c.add_argument("--out", default="work_dirs/lfw", help="output folder (rerun the same command to resume)")
+    c.add_argument("--lfw-root", help="LFW folder (default: $G2D_LFW_ROOT or ../shared/data/lfw)")
+    c.add_argument("--arm", action="append", dest="arms",
+                   help="arm to run: teacher, arcface_masked, distill, g2d (repeatable; default: all)")
+    c.add_argument("--set", action="append", default=[], metavar="ARM:KEY=VALUE",
+                   help="config override for one arm, as g2d-train --set (e.g. g2d:stages.reform.steps=2000)")
+    c.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1)")
+    c.add_argument("--parallel", action="store_true",
+                   help="train the student arms as simultaneous processes (equal conditions; ~1 core each)")
+    c.add_argument("--train-only", action="store_true", help="train the arms, skip the evaluation")
+    c.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("prepare", help="align the DevTrain faces and build the dlib teacher cache only",
+                       epilog="example:\n  g2d-lfw prepare --out work_dirs/lfw", formatter_class=parser.formatter_class)
+    p.add_argument("--out", default="work_dirs/lfw")
+    p.add_argument("--lfw-root")
+    p.set_defaults(func=cmd_prepare)
+
+    t = sub.add_parser("teacher-check", help="the dlib teacher's accuracy on LFW View 2 (6,000 clean pairs)",
+                       epilog="example:\n  g2d-lfw teacher-check --out work_dirs/lfw/teacher_view2",
+                       formatter_class=parser.formatter_class)
+    t.add_argument("--out", default="work_dirs/lfw/teacher_view2")
+    t.add_argument("--lfw-root")
+    t.set_defaults(func=cmd_teacher_check)
+    return parser
+
+
+def _overrides(items):
+    from ..errors import ConfigError
+    from ..experiments.lfw import find_arm
+
+    out = {}
+    for item in items:
+        arm, sep, setting = item.partition(":")
+        if not sep or "=" not in setting:
+            raise ConfigError(f"--set {item!r}: expected ARM:KEY=VALUE, e.g. g2d:stages.reform.steps=2000")
+        out.setdefault(find_arm(arm).name, []).append(setting)
+    return out
+
+
+def cmd_compare(args):
+    from ..experiments.lfw import run_comparison
+
+    if args.threads < 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("--threads must be at least 1")
+    text = run_comparison(args.out, root=args.lfw_root, arms=args.arms, threads=args.threads,
+                          overrides=_overrides(args.set), parallel=args.parallel, train_only=args.train_only)
+    if text:
+        print(text)
+
+
+def cmd_prepare(args):
+    from pathlib import Path
+
+    from ..experiments.lfw import lfw_root
+    from ..experiments.lfw_data import build_dlib_cache, prepare_devtrain
+
+    out = Path(args.out)
+    devtrain, count, people = prepare_devtrain(lfw_root(args.lfw_root), out / "devtrain")
+    print(f"{count} aligned faces of {people} people in {devtrain}")
+    if not (out / "cache_dlib" / "manifest.json").is_file():
+        build_dlib_cache(devtrain, out / "cache_dlib")
+    print(f"dlib teacher cache: {out / 'cache_dlib'}")
+
+
+def cmd_teacher_check(args):
+    from ..evaluation.compare import compare
+    from ..experiments.lfw import lfw_root
+
+    root = lfw_root(args.lfw_root)
+    target = f"view2=pairs:{root / 'pairs.txt'},root={root / 'lfw-deepfunneled'},landmarks={root / 'landmarks5.tsv'}"
+    doc = compare([("dlib", "dlib")], [target], protocols=("clean",), out_dir=args.out, flip=False)
+    m = doc["results"]["dlib"]["view2"]["clean"]
+    print(f"dlib teacher on LFW View 2 (6,000 pairs, aligned 112x112 crops, no flip): "
+          f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f} %")
+
+
+def main(argv=None):
+    return run_subcommand(build_parser(), argv)
+
+
+def entry():
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry()

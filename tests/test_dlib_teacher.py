@@ -1,0 +1,108 @@
+"""dlib's ResNet as teacher and evaluation model (the [dlib] extra); real-face checks need LFW."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from insightface_g2d.errors import ConfigError
+
+dlib = pytest.importorskip("dlib", reason="the [dlib] extra is not installed (pip install -e .[dlib])")
+pytest.importorskip("face_recognition_models", reason="the [dlib] extra is not installed")
+
+from insightface_g2d.teachers.dlib_teacher import (CHIP_SIZE, CROP_TO_CHIP, DlibFaceRecognizer,  # noqa: E402
+                                                   crops_to_chips, fit_crop_to_chip)
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return DlibFaceRecognizer()
+
+
+def test_chips_are_the_crop_under_the_fixed_map():
+    crop = np.random.default_rng(0).integers(0, 256, (1, 112, 112, 3), dtype=np.uint8)
+    chip = crops_to_chips(crop)
+    assert chip.shape == (1, CHIP_SIZE, CHIP_SIZE, 3) and chip.dtype == np.uint8
+    # a single bright pixel of the crop lands where the map sends it (the chip is 1.53x larger)
+    dot = np.zeros((1, 112, 112, 3), np.uint8)
+    dot[0, 60, 40] = 255
+    ys, xs = np.nonzero(crops_to_chips(dot)[0, :, :, 0])
+    s, tx, ty = CROP_TO_CHIP[0, 0], CROP_TO_CHIP[0, 2], CROP_TO_CHIP[1, 2]
+    assert abs(xs.mean() - (s * 40 + tx)) < 1.0 and abs(ys.mean() - (s * 60 + ty)) < 1.0
+    # a constant crop gives a constant chip (edge replication, no black border)
+    flat = np.full((1, 112, 112, 3), 77, np.uint8)
+    assert (crops_to_chips(flat) == 77).all()
+
+
+def test_embeddings_shape_and_memo(monkeypatch):
+    rec = DlibFaceRecognizer(memoize=True)
+    calls = []
+    real = rec._compute
+    monkeypatch.setattr(rec, "_compute", lambda crops: calls.append(len(crops)) or real(crops))
+    faces = np.random.default_rng(1).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    first = rec.embed_crops(faces)
+    again = rec.embed_crops(np.concatenate([faces[1:], faces[:1]]))
+    assert first.shape == (3, 128) and first.dtype == np.float32
+    assert calls == [3]  # the second call found every face in the memo
+    np.testing.assert_array_equal(again, np.concatenate([first[1:], first[:1]]))
+
+
+def test_factory_and_embedder_spec(recognizer):
+    from insightface_g2d.evaluation.embedder import load_embedder
+    from insightface_g2d.teachers import build_teacher
+
+    teacher = build_teacher("dlib")
+    assert isinstance(teacher, DlibFaceRecognizer) and teacher.dim == 128
+    with pytest.raises(ConfigError, match="cannot pass gradients"):
+        build_teacher({"dlib": True}, differentiable=True)
+    emb = load_embedder("dlib")
+    faces = torch.rand(2, 3, 112, 112) * 2 - 1
+    out = emb(faces)
+    assert out.shape == (2, 128)
+    np.testing.assert_allclose(teacher.embed(faces).numpy(), out, atol=1e-6)
+
+
+def test_missing_extra_says_how_to_install(monkeypatch):
+    from insightface_g2d.teachers import dlib_teacher
+
+    monkeypatch.setitem(sys.modules, "dlib", None)
+    with pytest.raises(ConfigError, match=r"pip install -e \.\[dlib\]"):
+        dlib_teacher.DlibFaceRecognizer()
+
+
+def _load_lfw(lfw_root, rels):
+    from insightface_g2d.data.align import read_landmarks_tsv
+    from insightface_g2d.data.image_io import read_image_file
+
+    lm = read_landmarks_tsv(lfw_root / "landmarks5.tsv")
+    return [read_image_file(lfw_root / "lfw-deepfunneled" / r) for r in rels], [lm[r] for r in rels]
+
+
+def test_fixed_map_matches_dlib_own_alignment(lfw_root):
+    """Re-fit the crop -> chip map on 30 LFW faces: the shipped constant agrees."""
+    from insightface_g2d.data.align import read_landmarks_tsv
+
+    rels = sorted(read_landmarks_tsv(lfw_root / "landmarks5.tsv"))[::400][:30]
+    images, landmarks = _load_lfw(lfw_root, rels)
+    matrix, residuals, used = fit_crop_to_chip(images, landmarks)
+    assert used >= 25
+    assert abs(matrix[0, 0] / CROP_TO_CHIP[0, 0] - 1) < 0.02
+    assert np.abs(matrix[:, 2] - CROP_TO_CHIP[:, 2]).max() < 2.0  # chip pixels (of 150)
+    assert np.median(residuals) < 4.0
+
+
+def test_teacher_separates_real_people(lfw_root, recognizer):
+    """On 12 genuine and 12 impostor DevTest pairs, dlib's own distance threshold (0.6) on the
+    aligned crops gets almost every pair right."""
+    from insightface_g2d.data.align import align_face
+    from insightface_g2d.evaluation.pairs import read_pairs
+
+    pairs = read_pairs(lfw_root / "pairsDevTest.txt")
+    pick = list(range(12)) + list(range(500, 512))
+    rels = [pairs.paths[2 * i + j] for i in pick for j in (0, 1)]
+    images, landmarks = _load_lfw(lfw_root, rels)
+    crops = np.stack([align_face(im, lm) for im, lm in zip(images, landmarks)])
+    emb = recognizer.embed_crops(crops)
+    dist = np.linalg.norm(emb[0::2] - emb[1::2], axis=1)
+    same = np.array([pairs.issame[i] for i in pick])
+    assert ((dist < 0.6) == same).mean() >= 22 / 24

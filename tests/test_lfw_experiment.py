@@ -1,0 +1,85 @@
+"""The real-face comparison's pieces (experiments/lfw.py, cli/lfw.py); LFW itself only where needed."""
+import json
+
+import pytest
+
+from insightface_g2d.errors import ConfigError, DataError
+from insightface_g2d.experiments import lfw
+
+
+def test_read_people_both_formats(tmp_path):
+    dev = tmp_path / "peopleDevTrain.txt"
+    dev.write_text("3\nAJ_Cook\t1\nAaron_Eckhart\t1\nAbel_Pacheco\t4\n")
+    assert lfw.read_people(dev) == ["AJ_Cook", "Aaron_Eckhart", "Abel_Pacheco"]
+    plain = tmp_path / "names.txt"
+    plain.write_text("Alice\n\nBob\n")
+    assert lfw.read_people(plain) == ["Alice", "Bob"]
+    (tmp_path / "empty.txt").write_text("0\n")
+    with pytest.raises(DataError, match="no names"):
+        lfw.read_people(tmp_path / "empty.txt")
+
+
+def test_lfw_root_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("G2D_LFW_ROOT", raising=False)
+    (tmp_path / "lfw-deepfunneled").mkdir()
+    with pytest.raises(DataError, match="landmarks5.tsv, peopleDevTrain.txt, pairsDevTest.txt"):
+        lfw.lfw_root(tmp_path)
+
+
+def test_arms_and_configs():
+    assert [a.name for a in lfw.ARMS] == ["teacher", "arcface_masked", "distill", "g2d"]
+    with pytest.raises(ConfigError, match="did you mean 'distill'"):
+        lfw.find_arm("distil")
+    from insightface_g2d.training.config import load_config
+
+    for arm in lfw.ARMS[1:]:
+        cfg = load_config(str(lfw.config_path(arm)))
+        # every student arm: the same network and embedding size, the seen styles only
+        assert (cfg.network, cfg.embedding_size) == ("g2d_t", 128)
+        assert tuple(cfg.masks["styles"]) == lfw.SEEN_STYLES
+        assert not set(lfw.UNSEEN_STYLES) & set(cfg.masks["styles"])
+        assert (cfg.teacher is not None) == arm.uses_teacher
+
+
+def test_protocol_names_parse():
+    from insightface_g2d.evaluation.protocols import parse_protocol
+
+    kinds = [parse_protocol(p)[0] for p in lfw.PROTOCOLS]
+    assert kinds == ["clean", "masked-clean", "masked-masked", "masked-clean", "masked-masked"]
+    assert parse_protocol(lfw.PROTOCOLS[3])[1] == lfw.UNSEEN_STYLES
+
+
+def test_comparison_markdown_rows():
+    results = {"A": {p: {"accuracy": 0.9 + i / 100} for i, p in enumerate(lfw.PROTOCOLS)}}
+    text = lfw.comparison_markdown(results, {"A": 12.34}, {"train_images": 10, "train_people": 3, "threads": 1})
+    assert "| A | 12.3 | 90.00 | 91.00 | 92.00 | 93.00 | 94.00 |" in text
+    assert "masked-clean unseen" in text
+
+
+def test_cli_overrides_and_help(capsys):
+    from insightface_g2d.cli.lfw import _overrides, main
+
+    assert _overrides(["g2d:stages.reform.steps=10", "g2d:lr=0.1", "distill:seed=1"]) == {
+        "g2d": ["stages.reform.steps=10", "lr=0.1"], "distill": ["seed=1"]}
+    with pytest.raises(ConfigError, match="ARM:KEY=VALUE"):
+        _overrides(["stages.reform.steps=10"])
+    for sub in ("compare", "prepare", "teacher-check"):
+        with pytest.raises(SystemExit):
+            main([sub, "--help"])
+        assert "example:" in capsys.readouterr().out
+
+
+def test_prepare_devtrain_aligns_and_skips_done(lfw_root, tmp_path):
+    from insightface_g2d.data.factory import build_face_dataset
+    from insightface_g2d.experiments.lfw_data import prepare_devtrain
+
+    people = tmp_path / "few.txt"
+    people.write_text("AJ_Cook\nAbel_Pacheco\n")
+    out, count, n_people = prepare_devtrain(lfw_root, tmp_path / "faces", people_file=people, progress=False)
+    ds = build_face_dataset(str(out))
+    assert (count, n_people, len(ds), ds.num_classes) == (5, 2, 5, 2)
+    img, _ = ds[0]
+    assert img.shape == (112, 112, 3)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    prepare_devtrain(lfw_root, tmp_path / "faces", people_file=people, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == before
