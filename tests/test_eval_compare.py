@@ -213,3 +213,21 @@ def test_bad_inputs(setup, tmp_path, capsys):
     assert (t.name, t.path, t.root, t.landmarks) == ("lfw", "x/pairs.txt", "x/img", "x/l.tsv")
     assert parse_target("data/cfp_fp.bin").name == "cfp_fp"
     assert not (tmp_path / "o").exists()
+
+
+def test_no_flip_embeds_each_face_alone(setup, tmp_path):
+    """--no-flip: accuracies equal an independent computation on single-face embeddings."""
+    from insightface_g2d.evaluation.embedder import TorchEmbedder, embed_images, build_torch_model
+    from insightface_g2d.evaluation.verification import verification_metrics
+
+    d, ckpts = setup
+    argv = ["compare", "--model", f"T=g2d_t:{ckpts['g2d_t']}", "--target", str(d / "tiny.bin"), "--out",
+            str(tmp_path), "--device", "cpu", "--quiet", "--protocol", "clean", "--no-flip"]
+    assert run_cli(main, argv) == 0
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    assert doc["flip"] is False
+    images, issame = load_bin(d / "tiny.bin")
+    emb = embed_images(TorchEmbedder(build_torch_model("g2d_t", str(ckpts["g2d_t"]))), images, flip=False,
+                       progress=False)
+    want = verification_metrics(emb, issame)["accuracy"]
+    assert doc["results"]["T"]["tiny"]["clean"]["accuracy"] == pytest.approx(want, abs=1e-9)

@@ -58,6 +58,8 @@ def add_parser(subparsers):
     p.add_argument("--nfolds", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-flip", action="store_true",
+                   help="embed each face alone (default: plus its mirror image, as arcface_torch does)")
     p.set_defaults(func=run_compare)
 
     p = subparsers.add_parser("ijb", help="IJB-B / IJB-C 1:1 template verification (TAR@FAR)",
@@ -107,7 +109,7 @@ def run_compare(args):
     _positive("--batch-size", args.batch_size)
     models = [parse_model_arg(m) for m in args.model]
     fars = [parse_far(f) for f in args.far] if args.far else [1e-3]
-    doc = compare(models, args.target, protocols=args.protocol or DEFAULT_PROTOCOLS, seed=args.seed,
+    doc = compare(models, args.target, protocols=args.protocol or DEFAULT_PROTOCOLS, seed=args.seed, flip=not args.no_flip,
                   batch_size=args.batch_size, device=resolve_device(args.device), out_dir=args.out,
                   roc_target=args.roc_target, nfolds=args.nfolds, table_fars=fars, progress=not args.quiet)
     print(compare_markdown(doc))
