@@ -44,18 +44,36 @@ def preview_batch(dataset, count=8):
 
 @torch.no_grad()
 def write_preview(path, stage, batch, ctx):
-    """Grid of masked / restored / clean faces of `batch` with every module in eval mode."""
-    modes = {n: m.training for n, m in ctx.models.modules.items()}
-    for m in ctx.models.modules.values():
-        m.eval()
-    try:
-        masked = batch["masked"].to(ctx.device)
-        rows = [masked]
-        restored = stage.restore(masked, ctx)
-        if restored is not None:
-            rows.append(restored.float())
-        rows.append(batch["clean"].to(ctx.device))
-        return write_png(path, face_grid(rows))
-    finally:
-        for n, m in ctx.models.modules.items():
-            m.train(modes[n])
+    """Grid of masked / restored / clean faces of `batch`, computed by eval-mode copies of the
+    modules: the live modules' train/eval modes (and weights) are never touched."""
+    view = _PreviewContext(PreviewModels(ctx.models), ctx.device)
+    masked = batch["masked"].to(ctx.device)
+    rows = [masked]
+    restored = stage.restore(masked, view)
+    if restored is not None:
+        rows.append(restored.float())
+    rows.append(batch["clean"].to(ctx.device))
+    return write_png(path, face_grid(rows))
+
+
+class PreviewModels:
+    """The run's ModelSet as a preview sees it: `get(name)` hands out an eval-mode deep copy."""
+
+    def __init__(self, models):
+        self._models = models
+        self._copies = {}
+
+    def __contains__(self, name):
+        return name in self._models
+
+    def get(self, name):
+        from .modes import eval_copy
+
+        if name not in self._copies:
+            self._copies[name] = eval_copy(self._models.get(name))
+        return self._copies[name]
+
+
+class _PreviewContext:
+    def __init__(self, models, device):
+        self.models, self.device = models, device
