@@ -112,7 +112,7 @@ def test_a_failed_write_is_one_line_with_what_and_what_to_do(tmp_path):
                           env=dict(os.environ, PYTHONPATH=ROOT))
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert last.startswith("error: cannot write file") and "checkpoint_gpu_0.pt" in last
+    assert last.startswith("error: cannot write '") and "checkpoint_gpu_0.pt" in last
     assert "file too large" in last and "raise the limit or pass another --output" in last
     assert not [n for n in os.listdir(tmp_path / "run") if n.endswith(".tmp")]  # no half file left
 
@@ -139,3 +139,20 @@ def test_config_and_summary_replace_a_symlink_instead_of_writing_through_it(tmp_
     assert victim.read_text() == "keep me"
     assert not (out / "config.json").is_symlink() and '"rec"' in (out / "config.json").read_text()
     assert '"finished"' in (out / "run_summary.json").read_text()
+
+
+def test_an_unwritable_place_is_one_line(tmp_path, capsys):
+    """A real refusal by the kernel: creating a folder in sysfs (EPERM even for root)."""
+    target = "/sys/g2d_no_such_folder/run"
+    try:
+        os.mkdir("/sys/g2d_no_such_folder")
+    except OSError:
+        pass
+    else:  # pragma: no cover - a system where sysfs is writable
+        os.rmdir("/sys/g2d_no_such_folder")
+        pytest.skip("sysfs is writable here")
+    job = write_job(tmp_path, QUAD)
+    assert run_cli(main, [str(job), "--output", target, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: cannot write '/sys/g2d_no_such_folder'")
+    assert "pass an --output folder you can write to" in err

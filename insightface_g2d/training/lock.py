@@ -58,7 +58,7 @@ class OutputLock:
         except OSError as err:
             from .output_folder import write_error
 
-            raise write_error(err, self.path, "lock") from None
+            raise write_error(err, self.path, "lock file") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

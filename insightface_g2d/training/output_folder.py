@@ -24,11 +24,12 @@ _REASONS = {
 IO_ERRNOS = frozenset(_REASONS)
 
 
-def write_error(err, path=None, what="file"):
-    """OutputError for an OSError raised while writing `path`."""
+def write_error(err, path=None, what=""):
+    """OutputError for an OSError raised while writing `path` (`what`: e.g. "lock file", or "")."""
     path = path or err.filename or "?"
     reason, advice = _REASONS.get(err.errno, (err.strerror or str(err), "check the output folder"))
-    return OutputError(f"cannot write {what} {os.fspath(path)!r}: {reason}; {advice} (nothing written so far "
+    what = f"{what} " if what else ""
+    return OutputError(f"cannot write {what}{os.fspath(path)!r}: {reason}; {advice} (nothing written so far "
                        "is damaged: checkpoints are replaced atomically)")
 
 
@@ -55,9 +56,14 @@ def write_errors(output):
         if err is None or err.errno not in IO_ERRNOS:
             raise
         name = err.filename
-        if name is not None and not os.path.abspath(os.fspath(name)).startswith(root):
+        if name is not None and not _related(os.path.abspath(os.fspath(name)), root):
             raise
         raise write_error(err, name or output) from None
+
+
+def _related(path, root):
+    """`path` is `root`, inside it, or one of the folders above it (made by os.makedirs)."""
+    return path == root or path.startswith(root + os.sep) or root.startswith(path.rstrip(os.sep) + os.sep)
 
 
 def planned_paths(stages, rank=0):
