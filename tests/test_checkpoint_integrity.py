@@ -140,3 +140,22 @@ def test_finished_stage_on_another_identity_count_names_the_dataset(tmp_path):
     msg = str(err.value)
     assert "stage_classify.pt was trained on dataset 'synthetic:ids=4,per_id=8,seed=3' (32 images, 4 identities" in msg
     assert "8 identities" in msg and "network or embedding size" not in msg
+
+
+def test_exports_are_written_before_the_stage_file_that_marks_the_stage_finished(tmp_path, monkeypatch):
+    """A kill between the two writes must leave the stage unfinished (so it is redone), never a
+    finished stage without its export."""
+    from insightface_g2d.training import checkpoint as ckpt_mod
+    from insightface_g2d.training import runner as runner_mod
+
+    order = []
+    real = ckpt_mod.atomic_save
+
+    def recording(obj, path):
+        order.append(os.path.basename(str(path)))
+        return real(obj, path)
+
+    monkeypatch.setattr(ckpt_mod, "atomic_save", recording)
+    monkeypatch.setattr(runner_mod, "atomic_save", recording)
+    run_training(load_config(write_job(tmp_path, ARC)), output=str(tmp_path / "run"))
+    assert order == ["base_model.pt", "stage_base.pt", "model.pt"]

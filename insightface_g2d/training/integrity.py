@@ -98,14 +98,19 @@ def check_finite(ckpt, path, hint="delete it to start the stage over"):
                               f"trained from; {hint}")
 
 
-def save_checkpoint_file(ckpt, path, what):
-    """Refuse non-finite weights (TrainingError naming them), seal, write atomically."""
-    from .checkpoint import atomic_save
-
+def check_checkpoint_finite(ckpt, what, path):
+    """TrainingError naming the NaN/inf weights of a checkpoint about to be written to `path`."""
     bad = non_finite(_modules(ckpt))
     if bad:
         raise TrainingError(f"{what}: the weights hold NaN/inf ({', '.join(bad)}); {path} was not written. "
                             "Lower the learning rate or check the inputs")
+
+
+def save_checkpoint_file(ckpt, path, what):
+    """Refuse non-finite weights (TrainingError naming them), seal, write atomically."""
+    from .checkpoint import atomic_save
+
+    check_checkpoint_finite(ckpt, what, path)
     return atomic_save(seal(ckpt), path)
 
 

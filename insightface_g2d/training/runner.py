@@ -24,7 +24,8 @@ from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
 from ..fileio import atomic_open
 from .checkpoint import atomic_save, load_checkpoint, remove_stale_temps, seed_everything
 from .distributed import all_true, barrier, setup, teardown
-from .integrity import check_dataset, check_state_finite, dataset_record, save_checkpoint_file
+from .integrity import (check_checkpoint_finite, check_dataset, check_state_finite, dataset_record,
+                        save_checkpoint_file)
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
 from .output_folder import check_layout, write_errors
@@ -243,11 +244,12 @@ class Run:
             what = f"stage {stage.name!r} finished"
             exports = {name: {k: v.detach().cpu() for k, v in state.items()}
                        for name, state in stage.exports(self.models).items()}
+            check_checkpoint_finite(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
             for name, state in exports.items():
                 check_state_finite(state, what, name)
-            save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)  # refuses NaN/inf weights
-            for name, state in exports.items():
+            for name, state in exports.items():  # exports first: the stage file is what marks it finished
                 atomic_save(state, self.path(name))
+            save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)
             run._write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
@@ -278,7 +280,10 @@ def resume_command(cfg, output):
 
 
 def lower_lr_advice(run, stage, err):
-    """`err` with the command that resumes `stage` with a tenth of its learning rate."""
+    """`err` (a numeric failure) with the command that resumes `stage` with a tenth of its
+    learning rate; other training errors unchanged."""
+    if "non-finite" not in str(err) and "NaN/inf" not in str(err):
+        return err
     lr = float(stage.spec.lr) / 10
     return TrainingError(f"{err}. To resume with a lower learning rate: {run.command} "
                          f"--set stages.{stage.name}.lr={lr:.3g} --apply-changes")
