@@ -1,5 +1,4 @@
 """PNG grids of faces during training: one row each for masked, restored (if any) and clean faces."""
-import os
 
 import cv2
 import numpy as np
@@ -30,9 +29,15 @@ def face_grid(rows, pad=2):
 
 
 def write_png(path, rgb):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(os.fspath(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    """Encode in memory, then write atomically: a failed write is an OSError with its errno (disk
+    full, read-only, ...), which the runner reports in one line; never a half-written PNG."""
+    from ..fileio import atomic_open
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} preview")
+    with atomic_open(path, suffix=".tmp") as f:
+        f.write(data.tobytes())
     return path
 
 

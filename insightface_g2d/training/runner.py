@@ -111,6 +111,9 @@ def remove_stale_temp_files(output, rt, log):
     `.<file>.<random>.tmp` and renames it; SIGKILL mid-write leaves it, as large as a checkpoint).
     Runs before this run writes anything; each rank only touches the files it writes itself."""
     removed = remove_stale_temps(output, lambda target: owns_temp_target(target, rt.rank, rt.world_size))
+    if rt.is_main:  # previews are written atomically by rank 0 too
+        removed += [(f"previews/{name}", size) for name, size in
+                    remove_stale_temps(os.path.join(output, "previews"), lambda target: target.endswith(".png"))]
     if removed:
         size = sum(n for _, n in removed)
         log.warning(f"removed {len(removed)} temporary checkpoint file(s) ({size / 2 ** 20:.1f} MiB) left by an "

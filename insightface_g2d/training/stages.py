@@ -287,10 +287,14 @@ def unread_fallbacks(cfg, keys):
     """Those of the top-level `keys` no stage entry of `cfg` falls back to (each sets its own value,
     or its kind has its own default)."""
     read = set()
-    for entry in cfg.get("stages") or ():
-        if not isinstance(entry, dict) or entry.get("kind", entry.get("name")) not in STAGE_KINDS:
-            return []  # an invalid stage list is reported by resolve_stages
-        kind = STAGE_KINDS[entry.get("kind") or entry["name"]]
+    stages = cfg.get("stages")
+    if not isinstance(stages, (list, tuple)):
+        return []  # an invalid stage list is reported by resolve_stages
+    for entry in stages:
+        kind_name = entry.get("kind") or entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(kind_name, str) or kind_name not in STAGE_KINDS:
+            return []
+        kind = STAGE_KINDS[kind_name]
         merged = {**COMMON_DEFAULTS, **kind.defaults, **entry}
         read.update(k for k in _FALLBACKS if merged.get(k) is None)
     return [k for k in keys if k in _FALLBACKS and k not in read]
