@@ -3,7 +3,8 @@
     python benchmarks/kill_resume.py --kills 20 --seed 0
 
 Trains a tiny config (g2d_t, 16 synthetic faces, 4 stages: baseline arcface, inpaint, reform,
-classify; a step checkpoint every step) on CPU. First an uninterrupted reference run; then, in
+classify; a step checkpoint every step; an inpainting preview every step and the evaluation at the
+end, unless --no-previews / --no-eval) on CPU. First an uninterrupted reference run; then, in
 rounds, a fresh output: the same command is started again and again, each time killed one of
 these ways, until a run finishes on its own (and new rounds until --kills kills have landed):
 
@@ -12,10 +13,12 @@ these ways, until a run finishes on its own (and new rounds until --kills kills 
 * SIGKILL as soon as a checkpoint's temporary file appears (inside the write);
 * SIGKILL from inside torch.save, half the bytes written (G2D_KILL_IN_WRITE=N: the N-th save);
 * SIGKILL just before the rename that publishes a checkpoint (G2D_KILL_BEFORE_RENAME=N);
-* SIGTERM / SIGINT: the run must save, exit 0 and say how to resume.
+* SIGTERM / SIGINT: the run must save, exit 0 and say how to resume;
+* SIGKILL as soon as a new preview PNG appears (with previews on);
+* SIGKILL as soon as the evaluation starts (with evaluation on).
 
 At the end of each round every stage_<name>.pt and model.pt must hold tensors equal
-(torch.equal) to the reference's. Prints the number of kills survived and exits 1 on any difference.
+(torch.equal) to the reference's, and eval.json the same figures. Prints the number of kills survived and exits 1 on any difference.
 
 The kill-in-write hooks are installed by this script in the child process (the training code
 has no test hook of its own): the child is `python kill_resume.py child CONFIG ...`.
@@ -56,23 +59,25 @@ config.stages = [
 ]
 config.checkpoint_every = {checkpoint_every}
 config.preview_every = {preview_every}
-config.eval = dict(enabled=False)
+config.eval = {eval}
 '''
+EVAL = 'dict(enabled=True, pairs="synthetic:ids=8,per_id=4,seed=3,offset=1000", num_pairs=40, batch_size=16)'
 
 
 def tiny_config_text(steps, *, seed=7, frequent=1, rec="synthetic:ids=4,per_id=4,seed=3", inpaint_lr="1e-3",
-                     student_options="", checkpoint_every=1, preview_every=1000):
+                     student_options="", checkpoint_every=1, preview_every=1000, evaluate=False):
     """The tiny 4-stage config as Python source (also used by bench_memory.py). The defaults are
     this script's crash config; `student_options` is extra text for the reform and classify entries
     (e.g. ', optimizer="adamw", lr=1e-3'; without it they keep their kinds' own optimizer and lr)."""
     return TINY_CONFIG.format(steps=steps, seed=seed, frequent=frequent, rec=rec, inpaint_lr=inpaint_lr,
                               student_options=student_options, checkpoint_every=checkpoint_every,
-                              preview_every=preview_every)
+                              preview_every=preview_every, eval=EVAL if evaluate else "dict(enabled=False)")
 
 
-def write_config(folder, steps=3):
+def write_config(folder, steps=3, previews=True, evaluate=True):
+    """The crash config: a preview every step and the evaluation on, unless turned off."""
     path = Path(folder) / "tiny_crash.py"
-    path.write_text(tiny_config_text(steps))
+    path.write_text(tiny_config_text(steps, preview_every=1 if previews else 1000, evaluate=evaluate))
     return path
 
 
@@ -126,7 +131,7 @@ def child_main(argv):
 # ----------------------------------------------------------------------------------------- parent
 def train_command(config, output):
     return [sys.executable, str(HERE), "child", str(config), "--output", str(output), "--device", "cpu",
-            "--threads", "1", "--no-eval"]
+            "--threads", "1"]
 
 
 def _steps_logged(output):
@@ -143,12 +148,29 @@ def _temp_files(output):
         return []
 
 
-def launch(config, output, *, env=None, after_steps=None, on_temp=False, send=signal.SIGKILL, timeout=120):
-    """Run the training command once; optionally send `send` after `after_steps` more logged steps
-    or as soon as a checkpoint temp file appears. Returns (returncode, output text, what happened)."""
+def _previews(output):
+    try:
+        return set(os.listdir(Path(output) / "previews"))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _evaluating(output):
+    try:
+        return (Path(output) / "training.log").read_bytes().count(b"evaluation: ")
+    except FileNotFoundError:
+        return 0
+
+
+def launch(config, output, *, env=None, after_steps=None, on_temp=False, on_preview=False, on_eval=False,
+           send=signal.SIGKILL, timeout=600):
+    """Run the training command once; optionally send `send` after `after_steps` more logged steps,
+    as soon as a checkpoint temp file appears, a new preview PNG appears, or the evaluation starts.
+    Returns (returncode, output text, what happened)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     start_steps = _steps_logged(output)
     start_temps = set(_temp_files(output))
+    start_previews, start_evals = _previews(output), _evaluating(output)
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(train_command(config, output), stdout=log, stderr=subprocess.STDOUT, env=full_env)
     event = None
@@ -165,6 +187,15 @@ def launch(config, output, *, env=None, after_steps=None, on_temp=False, send=si
             if on_temp and set(_temp_files(output)) - start_temps:
                 proc.send_signal(send)
                 event = f"{signal.Signals(send).name} when a checkpoint temp file appeared"
+                break
+            new = sorted(_previews(output) - start_previews) if on_preview else []
+            if new:
+                proc.send_signal(send)
+                event = f"{signal.Signals(send).name} when preview {new[0]} appeared"
+                break
+            if on_eval and _evaluating(output) > start_evals:
+                proc.send_signal(send)
+                event = f"{signal.Signals(send).name} when the evaluation started"
                 break
             time.sleep(0.002 if on_temp else 0.01)
         proc.wait(timeout=timeout)
@@ -205,6 +236,14 @@ def compare_outputs(ref, other):
             diffs.append(f"{name}: different keys")
             continue
         diffs += [f"{name}:{k}" for k in flat_a if not torch.equal(flat_a[k], flat_b[k])]
+    eval_a, eval_b = Path(ref) / "eval.json", Path(other) / "eval.json"
+    if eval_a.is_file() or eval_b.is_file():
+        import json
+
+        if not (eval_a.is_file() and eval_b.is_file()):
+            diffs.append("eval.json: missing in one output")
+        elif json.loads(eval_a.read_text())["models"] != json.loads(eval_b.read_text())["models"]:
+            diffs.append("eval.json: different figures")
     return diffs
 
 
@@ -214,11 +253,11 @@ def _marker(text, name):
     return found.group(0) if found else None
 
 
-def campaign(kills, seed, steps, workdir, log=print):
+def campaign(kills, seed, steps, workdir, log=print, previews=True, evaluate=True):
     import random
 
     rng = random.Random(seed)
-    config = write_config(workdir, steps)
+    config = write_config(workdir, steps, previews=previews, evaluate=evaluate)
     ref = Path(workdir) / "reference"
     t0 = time.time()
     rc, text, _ = launch(config, ref)
@@ -227,6 +266,7 @@ def campaign(kills, seed, steps, workdir, log=print):
     log(f"reference run: {time.time() - t0:.1f} s")
     survived, events, rounds, diffs, leftovers = 0, [], 0, [], 0
     kinds = ["steps", "temp", "in-write", "before-rename", "steps", "sigterm", "sigint"]
+    kinds += (["preview"] if previews else []) + (["eval"] if evaluate else [])
     saves_per_run = 4 * steps + 8  # upper bound of torch.save calls in one run
     while survived < kills:
         # one round: a fresh output, killed again and again until a run finishes, then compared
@@ -238,6 +278,10 @@ def campaign(kills, seed, steps, workdir, log=print):
                 rc, text, event = launch(config, out, after_steps=rng.randint(1, 2 * steps))
             elif kind == "temp":
                 rc, text, event = launch(config, out, on_temp=True)
+            elif kind == "preview":
+                rc, text, event = launch(config, out, on_preview=True)
+            elif kind == "eval":
+                rc, text, event = launch(config, out, on_eval=True)
             elif kind == "in-write":
                 rc, text, event = launch(config, out,
                                          env={"G2D_KILL_IN_WRITE": str(rng.randint(1, saves_per_run // 2))})
@@ -268,7 +312,19 @@ def campaign(kills, seed, steps, workdir, log=print):
         leftovers += len(_temp_files(out))
         log(f"round {rounds} finished: weights {'EQUAL' if not round_diffs else 'DIFFERENT'}")
     return dict(kills=survived, rounds=rounds, events=events, diffs=diffs, temp_files_left=leftovers,
-                seconds=round(time.time() - t0, 1))
+                seconds=round(time.time() - t0, 1), previews=previews, evaluate=evaluate)
+
+
+def event_kind(event):
+    """A kill event's kind, for the summary line."""
+    for needle, kind in (("preview", "SIGKILL as a preview appeared"),
+                         ("evaluation", "SIGKILL as the evaluation started"),
+                         ("KILL-IN-WRITE", "SIGKILL inside torch.save"),
+                         ("KILL-BEFORE-RENAME", "SIGKILL before a rename"),
+                         ("temp file", "SIGKILL as a checkpoint temp file appeared")):
+        if needle in event:
+            return kind
+    return event.split(" after")[0] + " after N steps"
 
 
 def main(argv=None):
@@ -279,11 +335,20 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=4, help="steps per stage")
     parser.add_argument("--workdir", default=None, help="keep outputs here (default: a temporary folder)")
+    parser.add_argument("--no-previews", action="store_true", help="no inpainting preview every step")
+    parser.add_argument("--no-eval", action="store_true", help="no evaluation at the end of each run")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)
-        result = campaign(args.kills, args.seed, args.steps, workdir)
+        result = campaign(args.kills, args.seed, args.steps, workdir, previews=not args.no_previews,
+                          evaluate=not args.no_eval)
+    kinds = {}
+    for e in result["events"]:
+        kinds[event_kind(e)] = kinds.get(event_kind(e), 0) + 1
+    print(f"previews {'on (every step)' if result['previews'] else 'off'}, evaluation "
+          f"{'on' if result['evaluate'] else 'off'}; kills by kind: "
+          + "; ".join(f"{k}: {n}" for k, n in sorted(kinds.items())))
     print(f"kills survived: {result['kills']} in {result['rounds']} killed-and-resumed runs; final weights "
           f"{'EQUAL to' if not result['diffs'] else 'DIFFERENT from'} the uninterrupted run "
           f"({len(result['diffs'])} differing tensors); temp files left behind: {result['temp_files_left']}; "

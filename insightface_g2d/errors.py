@@ -19,3 +19,8 @@ class ConfigError(G2DError):
 
 class TrainingError(G2DError):
     """Training cannot go on (for example a NaN loss)."""
+
+
+class OutputError(G2DError):
+    """The output folder cannot be used: in use by another run, not writable, full, or a name in it
+    is taken by a file of the wrong kind."""

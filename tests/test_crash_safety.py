@@ -1,6 +1,7 @@
 """Crash-safe training: g2d-train killed again and again (SIGKILL at random steps, inside a
-checkpoint write, before a checkpoint's rename; SIGTERM and SIGINT), resumed each time, ends
-with weights equal (torch.equal) to an uninterrupted run of the same seed on CPU.
+checkpoint write, before a checkpoint's rename, as a preview appears, as the evaluation starts;
+SIGTERM and SIGINT), resumed each time, with an inpainting preview every step and the evaluation
+on, ends with weights (and evaluation figures) equal to an uninterrupted run of the same seed on CPU.
 
 The harness (tiny 4-stage config, kill hooks, comparison) is benchmarks/kill_resume.py; that
 script also runs longer campaigns: `python benchmarks/kill_resume.py --kills 30`.
@@ -77,6 +78,16 @@ def test_killed_and_resumed_training_equals_uninterrupted(tmp_path):
     assert event and rc == -signal.SIGKILL, text[-2000:]
     events.append(event)
 
+    # 7. SIGKILL the moment a preview PNG appears (previews are written every step of inpaint)
+    rc, text, event = KR.launch(config, out, on_preview=True)
+    assert (event and rc == -signal.SIGKILL) or (rc == 0 and KR.finished(out)), text[-2000:]
+    events += [event] if event else []
+
+    # 8. SIGKILL as the evaluation starts (every stage finished, model.pt written)
+    rc, text, event = KR.launch(config, out, on_eval=True)
+    assert event and rc == -signal.SIGKILL, text[-2000:]
+    events.append(event)
+
     # resume to the end
     for _ in range(2):
         if KR.finished(out):
@@ -87,7 +98,7 @@ def test_killed_and_resumed_training_equals_uninterrupted(tmp_path):
     # finding T1 (fixed): the temporaries the kills left behind are removed when a run starts
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
-    worker.join(timeout=180)
+    worker.join(timeout=600)
     rc, text, _ = reference["result"]
     assert rc == 0 and KR.finished(ref), text[-2000:]
     diffs = KR.compare_outputs(ref, out)

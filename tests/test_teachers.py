@@ -301,9 +301,16 @@ def test_cache_build_is_atomic_and_resumes(teacher, faces, tmp_path):
 def test_cache_mismatches_say_what_differs(teacher, faces, tmp_path):
     build_teacher_cache(teacher, faces, tmp_path / "c", batch_size=5, progress=False,
                         dataset_spec="synthetic:ids=3", teacher_spec={"network": "mbf", "checkpoint": "ckpt.pth"})
+    other = TinyFaces(10, seed=1)
     with pytest.raises(ConfigError, match="fingerprint") as err:
-        TeacherCache(tmp_path / "c", dataset=TinyFaces(10, seed=1))
-    assert "g2d-cache build --dataset synthetic:ids=3 --teacher-network mbf --teacher-checkpoint ckpt.pth" in str(err.value)
+        TeacherCache(tmp_path / "c", dataset=other)
+    # the rebuild command is for the dataset in use now, never the one the stale cache was built from
+    assert "g2d-cache build --dataset DATASET --teacher-network mbf --teacher-checkpoint ckpt.pth" in str(err.value)
+    other.spec = "faces_v2"
+    with pytest.raises(ConfigError, match="fingerprint") as err:
+        TeacherCache(tmp_path / "c", dataset=other)
+    assert "g2d-cache build --dataset faces_v2 --teacher-network mbf --teacher-checkpoint ckpt.pth" in str(err.value)
+    assert "synthetic:ids=3" not in str(err.value)
     with pytest.raises(ConfigError, match="12 samples"):
         TeacherCache(tmp_path / "c", dataset=TinyFaces(12))
     with pytest.raises(ConfigError, match="512-d are needed"):
@@ -354,7 +361,8 @@ def test_cli_build_import_info(monkeypatch, tmp_path, onnx_model, faces, capsys)
     assert "count        10" in info and "matches dataset tiny" in info
     assert run_cli(cli.main, ["info", str(out), "--dataset", "other"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "fingerprint" in err and "--dataset tiny" in err and "\n" not in err
+    # the rebuild command names the dataset in use now (this test's stand-in has no spec), not "tiny"
+    assert err.startswith("error:") and "fingerprint" in err and "--dataset DATASET" in err and "\n" not in err
     np.save(tmp_path / "emb.npy", np.ones((10, 4), np.float32))
     assert run_cli(cli.main, ["import", "--dataset", "tiny", "--embeddings", str(tmp_path / "emb.npy"),
                               "--out", str(tmp_path / "imp")]) == 0

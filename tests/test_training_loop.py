@@ -196,8 +196,9 @@ def test_resume_removes_stale_temporary_checkpoints(tmp_path, monkeypatch):
     killed = [p.name for p in out.iterdir() if p.name.startswith(".checkpoint_gpu_0.pt.")]
     assert len(killed) == 1 and killed[0].endswith(".tmp")
     stale = killed + [".stage_base.pt.k2j4h6g8.tmp", ".model.pt.abcdefgh.tmp", ".base_model.pt.x_y_z123.tmp",
-                      ".checkpoint_gpu_3.pt.qwertyui.tmp"]  # rank 3 of an earlier, larger run
-    keep = ["notes.tmp", ".config.json.abcdefgh.tmp", "my.pt", ".checkpoint_gpu_0.pt.tmp.bak"]
+                      ".checkpoint_gpu_3.pt.qwertyui.tmp",  # rank 3 of an earlier, larger run
+                      ".config.json.abcdefgh.tmp"]  # config.json is written atomically too
+    keep = ["notes.tmp", ".notes.json.abcdefgh.tmp", "my.pt", ".checkpoint_gpu_0.pt.tmp.bak"]
     for name in stale[1:] + keep:
         (out / name).write_bytes(b"x" * 10)
 
@@ -207,7 +208,7 @@ def test_resume_removes_stale_temporary_checkpoints(tmp_path, monkeypatch):
     left = sorted(p.name for p in out.iterdir())
     assert not set(stale) & set(left) and set(keep) <= set(left)
     log = (out / "training.log").read_text()
-    assert "removed 5 temporary checkpoint file(s)" in log and killed[0] in log
+    assert "removed 6 temporary checkpoint file(s)" in log and killed[0] in log
 
 
 def test_stale_temporary_files_are_cleaned_by_the_rank_that_writes_them():
@@ -224,5 +225,5 @@ def test_stale_temporary_files_are_cleaned_by_the_rank_that_writes_them():
                                 "stage_reform.pt", "model.pt", "base_model.pt", "config.json")
                     if owns_temp_target(t, rank, 2)] for rank in (0, 1)}
     assert owned == {0: ["checkpoint_gpu_0.pt", "checkpoint_gpu_2.pt", "stage_reform.pt", "model.pt",
-                         "base_model.pt"],
+                         "base_model.pt", "config.json"],
                      1: ["checkpoint_gpu_1.pt"]}

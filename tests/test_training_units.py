@@ -1,4 +1,5 @@
 """Pieces of the loop: schedule, sampler, atomic checkpoints, RNG round trip."""
+import errno
 import os
 import random
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from insightface_g2d.errors import CheckpointError
+from insightface_g2d.errors import CheckpointError, OutputError
 from insightface_g2d.training import checkpoint as ckpt_mod
 from insightface_g2d.training.checkpoint import atomic_save, capture_rng, load_checkpoint, restore_rng
 from insightface_g2d.training.optim import WarmupPolyLR, build_optimizer, lr_factor
@@ -74,10 +75,12 @@ def test_atomic_save_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypat
 
     def broken_save(obj, f):
         f.write(b"PK\x03\x04 partial")  # half a zip file, then the disk fills up
-        raise OSError("No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
-    with pytest.raises(OSError, match="No space"):
+    # the project's one-line error (exit 2 from the CLI), saying what and what to do
+    with pytest.raises(OutputError, match=r"cannot write '.*checkpoint_gpu_0\.pt': no space left on the device; "
+                                          r"free some space or pass another --output"):
         atomic_save({"step": torch.tensor(2)}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"].item() == 1

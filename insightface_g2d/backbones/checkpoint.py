@@ -1,5 +1,6 @@
 """Loading backbone weights safely and with errors that say what does not match."""
 import os
+import re
 
 import torch
 
@@ -22,13 +23,31 @@ def load_tensor_file(path, what="checkpoint", hint=""):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        if os.path.getsize(path) == 0:
-            reason = "the file is empty (0 bytes; an interrupted copy or a full disk?)"
-        raise CheckpointError(f"cannot read {what} {path!r}: {reason}{suffix}") from None
+        raise CheckpointError(f"cannot read {what} {path!r}: {unreadable_reason(path, err)}{suffix}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{what} {path!r} holds a {type(obj).__name__}, expected a dict{suffix}")
     return obj
+
+
+# torch words it "Unsupported global: GLOBAL x.y" or "unsupported GLOBAL x.y whose module x is blocked"
+_GLOBAL_RE = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]+)", re.IGNORECASE)
+
+
+def unreadable_reason(path, err):
+    """Why torch.load(weights_only=True) refused `path`, in this project's words. Never torch's own
+    text, which suggests weights_only=False: wrong for damaged bytes and unsafe for untrusted files."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty (0 bytes; an interrupted copy or a full disk?)"
+    except OSError as os_err:
+        return f"the file cannot be read ({os_err.strerror})"
+    if isinstance(err, OSError):
+        return f"the file cannot be read ({err.strerror or err})"
+    found = _GLOBAL_RE.search(str(err))
+    if found:
+        return (f"it holds Python objects ({found.group(1)}), not only tensors and plain values; loading it "
+                "could run code, so it is refused. Re-save the weights with torch.save(model.state_dict())")
+    return "not a PyTorch checkpoint, or a damaged one (cut short or overwritten)"
 
 
 def read_state_dict(source):

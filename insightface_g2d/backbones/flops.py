@@ -27,7 +27,7 @@ def count_macs(model, input_size=(1, 3, 112, 112)):
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # every submodule's mode, not only the top one
     model.eval()
     try:
         with torch.no_grad():
@@ -35,7 +35,8 @@ def count_macs(model, input_size=(1, 3, 112, 112)):
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, flag in modes:
+            m.training = flag
     return total
 
 

@@ -1,5 +1,6 @@
 """Shared helpers for the command-line tools."""
 import argparse
+import os
 import sys
 
 from ..errors import G2DError
@@ -9,9 +10,20 @@ def run_cli(main, argv=None):
     """Run ``main(argv)``; turn the project's own errors into one line on stderr and exit code 2.
 
     Programming errors still raise with a traceback: those are bugs to report, not bad input.
+    A reader that goes away (`g2d-info --all | head -2`) ends the tool quietly with exit code 141
+    (128 + SIGPIPE, what a C tool killed by the signal reports).
     """
     try:
         code = main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        return _broken_pipe()
+    except SystemExit:  # argparse's --help and usage errors: their output may have hit the closed pipe
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _broken_pipe()
+        raise
     except G2DError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -19,6 +31,20 @@ def run_cli(main, argv=None):
         print("interrupted", file=sys.stderr)
         return 130
     return 0 if code is None else int(code)
+
+
+BROKEN_PIPE_EXIT = 141
+
+
+def _broken_pipe():
+    """Point stdout at /dev/null so the interpreter's final flush stays quiet; the exit code."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return BROKEN_PIPE_EXIT
 
 
 def make_parser(prog, description, example):

@@ -27,10 +27,34 @@ def build_parser():
                    help="torch threads on CPU (default: config.cpu_threads, else torch's choice; 1 is often "
                         "fastest on a small or busy machine)")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation that config.eval asks for")
+    p.add_argument("--apply-changes", action="store_true",
+                   help="resume a stage whose settings changed (e.g. --set stages.reform.lr=0.01): the new learning "
+                        "rate and other optimizer values are set in the restored optimizer and schedule (without "
+                        "it such a resume is refused; changes of batch size, length or modules are always refused)")
     return p
 
 
+def resume_command(argv):
+    """The command line that continues this run: the same arguments, without --resume (an explicit
+    checkpoint is used once; 'never' would start over)."""
+    import shlex
+
+    out, skip = ["g2d-train"], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--resume":
+            skip = True
+            continue
+        if arg.startswith("--resume="):
+            continue
+        out.append(arg)
+    return shlex.join(out)
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from ..training.config import load_config
     from ..training.runner import run_training
@@ -39,7 +63,8 @@ def main(argv=None):
     if args.threads:
         cfg.cpu_threads = args.threads
     summary = run_training(cfg, output=args.output, device=args.device, stage=args.stage, resume=args.resume,
-                           evaluate=not args.no_eval)
+                           evaluate=not args.no_eval, apply_changes=args.apply_changes,
+                           command=resume_command(argv))
     return 0 if summary["status"] in ("finished", "stopped", "partial") else 1
 
 

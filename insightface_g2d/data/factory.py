@@ -54,6 +54,17 @@ def _recordio(rec, idx, kw):
 
 
 def build_face_dataset(spec, **kw):
+    """Build the face dataset named by `spec` (see module docstring); its `spec` attribute is `spec`
+    as a string (what error messages and rebuild commands quote)."""
+    dataset = _build(spec, **kw)
+    try:
+        dataset.spec = str(spec)
+    except AttributeError:  # a dataset class with slots or a read-only property
+        pass
+    return dataset
+
+
+def _build(spec, **kw):
     """Build the face dataset named by `spec` (see module docstring); kw go to its constructor.
 
     Returns a dataset following the project's protocol: len, (uint8 [112,112,3] RGB, int label)

@@ -122,7 +122,7 @@ def try_decode_image_bytes(data, max_pixels=MAX_IMAGE_PIXELS):
         msg = (str(err).strip().splitlines() or [type(err).__name__])[-1]
         return None, f"OpenCV refused it ({msg.strip()[:160]})"
     if img is None:
-        return None, f"not a decodable image ({buf.size} bytes starting {bytes(buf[:8]).hex()})"
+        return None, f"not a decodable image ({buf.size} bytes in no image format OpenCV reads)"
     if img.ndim != 3 or img.shape[2] != 3:
         return None, f"decoded to an unexpected shape {img.shape}"
     return (img if _IMREAD_RGB else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), None

@@ -237,9 +237,21 @@ def _find_root(root, rel):
     return root, None
 
 
+def _leaves_root(rel):
+    """True for an absolute path or one with a '..' component (it could name any file)."""
+    rel = str(rel).replace("\\", "/")
+    return os.path.isabs(rel) or rel.startswith("/") or ".." in rel.split("/") or (len(rel) > 1 and rel[1] == ":")
+
+
 def resolve_paths(root, pairs, image_ext=None):
     """(image folder, list of 2N relative paths with their real extension); DataError on missing."""
     image_ext = _norm_ext(image_ext)
+    outside = [p for p in pairs.paths if _leaves_root(p)]
+    if outside:
+        raise DataError(
+            f"{len(outside)} path(s) of {pairs.source or 'the pairs list'} leave the image root "
+            f"(first: {outside[0]!r}); "
+            "paths in a pairs file must be relative to --root, without '..' or a leading '/'")
     base, found_ext = _find_root(root, pairs.paths[0])
     paths = list(pairs.paths)
     if pairs.layout == "lfw" and image_ext is None and found_ext and found_ext != ".jpg":

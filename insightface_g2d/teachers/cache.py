@@ -129,7 +129,8 @@ class TeacherCache:
     def check_dataset(self, dataset):
         """Raise ConfigError unless this cache was built for `dataset`."""
         ds = cache_dataset(dataset)
-        hint = rebuild_hint(self.directory, self.manifest)
+        # rebuild for the dataset in use now, never for the one the old cache was built from
+        hint = rebuild_hint(self.directory, {**self.manifest, "dataset_spec": getattr(ds, "spec", None)})
         n, fp = len(ds), ds.fingerprint()
         if n != self.count:
             raise ConfigError(

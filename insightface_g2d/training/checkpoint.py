@@ -60,8 +60,16 @@ def remove_stale_temps(folder, owns):
 def atomic_save(obj, path):
     """torch.save(obj) to `path` without ever leaving a partial file at `path`."""
     path = os.fspath(path)
-    with atomic_open(path, suffix=TEMP_SUFFIX) as f:
-        torch.save(obj, f)
+    try:
+        with atomic_open(path, suffix=TEMP_SUFFIX) as f:
+            torch.save(obj, f)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        from .output_folder import os_error_in, write_error
+
+        err = os_error_in(exc)
+        if err is None:
+            raise
+        raise write_error(err, path) from None
     _fsync_dir(os.path.dirname(os.path.abspath(path)))
     return path
 
@@ -79,9 +87,15 @@ def _fsync_dir(folder):
         os.close(fd)
 
 
-def load_checkpoint(path):
-    """A checkpoint dict read with weights_only=True; CheckpointError when missing or unreadable."""
-    return load_tensor_file(path, hint="delete it to start the stage over")
+def load_checkpoint(path, hint="delete it to start the stage over"):
+    """A checkpoint dict read with weights_only=True, its checksum verified and its weights finite;
+    CheckpointError when missing, unreadable, damaged or holding NaN/inf (see training.integrity)."""
+    from .integrity import check_finite, verify
+
+    ckpt = load_tensor_file(path, hint=hint)
+    verify(ckpt, path, hint)
+    check_finite(ckpt, path, hint)
+    return ckpt
 
 
 def capture_rng():

@@ -338,4 +338,13 @@ def load_config(path, overrides=None):
     cfg = apply_overrides(cfg, overrides)
     cfg["config_path"] = str(path)
     cfg["job_name"] = path.stem
-    return validate(cfg, base)
+    from .stages import unread_fallbacks
+
+    set_here = list(job) + [str(o).partition("=")[0].strip() for o in overrides or ()]
+    unread = unread_fallbacks(cfg, list(dict.fromkeys(set_here)))
+    cfg = validate(cfg, base)
+    cfg["config_notes"] = [
+        f"{', '.join(f'config.{k} = {cfg[k]!r}' for k in unread)} {'is' if len(unread) == 1 else 'are'} read by "
+        "no stage (every stage sets its own value or has its kind's default); set it in the stages to change "
+        "training"] if unread else []
+    return cfg

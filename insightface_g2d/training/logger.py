@@ -83,7 +83,7 @@ class ScalarWriter:
         self._file.flush()
 
     def close(self):
-        if not self.enabled:
+        if not self.enabled or self._file.closed:
             return
         self._file.close()
         if self.tb is not None:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import ConfigError, TrainingError
-from .checkpoint import atomic_save, capture_rng, restore_rng
+from .checkpoint import capture_rng, restore_rng
 from .distributed import any_true
 from .logger import format_eta, get_logger
 from .optim import WarmupPolyLR, build_optimizer, lr_groups
@@ -260,8 +260,10 @@ class StageRun:
     """Runs one stage over a dataset: resumable data order, logging, checkpoints, stop, guard."""
 
     def __init__(self, stage, models, dataset, rt, output, *, seed=0, num_workers=0, frequent=10,
-                 teacher=None, grad_teacher=None, stop=None, scalars=None, preview_batch=None, on_step=None):
+                 teacher=None, grad_teacher=None, stop=None, scalars=None, preview_batch=None, on_step=None,
+                 checkpoint_meta=None):
         self.stage, self.models, self.dataset, self.rt = stage, models, dataset, rt
+        self.checkpoint_meta = dict(checkpoint_meta or {})  # stored in every checkpoint (e.g. the dataset)
         self.output, self.seed, self.num_workers = output, int(seed), int(num_workers)
         self.frequent = max(1, int(frequent or 10))
         self.stop, self.scalars, self.preview, self.on_step = stop, scalars, preview_batch, on_step
@@ -276,9 +278,11 @@ class StageRun:
     def checkpoint_path(self):
         return os.path.join(self.output, checkpoint_name(self.rt.rank))
 
-    def resume_from(self, ckpt, source):
-        """Continue from a step checkpoint of this stage (same config, same number of processes)."""
+    def resume_from(self, ckpt, source, apply_changes=False):
+        """Continue from a step checkpoint of this stage (same config, same number of processes;
+        a changed spec is refused or, with `apply_changes`, applied: see training.resume_changes)."""
         from ..errors import CheckpointError
+        from .resume_changes import apply_to_trainer, check_changes, describe_applied, spec_changes
 
         if ckpt.get("stage") != self.stage.name:
             raise CheckpointError(f"{source} belongs to stage {ckpt.get('stage')!r}, not {self.stage.name!r}")
@@ -286,12 +290,20 @@ class StageRun:
             raise CheckpointError(
                 f"{source} was written by {ckpt.get('world_size')} process(es); resume with the same number "
                 f"(now {self.rt.world_size}) or pass --resume never to start the stage over")
+        changes = check_changes(spec_changes(ckpt.get("stage_spec"), self.stage.spec), self.stage.name, source,
+                                apply_changes)
         if int(ckpt.get("total_steps", -1)) != self.total_steps:
             raise CheckpointError(
                 f"{source} was written for {ckpt.get('total_steps')} steps of stage {self.stage.name!r} but the "
                 f"config now gives {self.total_steps}; restore the config or pass --resume never")
         self.models.load_state_dicts(checkpoint_modules(ckpt), source=source)
         self.trainer.load_state_dict(ckpt["trainer"])
+        if changes:
+            lrs = apply_to_trainer(self.trainer)
+            self.log.warning(f"stage {self.stage.name}: applying changed settings on resume: "
+                             f"{describe_applied(changes)} (learning rate now "
+                             f"{', '.join(f'{g} {v:.3g}' for g, v in lrs.items())}); from here on the run differs "
+                             "from an uninterrupted one")
         restore_rng(ckpt["rng"])
         self.position = {"epoch": int(ckpt["epoch"]), "batch_in_epoch": int(ckpt["batch_in_epoch"])}
         self.last_checkpoint = source
@@ -299,7 +311,11 @@ class StageRun:
                       f"{self.total_steps} (epoch {self.position['epoch']}, batch {self.position['batch_in_epoch']})")
 
     def save_checkpoint(self):
-        atomic_save(build_checkpoint(self.trainer, self.position), self.checkpoint_path)
+        from .integrity import save_checkpoint_file
+
+        ckpt = {**build_checkpoint(self.trainer, self.position), **self.checkpoint_meta}
+        self._guarded(save_checkpoint_file, ckpt, self.checkpoint_path,
+                      f"stage {self.stage.name!r} at step {self.trainer.global_step}")
         self.last_checkpoint = self.checkpoint_path
 
     def _loader(self, epoch, start_batch):

@@ -92,7 +92,8 @@ class ModelSet:
             except RuntimeError as err:
                 raise CheckpointError(
                     f"{source}: module {name!r} does not match this config ({str(err).splitlines()[0]}); "
-                    "was it written with another network or embedding size? Use a new --output folder."
+                    "was it written with another network, embedding size or dataset (number of identities)? "
+                    "Use a new --output folder."
                 ) from None
 
     def equal(self, other):

@@ -71,6 +71,11 @@ class WarmupPolyLR:
         self.last_step += 1
         self._apply()
 
+    def step_to(self, step):
+        """Set the position to `step` finished steps (and the lr to its value there)."""
+        self.last_step = int(step)
+        self._apply()
+
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
 

@@ -1,5 +1,4 @@
 """PNG grids of faces during training: one row each for masked, restored (if any) and clean faces."""
-import os
 
 import cv2
 import numpy as np
@@ -30,9 +29,15 @@ def face_grid(rows, pad=2):
 
 
 def write_png(path, rgb):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(os.fspath(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    """Encode in memory, then write atomically: a failed write is an OSError with its errno (disk
+    full, read-only, ...), which the runner reports in one line; never a half-written PNG."""
+    from ..fileio import atomic_open
+
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} preview")
+    with atomic_open(path, suffix=".tmp") as f:
+        f.write(data.tobytes())
     return path
 
 
@@ -44,18 +49,36 @@ def preview_batch(dataset, count=8):
 
 @torch.no_grad()
 def write_preview(path, stage, batch, ctx):
-    """Grid of masked / restored / clean faces of `batch` with every module in eval mode."""
-    modes = {n: m.training for n, m in ctx.models.modules.items()}
-    for m in ctx.models.modules.values():
-        m.eval()
-    try:
-        masked = batch["masked"].to(ctx.device)
-        rows = [masked]
-        restored = stage.restore(masked, ctx)
-        if restored is not None:
-            rows.append(restored.float())
-        rows.append(batch["clean"].to(ctx.device))
-        return write_png(path, face_grid(rows))
-    finally:
-        for n, m in ctx.models.modules.items():
-            m.train(modes[n])
+    """Grid of masked / restored / clean faces of `batch`, computed by eval-mode copies of the
+    modules: the live modules' train/eval modes (and weights) are never touched."""
+    view = _PreviewContext(PreviewModels(ctx.models), ctx.device)
+    masked = batch["masked"].to(ctx.device)
+    rows = [masked]
+    restored = stage.restore(masked, view)
+    if restored is not None:
+        rows.append(restored.float())
+    rows.append(batch["clean"].to(ctx.device))
+    return write_png(path, face_grid(rows))
+
+
+class PreviewModels:
+    """The run's ModelSet as a preview sees it: `get(name)` hands out an eval-mode deep copy."""
+
+    def __init__(self, models):
+        self._models = models
+        self._copies = {}
+
+    def __contains__(self, name):
+        return name in self._models
+
+    def get(self, name):
+        from .modes import eval_copy
+
+        if name not in self._copies:
+            self._copies[name] = eval_copy(self._models.get(name))
+        return self._copies[name]
+
+
+class _PreviewContext:
+    def __init__(self, models, device):
+        self.models, self.device = models, device

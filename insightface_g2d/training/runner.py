@@ -14,15 +14,21 @@ Output folder:
 import json
 import os
 import re
+import shlex
 import time
 
 import torch
 
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
+from ..fileio import atomic_open
 from .checkpoint import atomic_save, load_checkpoint, remove_stale_temps, seed_everything
-from .distributed import barrier, setup, teardown
+from .distributed import all_true, barrier, setup, teardown
+from .integrity import (check_checkpoint_finite, check_dataset, check_state_finite, dataset_record,
+                        save_checkpoint_file)
+from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
+from .output_folder import check_layout, write_errors
 from .loop import StageRun, build_checkpoint, checkpoint_modules, checkpoint_name, stage_file
 from .models import ModelSet
 from .signals import GracefulStop
@@ -84,18 +90,20 @@ def final_backbone(models, stages):
     return s.name, s.spec.network, int(s.spec.embedding_size)
 
 
+RANK0_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
 _STEP_CKPT_RE = re.compile(r"checkpoint_gpu_(\d+)\.pt")
 
 
 def owns_temp_target(target, rank, world_size):
     """Whether this rank cleans up stale temporaries of file `target` at start: its own step
-    checkpoint; rank 0 also every other .pt it alone writes (stage_*.pt, model.pt, exports) and the
+    checkpoint; rank 0 also every other file it alone writes (stage_*.pt, model.pt, exports, the
+    JSON and Markdown reports) and the
     step checkpoints of ranks that no longer exist (a resume with fewer processes)."""
     match = _STEP_CKPT_RE.fullmatch(target)
     if match:
         owner = int(match.group(1))
         return owner == rank or (rank == 0 and owner >= world_size)
-    return rank == 0 and target.endswith(".pt")
+    return rank == 0 and (target.endswith(".pt") or target in RANK0_FILES)
 
 
 def remove_stale_temp_files(output, rt, log):
@@ -103,6 +111,9 @@ def remove_stale_temp_files(output, rt, log):
     `.<file>.<random>.tmp` and renames it; SIGKILL mid-write leaves it, as large as a checkpoint).
     Runs before this run writes anything; each rank only touches the files it writes itself."""
     removed = remove_stale_temps(output, lambda target: owns_temp_target(target, rt.rank, rt.world_size))
+    if rt.is_main:  # previews are written atomically by rank 0 too
+        removed += [(f"previews/{name}", size) for name, size in
+                    remove_stale_temps(os.path.join(output, "previews"), lambda target: target.endswith(".png"))]
     if removed:
         size = sum(n for _, n in removed)
         log.warning(f"removed {len(removed)} temporary checkpoint file(s) ({size / 2 ** 20:.1f} MiB) left by an "
@@ -118,19 +129,35 @@ def _resolve_resume(resume, cfg):
 
 
 class Run:
-    """State shared across the stages of one `run_training` call."""
+    """State shared across the stages of one `run_training` call.
 
-    def __init__(self, cfg, output, rt, resume, on_step=None):
+    Built in two steps: the constructor reads and checks (dataset, stages, memory) without writing
+    anything; `build` makes the models and teachers; `open_outputs` starts the log files.
+    """
+
+    def __init__(self, cfg, output, rt, resume, on_step=None, apply_changes=False, command=None):
         self.cfg, self.output, self.rt, self.on_step = cfg, output, rt, on_step
-        self.resume = resume
-        self.log = setup_logging(output, rt.rank)
-        self.scalars = ScalarWriter(output, enabled=rt.is_main)
+        self.resume, self.apply_changes = resume, bool(apply_changes)
+        self.command = command or resume_command(cfg, output)
+        self.log = setup_logging(None, rt.rank)  # console only until open_outputs
         self.base = load_dataset(cfg)
+        self.dataset = dataset_record(cfg.rec, self.base)
         self.stages = [build_stage(s, cfg) for s in cfg.stages]
-        self.models = build_models(self.stages, self.base.num_classes, cfg.seed).to(rt.device)
-        self.teachers = TeacherProvider(self.models, self.stages, self.base, rt.device)
+        self.models = self.teachers = self.scalars = None
         self.finished = []
         self.times = {}
+
+    def build(self):
+        from .preflight import check_model_memory
+
+        check_model_memory(self.stages, self.base.num_classes, self.rt.device, self.cfg.rec)
+        self.models = build_models(self.stages, self.base.num_classes, self.cfg.seed).to(self.rt.device)
+        self.teachers = TeacherProvider(self.models, self.stages, self.base, self.rt.device)
+
+    def open_outputs(self):
+        os.makedirs(self.output, exist_ok=True)
+        self.log = setup_logging(self.output, self.rt.rank)
+        self.scalars = ScalarWriter(self.output, enabled=self.rt.is_main)
 
     def path(self, name):
         return os.path.join(self.output, name)
@@ -139,7 +166,9 @@ class Run:
         return os.path.isfile(self.path(stage_file(stage.name)))
 
     def load_finished(self, stage):
-        ckpt = load_checkpoint(self.path(stage_file(stage.name)))
+        hint = f"delete it to train stage {stage.name} again, or use a new --output folder"
+        ckpt = load_checkpoint(self.path(stage_file(stage.name)), hint=hint)
+        check_dataset(ckpt, self.dataset, stage_file(stage.name), hint)
         self.models.load_state_dicts(checkpoint_modules(ckpt), source=stage_file(stage.name))
         self.finished.append(stage.name)
         try:
@@ -176,12 +205,14 @@ class Run:
             if ckpt.get("stage") != stage.name:
                 self.log.info(f"ignoring {path}: it belongs to stage {ckpt.get('stage')!r}")
                 return None, None
+            check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
             return ckpt, path
         path = self.resume.replace("{rank}", str(self.rt.rank))  # one file per rank under torchrun
         ckpt = load_checkpoint(path)
         if ckpt.get("stage") != stage.name:
             raise CheckpointError(f"--resume {path}: it belongs to stage {ckpt.get('stage')!r} but the next "
                                   f"stage to run is {stage.name!r}")
+        check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
         self.resume = "auto"  # an explicit file is used once
         return ckpt, path
 
@@ -199,9 +230,10 @@ class Run:
             preview = preview_batch(dataset)
         run = StageRun(stage, self.models, dataset, rt, self.output, seed=cfg.seed, num_workers=cfg.num_workers,
                        frequent=cfg.frequent, teacher=teacher, grad_teacher=grad_teacher, stop=stop,
-                       scalars=self.scalars, preview_batch=preview, on_step=self.on_step)
+                       scalars=self.scalars, preview_batch=preview, on_step=self.on_step,
+                       checkpoint_meta={"dataset": self.dataset})
         if ckpt is not None:
-            run.resume_from(ckpt, source)
+            run.resume_from(ckpt, source, apply_changes=self.apply_changes)
         self.log.info(f"stage {stage.name} ({stage.kind}): {run.total_steps} steps, batch {stage.spec.batch_size} x "
                       f"{rt.world_size} process(es), train {', '.join(stage.spec.train)}, losses "
                       f"{', '.join(f'{k}={v:g}' for k, v in stage.spec.losses.items() if v)}")
@@ -211,10 +243,16 @@ class Run:
         if status == "stopped":
             return status
         if rt.is_main:
-            ckpt = build_checkpoint(run.trainer, run.position, finished=True)
-            for name, state in stage.exports(self.models).items():
-                atomic_save({k: v.detach().cpu() for k, v in state.items()}, self.path(name))
-            atomic_save(ckpt, self.path(stage_file(stage.name)))
+            ckpt = {**build_checkpoint(run.trainer, run.position, finished=True), "dataset": self.dataset}
+            what = f"stage {stage.name!r} finished"
+            exports = {name: {k: v.detach().cpu() for k, v in state.items()}
+                       for name, state in stage.exports(self.models).items()}
+            check_checkpoint_finite(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
+            for name, state in exports.items():
+                check_state_finite(state, what, name)
+            for name, state in exports.items():  # exports first: the stage file is what marks it finished
+                atomic_save(state, self.path(name))
+            save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)
             run._write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
@@ -232,86 +270,153 @@ class Run:
             return None, None, None
         name, network, dim = found
         state = {k: v.detach().cpu() for k, v in self.models.get(name).state_dict().items()}
+        check_state_finite(state, "the final backbone", "model.pt")
         path = atomic_save(state, self.path("model.pt"))
         self.log.info(f"model.pt: {network} backbone, embedding {dim} "
                       f"(load: get_model({network!r}, num_features={dim}).load_state_dict(torch.load(path)))")
         return path, network, dim
 
 
-def run_training(cfg, output=None, device="auto", stage=None, resume=None, evaluate=True, on_step=None):
+def resume_command(cfg, output):
+    """The command that continues this run (when the caller did not pass the exact one it ran)."""
+    return f"g2d-train {shlex.quote(str(cfg.get('config_path')))} --output {shlex.quote(str(output))}"
+
+
+def lower_lr_advice(run, stage, err):
+    """`err` (a numeric failure) with the command that resumes `stage` with a tenth of its
+    learning rate; other training errors unchanged."""
+    if "non-finite" not in str(err) and "NaN/inf" not in str(err):
+        return err
+    lr = float(stage.spec.lr) / 10
+    return TrainingError(f"{err}. To resume with a lower learning rate: {run.command} "
+                         f"--set stages.{stage.name}.lr={lr:.3g} --apply-changes")
+
+
+def _write_json(path, data):
+    with atomic_open(path, "w") as f:  # replaces a symlink instead of writing through it
+        json.dump(data, f, indent=2, default=str)
+
+
+def _preflight(run, cfg, stage, evaluate):
+    """Every check that needs no output file, in the order a user would fix them."""
+    from .preflight import check_eval, check_teacher_sizes
+    from .teacher import check_teacher_files
+
+    names = [s.name for s in run.stages]
+    if stage is not None and stage not in names:
+        from .config import suggest
+
+        raise ConfigError(f"--stage {stage!r}: no such stage{suggest(stage, names)}; stages: {', '.join(names)}")
+    check_layout(run.output, run.stages, run.rt.rank)
+    check_eval(cfg, run.stages, evaluate)
+    todo = [s for s in run.stages if (stage is None or s.name == stage) and not run.is_finished(s)]
+    for s in todo:  # fail before training on missing teacher files
+        if any(s.teacher_use()):
+            check_teacher_files(s.spec.teacher, s.name)
+    run.build()
+    check_teacher_sizes(run, todo)
+
+
+def _lock(output, rt):
+    """The output folder's lock on rank 0; every rank fails together when it is taken."""
+    lock, error = None, None
+    if rt.is_main:
+        try:
+            lock = OutputLock(output).acquire()
+        except OutputError as err:
+            error = err
+    if not all_true(error is None, rt):
+        raise error or OutputError(f"output folder {output!r} is in use by another run (see rank 0)")
+    return lock
+
+
+def run_training(cfg, output=None, device="auto", stage=None, resume=None, evaluate=True, on_step=None,
+                 apply_changes=False, command=None):
     """Run the config's stages (or only `stage`), skipping finished ones; resume per `resume`
     ("auto": continue the step checkpoint of the current stage, "never", or a checkpoint path).
-    Returns a summary dict (status "finished" | "stopped" | "partial")."""
+    `apply_changes`: a resumed stage whose spec changed continues with the new values (see
+    training.resume_changes) instead of refusing. `command`: the command line that repeats this
+    run, quoted in the resume advice. Returns a summary dict (status "finished" | "stopped" | "partial")."""
     rt = setup(device)
-    if not rt.cuda and cfg.get("cpu_threads"):
-        if int(cfg.cpu_threads) < 1:
-            teardown(rt)
-            raise ConfigError(f"cpu_threads / --threads must be >= 1, got {cfg.cpu_threads}")
-        torch.set_num_threads(int(cfg.cpu_threads))
-    output = output_dir(cfg, output)
+    lock = None
     try:
-        os.makedirs(output, exist_ok=True)
-        run = Run(cfg, output, rt, _resolve_resume(resume, cfg), on_step)
-        remove_stale_temp_files(output, rt, run.log)
-        names = [s.name for s in run.stages]
-        if stage is not None and stage not in names:
-            from .config import suggest
-
-            raise ConfigError(f"--stage {stage!r}: no such stage{suggest(stage, names)}; stages: {', '.join(names)}")
-        if rt.is_main:
-            with open(run.path("config.json"), "w") as f:
-                json.dump(cfg, f, indent=2, default=str)
-        run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
-                     f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
-        for s in run.stages:  # fail before training on missing teacher files
-            if (stage is None or s.name == stage) and any(s.teacher_use()) and not run.is_finished(s):
-                from .teacher import check_teacher_files
-
-                check_teacher_files(s.spec.teacher, s.name)
-        status = "finished"
-        t0 = time.time()
-        def on_signal(sig):
-            run.log.warning(f"{sig}: finishing the current step and saving a checkpoint "
-                            "(Ctrl-C again aborts without saving)")
-
-        with GracefulStop(on_request=on_signal) as stop:
-            for index, st in enumerate(run.stages):
-                if run.is_finished(st):
-                    run.log.info(f"stage {st.name}: already finished ({stage_file(st.name)}), skipping")
-                    run.load_finished(st)
-                    continue
-                if stage is not None and st.name != stage:
-                    if index < names.index(stage):
-                        run.log.warning(f"stage {st.name} has not run: stage {stage} starts without its training")
-                    continue
-                status = run.run_stage(index, st, stop)
-                if status == "stopped":
-                    break
-        summary = {"output": os.path.abspath(output), "status": status, "stage_seconds": run.times,
-                   "seconds": time.time() - t0, "finished_stages": list(run.finished)}
-        if status == "stopped":
-            run.log.warning(f"stopped; checkpoint saved. Resume with the same command (g2d-train "
-                            f"{cfg.get('config_path')} --output {output}), --resume auto is the default")
-        elif len(run.finished) == len(run.stages):
-            if rt.is_main:
-                path, network, dim = run.write_model()
-                if path:
-                    summary.update(model=path, network=network, embedding_size=dim)
-                ev = cfg.get("eval") or {}
-                if evaluate and ev.get("enabled"):
-                    from .evaluate import evaluate_run
-
-                    t1 = time.time()
-                    summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
-                    summary["eval_seconds"] = time.time() - t1
-            barrier(rt)
-        else:
-            summary["status"] = "partial"
-        summary["total_seconds"] = time.time() - t0
-        if rt.is_main:
-            with open(run.path("run_summary.json"), "w") as f:
-                json.dump(summary, f, indent=2, default=str)
-        run.scalars.close()
-        return summary
+        if not rt.cuda and cfg.get("cpu_threads"):
+            if int(cfg.cpu_threads) < 1:
+                raise ConfigError(f"cpu_threads / --threads must be >= 1, got {cfg.cpu_threads}")
+            torch.set_num_threads(int(cfg.cpu_threads))
+        output = output_dir(cfg, output)
+        run = Run(cfg, output, rt, _resolve_resume(resume, cfg), on_step, apply_changes, command)
+        _preflight(run, cfg, stage, evaluate)
+        with write_errors(output):
+            os.makedirs(output, exist_ok=True)
+            lock = _lock(output, rt)
+            try:
+                return _train(run, cfg, output, rt, stage, evaluate, lock)
+            finally:
+                if run.scalars is not None:
+                    run.scalars.close()
     finally:
+        if lock is not None:
+            lock.release()
         teardown(rt)
+
+
+def _train(run, cfg, output, rt, stage, evaluate, lock):
+    names = [s.name for s in run.stages]
+    run.open_outputs()
+    note = lock.takeover_note() if lock is not None else None
+    if note:
+        run.log.warning(note)
+    remove_stale_temp_files(output, rt, run.log)
+    for line in cfg.get("config_notes") or ():
+        run.log.warning(line)
+    if rt.is_main:
+        _write_json(run.path("config.json"), cfg)
+    run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
+                 f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
+    status = "finished"
+    t0 = time.time()
+
+    def on_signal(sig):
+        run.log.warning(f"{sig}: finishing the current step and saving a checkpoint "
+                        "(Ctrl-C again aborts without saving)")
+
+    with GracefulStop(on_request=on_signal) as stop:
+        for index, st in enumerate(run.stages):
+            if run.is_finished(st):
+                run.log.info(f"stage {st.name}: already finished ({stage_file(st.name)}), skipping")
+                run.load_finished(st)
+                continue
+            if stage is not None and st.name != stage:
+                if index < names.index(stage):
+                    run.log.warning(f"stage {st.name} has not run: stage {stage} starts without its training")
+                continue
+            try:
+                status = run.run_stage(index, st, stop)
+            except TrainingError as err:
+                raise lower_lr_advice(run, st, err) from None
+            if status == "stopped":
+                break
+    summary = {"output": os.path.abspath(output), "status": status, "stage_seconds": run.times,
+               "seconds": time.time() - t0, "finished_stages": list(run.finished)}
+    if status == "stopped":
+        run.log.warning(f"stopped; checkpoint saved. Resume with the same command: {run.command}")
+    elif len(run.finished) == len(run.stages):
+        if rt.is_main:
+            path, network, dim = run.write_model()
+            if path:
+                summary.update(model=path, network=network, embedding_size=dim)
+            ev = cfg.get("eval") or {}
+            if evaluate and ev.get("enabled"):
+                from .evaluate import evaluate_run
+
+                t1 = time.time()
+                summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
+                summary["eval_seconds"] = time.time() - t1
+        barrier(rt)
+    else:
+        summary["status"] = "partial"
+    summary["total_seconds"] = time.time() - t0
+    if rt.is_main:
+        _write_json(run.path("run_summary.json"), summary)
+    return summary

@@ -294,6 +294,23 @@ def resolve_stages(cfg):
     return resolved
 
 
+def unread_fallbacks(cfg, keys):
+    """Those of the top-level `keys` no stage entry of `cfg` falls back to (each sets its own value,
+    or its kind has its own default)."""
+    read = set()
+    stages = cfg.get("stages")
+    if not isinstance(stages, (list, tuple)):
+        return []  # an invalid stage list is reported by resolve_stages
+    for entry in stages:
+        kind_name = entry.get("kind") or entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(kind_name, str) or kind_name not in STAGE_KINDS:
+            return []
+        kind = STAGE_KINDS[kind_name]
+        merged = {**COMMON_DEFAULTS, **kind.defaults, **entry}
+        read.update(k for k in _FALLBACKS if merged.get(k) is None)
+    return [k for k in keys if k in _FALLBACKS and k not in read]
+
+
 def build_stage(spec, cfg):
     """A Stage object from a resolved spec."""
     return stage_kind(spec["kind"])(spec, cfg)

@@ -1,0 +1,87 @@
+"""Checks a run makes before it writes anything or takes a training step.
+
+Each raises the project's own error with what is wrong and what to do; `run_training` calls them
+in order before the output folder is touched, so a refused run leaves no files behind.
+"""
+import os
+
+from ..errors import ConfigError, DataError
+
+
+def check_eval(cfg, stages, evaluate=True):
+    """config.eval, when the run will evaluate: pairs set and present, model specs resolvable."""
+    ev = cfg.get("eval") or {}
+    if not (evaluate and ev.get("enabled")):
+        return
+    source = ev.get("pairs")
+    if not source:
+        raise ConfigError("config.eval.enabled needs config.eval.pairs: a .bin file or a dataset spec of held-out "
+                          "identities (e.g. 'synthetic:ids=100,per_id=8,offset=100000'); or pass --no-eval")
+    text = str(source)
+    if text.split(":", 1)[0].strip() == "synthetic":
+        from ..data.factory import parse_synthetic_spec
+
+        parse_synthetic_spec(text)
+    elif not os.path.exists(os.path.expanduser(text)):
+        raise DataError(f"config.eval.pairs {text!r} does not exist; fix the path or pass --no-eval")
+    names = {s.name for s in stages}
+    for label, spec in (ev.get("models") or {}).items():
+        if isinstance(spec, str) and spec.startswith("stage:") and spec.split(":", 1)[1] not in names:
+            raise ConfigError(f"config.eval.models[{label!r}] = {spec!r}: no such stage (stages: "
+                              f"{', '.join(sorted(names))})")
+
+
+def memory_bytes(device):
+    """Total memory of `device` (RAM for the CPU), or None when unknown."""
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def head_bytes(stages, num_classes):
+    """[(module, bytes)] of the float32 classification heads the stages build (identities x embedding)."""
+    out = {}
+    for stage in stages:
+        if not hasattr(stage, "build_head"):
+            continue
+        dim = int(stage.spec.get("embedding_size") or stage.cfg.embedding_size)
+        out[stage.head_module] = (int(num_classes) * dim * 4, dim)
+    return out
+
+
+def check_model_memory(stages, num_classes, device, rec):
+    """ConfigError before building models whose classification heads alone exceed the memory."""
+    heads = head_bytes(stages, num_classes)
+    need = sum(b for b, _ in heads.values())
+    total = memory_bytes(device)
+    if total is None or need <= total:
+        return
+    parts = ", ".join(f"{name} {num_classes} x {dim}" for name, (_, dim) in heads.items())
+    raise ConfigError(
+        f"the classification heads of this config need {need / 2 ** 30:.1f} GiB for their weights alone ({parts}; "
+        f"dataset {rec!r} has {num_classes} identities), more than the {total / 2 ** 30:.1f} GiB of {device} "
+        "memory; use a dataset with fewer identities or a smaller embedding_size")
+
+
+def check_teacher_sizes(run, stages):
+    """Reform stages with a first-order loss need teacher embeddings of embedding_size dimensions:
+    checked before the first step, not when the stage starts (a teacher trained by this run is
+    checked from its stage's embedding_size; any other is built, once, as the stage would)."""
+    for stage in stages:
+        if stage.kind != "reform" or not stage.spec.losses.get("rd1"):
+            continue
+        teacher = stage.spec.teacher
+        if isinstance(teacher, dict) and "stage" in teacher:
+            other = next((s for s in run.stages if s.name == teacher["stage"] and s.kind == "arcface"), None)
+            if other is not None and int(other.spec.embedding_size) != int(run.cfg.embedding_size):
+                raise ConfigError(
+                    f"stage {stage.name!r}: teacher embeddings have {other.spec.embedding_size} dimensions (stage "
+                    f"{other.name!r}) but embedding_size is {run.cfg.embedding_size}; set embedding_size = "
+                    f"{other.spec.embedding_size} or losses.rd1 = 0")
+        else:
+            run.teachers_for(stage)

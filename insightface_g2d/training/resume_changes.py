@@ -1,0 +1,88 @@
+"""What happens when a stage resumes from a step checkpoint under a changed stage spec.
+
+A checkpoint stores the resolved stage spec it was trained with. On resume the spec of the config
+is compared with it key by key, and every difference is one of:
+
+- harmless: `checkpoint_every`, `preview_every` (they never change the weights): accepted;
+- applicable: the optimizer's hyper-parameters (`lr`, `d_lr`, `momentum`, `weight_decay`, `betas`,
+  `d_betas`) and what a step reads from the spec (`losses`, `hole_weight`, `grad_clip`, `masks`,
+  `teacher`). Refused unless the run is started with `--apply-changes` (run_training(apply_changes=
+  True)); then the new optimizer values are set in the restored optimizer and learning-rate
+  schedule (the schedule keeps its position: lr = new base lr x the factor at the current step)
+  and the others take effect from the next step;
+- structural (batch size, length, optimizer kind, modules trained, network shapes, ...): refused,
+  always; restore the config or start the stage over with `--resume never`.
+
+Without `--apply-changes` a resume is exact: the same weights as a run never interrupted.
+"""
+import json
+
+from ..errors import CheckpointError
+
+HARMLESS = ("checkpoint_every", "preview_every")
+OPTIMIZER_KEYS = ("lr", "d_lr", "momentum", "weight_decay", "betas", "d_betas")
+READ_EACH_STEP = ("losses", "hole_weight", "grad_clip", "masks", "teacher")
+APPLICABLE = OPTIMIZER_KEYS + READ_EACH_STEP
+
+
+def _plain(spec):
+    return json.loads(json.dumps(spec, sort_keys=True, default=str))
+
+
+def spec_changes(stored_json, spec):
+    """[(key, old, new)] of the top-level keys whose values differ between a checkpoint's stored spec
+    (a JSON string) and `spec`; [] when the checkpoint stores none."""
+    try:
+        before = json.loads(stored_json or "{}")
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(before, dict) or not before:
+        return []
+    now = _plain(spec)
+    return [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+
+
+def _show(changes):
+    return ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
+
+
+def check_changes(changes, stage_name, source, apply_changes):
+    """The changes to apply ([] for none); CheckpointError listing what cannot be resumed."""
+    relevant = [c for c in changes if c[0] not in HARMLESS]
+    if not relevant:
+        return []
+    structural = [c for c in relevant if c[0] not in APPLICABLE]
+    if structural:
+        extra = [c for c in relevant if c[0] in APPLICABLE]
+        raise CheckpointError(
+            f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. "
+            f"{', '.join(k for k, _, _ in structural)} cannot change in the middle of a stage: restore the config, "
+            f"or pass --resume never to start the stage over"
+            + (f" (--apply-changes applies only {', '.join(APPLICABLE)})" if extra else ""))
+    if not apply_changes:
+        raise CheckpointError(
+            f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. Restore the "
+            "config to resume exactly, pass --apply-changes to continue from the checkpoint with the new values "
+            "(set in the restored optimizer and schedule), or --resume never to start the stage over")
+    return relevant
+
+
+def apply_to_trainer(trainer):
+    """Set the stage's current optimizer settings in the restored optimizers and schedules."""
+    for group, opt in trainer.optimizers.items():
+        settings = trainer.stage.optimizer_settings(group)
+        for pg in opt.param_groups:
+            if "momentum" in pg and settings.get("momentum") is not None:
+                pg["momentum"] = float(settings["momentum"])
+            if "weight_decay" in pg:
+                pg["weight_decay"] = float(settings.get("weight_decay") or 0.0)
+            if "betas" in pg and settings.get("betas") is not None:
+                pg["betas"] = tuple(float(b) for b in settings["betas"])
+        sched = trainer.schedulers[group]
+        sched.base_lrs = [float(settings["lr"])] * len(opt.param_groups)
+        sched.step_to(sched.last_step)
+    return trainer.lr()
+
+
+def describe_applied(changes):
+    return _show(changes)
