@@ -6,10 +6,13 @@ from ..errors import ConfigError
 from .common import make_parser, resolve_device, run_cli, run_subcommand
 
 
-def _dataset(spec):
+def _dataset(spec, skip_bad=False):
     from ..data.factory import build_face_dataset  # lazy: keeps --help fast
 
-    return build_face_dataset(spec)
+    return build_face_dataset(spec, skip_bad=skip_bad)
+
+
+SKIP_BAD_HELP = "replace unreadable records/images by the next good one instead of stopping (logged)"
 
 
 def build_parser():
@@ -34,6 +37,7 @@ def build_parser():
     b.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     b.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    b.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     b.set_defaults(func=cmd_build)
 
     i = sub.add_parser("import", help="make a cache from embeddings computed elsewhere (N x D .npy, sample order)")
@@ -44,6 +48,7 @@ def build_parser():
     i.add_argument("--out", required=True, help="cache directory to create")
     i.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     i.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    i.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     i.set_defaults(func=cmd_import)
 
     n = sub.add_parser("info", help="describe a cache (and check it against a dataset)")
@@ -64,7 +69,7 @@ def cmd_build(args):
         spec = {"network": args.teacher_network, "checkpoint": os.path.abspath(args.teacher_checkpoint)}
     else:
         spec = {"onnx": os.path.abspath(args.teacher_onnx)}
-    dataset = _dataset(args.dataset)
+    dataset = _dataset(args.dataset, args.skip_bad)
     teacher = build_teacher(spec, device=resolve_device(args.device))
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
@@ -76,7 +81,7 @@ def cmd_build(args):
 def cmd_import(args):
     from ..teachers import import_embeddings
 
-    dataset = _dataset(args.dataset)
+    dataset = _dataset(args.dataset, args.skip_bad)
     name = args.name or os.path.splitext(os.path.basename(args.embeddings))[0]
     cache = import_embeddings(args.embeddings, dataset, args.out, name, flipped=args.flipped, dtype=args.dtype,
                               overwrite=args.overwrite, dataset_spec=args.dataset)

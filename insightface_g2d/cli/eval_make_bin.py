@@ -9,8 +9,9 @@ from ..training.evaluate import load_pairs
 
 
 def run(args):
-    build_face_dataset(args.dataset)  # fail early, with the dataset's own message, on a bad spec
-    images, issame = load_pairs({"pairs": args.dataset, "num_pairs": args.pairs, "seed": args.seed})
+    build_face_dataset(args.dataset, skip_bad=args.skip_bad)  # fail early, with the dataset's own message
+    images, issame = load_pairs({"pairs": args.dataset, "num_pairs": args.pairs, "seed": args.seed},
+                                skip_bad=args.skip_bad)
     write_bin(args.out, images, issame, quality=args.quality)
     print(f"wrote {args.out}: {len(issame)} pairs ({int(issame.sum())} genuine) from {args.dataset}")
     return 0
@@ -30,4 +31,6 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of the pair draw (default 0)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--out", required=True, help="output .bin path")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out records whose header cannot be read, replace unreadable images by the next good one")
     p.set_defaults(func=run)

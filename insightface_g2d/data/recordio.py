@@ -185,7 +185,7 @@ def _unpack_header(record, where):
         if start + 4 * flag > len(record):
             raise DataError(f"{where}: header flag says {flag} float32 labels ({4 * flag} bytes) but only "
                             f"{len(record) - start} bytes follow the header; the record is corrupt: "
-                            "re-create the .rec (or use skip_bad=True to skip such records)")
+                            "re-create the .rec (or skip bad records: config skip_bad=True / --skip-bad)")
         label = np.frombuffer(record, dtype="<f4", count=flag, offset=start).astype(np.float32)
         start += 4 * flag
     return IRHeader(flag, label, id1, id2), start
@@ -200,7 +200,7 @@ def decode_image(payload, where="record"):
     img, reason = image_io.try_decode_image_bytes(payload)
     if img is None:
         raise DataError(f"{where}: payload is {reason}; the record is corrupt or is not an image record "
-                        "(re-create the .rec, or use skip_bad=True to skip bad records)")
+                        "(re-create the .rec, or skip bad records: config skip_bad=True / --skip-bad)")
     return img
 
 

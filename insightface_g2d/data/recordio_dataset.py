@@ -101,7 +101,8 @@ class RecordIOFaces(torch.utils.data.Dataset):
         if past and not self.skip_bad:
             raise DataError(f"{r.idx_path}: {past} of {len(r)} index entries point past the end of "
                             f"{r.rec_path} ({r.size} bytes): the .rec is truncated or the .idx belongs to "
-                            "another file; re-copy the .rec, rebuild the index, or pass skip_bad=True")
+                            "another file; re-copy the .rec, rebuild the index, or skip bad records "
+                            "(config skip_bad=True / --skip-bad)")
 
     def __len__(self):
         return len(self.keys)

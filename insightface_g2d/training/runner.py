@@ -37,7 +37,7 @@ def output_dir(cfg, output=None):
 def load_dataset(cfg):
     from ..data.factory import build_face_dataset
 
-    dataset = build_face_dataset(cfg.rec)
+    dataset = build_face_dataset(cfg.rec, skip_bad=bool(cfg.get("skip_bad", False)))
     if cfg.get("num_classes") not in (None, dataset.num_classes):
         raise ConfigError(f"config.num_classes = {cfg.num_classes} but dataset {cfg.rec!r} has {dataset.num_classes} "
                           "identities; fix num_classes (or set it to None to take it from the data)")

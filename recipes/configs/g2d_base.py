@@ -49,6 +49,7 @@ config.num_image = None
 config.num_epoch = 20                   # length of arcface stages without their own epochs
 config.warmup_epoch = 0.0
 config.val_targets = []
+config.skip_bad = False                 # True: unreadable records/images are replaced by the next good one (logged)
 
 # ---------------------------------------------------------------- G2D
 # The face recognizer distilled into the reformer (and used by the inpainting identity loss):
