@@ -116,6 +116,9 @@ def test_every_consumer_reads_every_kind(kind, specs, reference, teacher_checkpo
     doc = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert doc["num_pairs"] == 12 and set(doc["models"]) == {"base", "G2D"}
     assert (tmp_path / "run" / "model.pt").is_file()
+    roc = tmp_path / "run" / "eval_roc.png"  # the ROC curves of the evaluation, written by the run
+    assert doc["roc_png"] == str(roc) and roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cv2.imread(str(roc)).shape == (500, 700, 3)
 
 
 def _corrupt_image_of_record(rec_path, key):

@@ -3,6 +3,8 @@
 Useful for held-out identities of your own data (or of the built-in synthetic faces) in the format
 arcface_torch and every `g2d-eval` command read.
 """
+import argparse
+
 from ..data.factory import build_face_dataset
 from ..evaluation.binfile import write_bin
 from ..training.evaluate import load_pairs
@@ -23,7 +25,9 @@ def add_parser(subparsers):
         help="draw verification pairs (half genuine) from a face dataset and write a .bin",
         description=__doc__,
         epilog="example:\n  g2d-eval make-bin --dataset synthetic:ids=60,per_id=8,seed=2048,offset=100000 "
-        "--pairs 600 --out heldout.bin",
+        "--pairs 600 --out heldout.bin\n  g2d-eval make-bin --dataset faces_rec --pairs 1000 --out faces_heldout.bin   "
+        "# a RecordIO folder (g2d-data pack)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True,
                    help="dataset spec: synthetic[:...], a RecordIO folder or .rec, or an image folder")

@@ -3,8 +3,8 @@
 `config.eval.pairs` is a `.bin` verification set or a dataset spec (e.g. held-out synthetic
 identities "synthetic:ids=100,per_id=8,seed=2048,offset=100000"), from which `num_pairs` pairs are
 drawn with a fixed seed (half genuine). Every model in `config.eval.models` is evaluated under
-each protocol of `evaluation.protocols` (masks drawn with `eval.seed`); the table and JSON go to
-eval.md / eval.json in the output folder.
+each protocol of `evaluation.protocols` (masks drawn with `eval.seed`); the table, JSON and ROC
+curves go to eval.md / eval.json / eval_roc.png in the output folder.
 """
 import copy
 import os
@@ -117,6 +117,18 @@ def results_table(results, protocols, far):
     return markdown_table(header, rows)
 
 
+def write_roc(results, path, title):
+    """ROC curves of {label: {protocol: metrics}} as one PNG: colour = model, line style = protocol."""
+    from ..evaluation.report import downsample_roc, plot_roc
+
+    dashes = ("-", "--", ":", "-.")
+    curves = [(f"{label} · {protocol}", *downsample_roc(*m["roc"]), dict(color=f"C{i % 10}",
+                                                                        linestyle=dashes[j % len(dashes)]))
+              for i, (label, per_protocol) in enumerate(results.items())
+              for j, (protocol, m) in enumerate(per_protocol.items())]
+    return plot_roc(curves, path, title=title)
+
+
 def evaluate_run(cfg, models, stages, output, device="cpu"):
     """Evaluate the configured models; write eval.json and eval.md; return the JSON-ready dict."""
     from ..evaluation.protocols import evaluate_protocols
@@ -141,6 +153,7 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
         doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in metrics.items()}}
     table = results_table(results, protocols, far)
     doc["table"] = table
+    doc["roc_png"] = write_roc(results, os.path.join(output, "eval_roc.png"), f"ROC on {len(issame)} pairs of {ev.get('pairs')}")
     write_json(os.path.join(output, "eval.json"), doc)
     write_text(os.path.join(output, "eval.md"),
                f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n{table}")

@@ -8,7 +8,7 @@ Output folder:
     <arcface stage>_model.pt  plain state dict of a network trained by an arcface stage
     model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
     previews/*.png            masked / restored / clean faces
-    eval.json, eval.md        the evaluation when config.eval.enabled
+    eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
     run_summary.json          what ran, how long, where things are
 """
 import json
