@@ -223,3 +223,144 @@ def test_lfw_dlib_detector_agrees_with_landmarks5(lfw_root, tmp_path):
     inc.write_text("Aaron_Eckhart\n")
     s = align_folder(lfw_root / "lfw-deepfunneled", tmp_path / "det", detector="dlib", include=inc, progress=False)
     assert s["aligned"] + s["failed"] == s["photos"] == 1 and s["aligned"] == 1
+
+
+def test_eval_pairs_refuses_unaligned_photos(photos, tmp_path, capsys):
+    from insightface_g2d.cli import evaluate
+
+    src, tsv, _ = photos
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("ann/ann_1.png\tann/ann_2.png\t1\nann/ann_3.png\tbob/bob_1.png\t0\n")
+    argv = ["pairs", "--model", "g2d_t", "--root", str(src), "--pairs", str(pairs), "--device", "cpu", "--quiet",
+            "--nfolds", "2"]
+    assert run_cli(evaluate.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "240x240, not an aligned 112x112 face" in err and "--landmarks" in err and "g2d-data align" in err
+    assert run_cli(evaluate.main, argv + ["--landmarks", str(tsv)]) == 0
+
+
+def test_lfw_photos_to_rec_bin_train_and_compare_by_commands(lfw_root, tmp_path, capsys, one_torch_thread):
+    """Done-when of issue 12 on real faces: LFW photos -> RecordIO + .bin of held-out pairs -> g2d-train ->
+    g2d-eval compare, by commands alone (a few people, a few steps)."""
+    from insightface_g2d.cli import evaluate, train
+    from insightface_g2d.evaluation.binfile import load_bin
+
+    lfw, out = lfw_root, tmp_path
+    train_people = [ln for ln in (lfw / "peopleDevTrain.txt").read_text().splitlines()[1:] if not ln.endswith("\t1")][:4]
+    (out / "train.txt").write_text("\n".join(train_people) + "\n")
+    # held-out pairs: the first 4 matched and 4 mismatched DevTest pairs (people disjoint from DevTrain)
+    lines = (lfw / "pairsDevTest.txt").read_text().splitlines()
+    (out / "pairs.txt").write_text("4\n" + "\n".join(lines[1:5] + lines[501:505]) + "\n")
+    assert run_cli(main, ["align", "--src", str(lfw / "lfw-deepfunneled"), "--landmarks", str(lfw / "landmarks5.tsv"),
+                          "--include", str(out / "train.txt"), "--out", str(out / "faces"), "--quiet"]) == 0
+    assert run_cli(main, ["pack", "--src", str(out / "faces"), "--out", str(out / "rec"), "--quiet"]) == 0
+    assert run_cli(main, ["bin", "--root", str(lfw / "lfw-deepfunneled"), "--pairs", str(out / "pairs.txt"),
+                          "--landmarks", str(lfw / "landmarks5.tsv"), "--out", str(out / "heldout.bin"), "--quiet"]) == 0
+    images, issame = load_bin(out / "heldout.bin")
+    assert images.shape == (16, 112, 112, 3) and issame.tolist() == [True] * 4 + [False] * 4
+    rec = RecordIOFaces(out / "rec")
+    assert rec.num_classes == 4 and len(rec) == sum(int(p.split("\t")[1]) for p in train_people)
+    job = out / "job.py"
+    job.write_text(f"""from easydict import EasyDict as edict
+config = edict()
+config.network = "g2d_t"
+config.embedding_size = 32
+config.rec = "{out / 'rec'}"
+config.batch_size = 8
+config.num_workers = 0
+config.teacher = dict(stage="baseline")
+config.stages = [
+    dict(name="baseline", kind="arcface", network="g2d_t", steps=2, optimizer="adamw", lr=1e-3, scale=16.0),
+    dict(name="inpaint", steps=1, batch_size=4, decoder_widths=(16, 8, 8), disc_widths=(8, 8, 8)),
+    dict(name="reform", steps=2),
+    dict(name="classify", steps=1),
+]
+config.eval = dict(enabled=True, pairs="{out / 'heldout.bin'}", nfolds=2, protocols=("clean", "masked-clean"))
+""")
+    assert run_cli(train.main, [str(job), "--output", str(out / "run"), "--device", "cpu"]) == 0
+    assert json_load(out / "run" / "eval.json")["num_pairs"] == 8
+    assert run_cli(evaluate.main, ["compare", "--model", f"G2D=g2d_t:{out / 'run' / 'model.pt'}",
+                                   "--model", f"baseline=g2d_t:{out / 'run' / 'baseline_model.pt'}",
+                                   "--target", f"devtest={out / 'heldout.bin'}", "--nfolds", "2",
+                                   "--device", "cpu", "--out", str(out / "compare")]) == 0
+    doc = json_load(out / "compare" / "compare.json")
+    assert {m["label"] for m in doc["models"]} == {"G2D", "baseline"}
+    assert (out / "compare" / "roc_devtest.png").is_file()
+
+
+def json_load(path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def _fake_scrfd(path, size=640):
+    """An ONNX graph insightface's model_zoo takes for SCRFD (9 outputs: scores, boxes, key points at
+    strides 8/16/32, 2 anchors each) that 'detects' one face: the anchor at (320, 320) of stride 32."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    kps_offsets = np.array([-0.8, -0.5, 0.8, -0.5, 0.0, 0.1, -0.6, 0.8, 0.6, 0.8], np.float32)
+    nodes, outputs = [], []
+    for kind, width in enumerate((1, 4, 10)):
+        for stride in (8, 16, 32):
+            arr = np.zeros(((size // stride) ** 2 * 2, width), np.float32)
+            if stride == 32:
+                k = ((320 // 32) * (size // 32) + 320 // 32) * 2
+                arr[k] = (0.9,) if kind == 0 else (2.0, 2.0, 2.0, 2.0) if kind == 1 else kps_offsets
+            name = f"out{kind}_{stride}"
+            nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, name + "_value")))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(arr.shape)))
+    graph = helper.make_graph(nodes, "fake_scrfd", [helper.make_tensor_value_info(
+        "input.1", TensorProto.FLOAT, [1, 3, size, size])], outputs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return 320.0 + 32.0 * kps_offsets.reshape(5, 2)  # SCRFD's decoding: anchor centre + offset x stride
+
+
+def test_scrfd_onnx_detector_path(tmp_path):
+    from insightface_g2d.data.scrfd_landmarks import ScrfdLandmarker
+
+    expect = _fake_scrfd(tmp_path / "det_fake.onnx")
+    det = ScrfdLandmarker(tmp_path / "det_fake.onnx")
+    lmk, source = det(np.zeros((640, 640, 3), np.uint8))
+    assert source == "scrfd"
+    np.testing.assert_allclose(lmk, expect, atol=1e-4)
+    lmk_half, _ = det(np.zeros((320, 320, 3), np.uint8))  # the photo is scaled to the detector's input
+    np.testing.assert_allclose(lmk_half, expect / 2, atol=1e-4)
+    src = tmp_path / "photos"
+    photo = cv2.resize(_face(3), (640, 640), interpolation=cv2.INTER_CUBIC)
+    _write(src / "p" / "one.png", photo)
+    s = align_folder(src, tmp_path / "out", detector=str(tmp_path / "det_fake.onnx"), fmt="png", progress=False)
+    assert (s["aligned"], s["failed"]) == (1, 0)
+    got = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "p" / "one.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(got, align_face(photo, expect))
+    (tmp_path / "not_a_model.onnx").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot load detector"):
+        ScrfdLandmarker(tmp_path / "not_a_model.onnx")
+
+
+def test_dlib_absent_names_the_extra(photos, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` raises ImportError
+    src, _, _ = photos
+    assert run_cli(main, ["align", "--src", str(src), "--detector", "dlib", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "needs dlib, which is not installed" in err and "pip install -e .[dlib]" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_five_points_from_68():
+    from insightface_g2d.data.dlib_landmarks import five_from_68, pick_face
+
+    pts = np.zeros((68, 2))
+    pts[36:42] = [60, 40] + np.arange(6)[:, None]     # image-left eye: mean (62.5, 42.5)
+    pts[42:48] = [30, 44]                             # image-right eye in dlib's numbering, but smaller x
+    pts[30], pts[48], pts[54] = [50, 60], [70, 80], [35, 81]
+    np.testing.assert_allclose(five_from_68(pts), [[30, 44], [62.5, 42.5], [50, 60], [35, 81], [70, 80]])
+    boxes = [[0, 0, 10, 10], [40, 40, 60, 60], [70, 0, 100, 40]]
+    assert pick_face(boxes, (100, 100), "largest") == 2 and pick_face(boxes, (100, 100), "center") == 1
+    assert pick_face(np.zeros((0, 4)), (100, 100)) is None

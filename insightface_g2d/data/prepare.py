@@ -139,10 +139,10 @@ def build_detector(spec):
 _WORKER = {}
 
 
-def _init_worker(spec):
+def _init_worker(spec, detector=None):
     cv2.setNumThreads(1)
     _WORKER["spec"] = spec
-    _WORKER["detector"] = None
+    _WORKER["detector"] = detector
 
 
 def _detector():
@@ -191,14 +191,15 @@ def _detect_task(task):
     return rel, lmk, why
 
 
-def _run(fn, tasks, spec, workers, desc, progress):
-    """Yield fn(task) for every task, in `workers` processes (or here when workers <= 1)."""
+def _run(fn, tasks, spec, workers, desc, progress, detector=None):
+    """Yield fn(task) for every task, in `workers` processes (or here when workers <= 1, with
+    `detector` when given: the one already built from `spec`)."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
     try:
         if workers <= 1 or len(tasks) <= 1:
-            _init_worker(spec)
+            _init_worker(spec, detector)
             for task in tasks:
                 yield fn(task)
                 bar.update(1)
@@ -243,8 +244,8 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
             raise DataError(f"{outputs[target]} and {rel} would both be written to {target}: rename one of them")
         outputs[target] = rel
     spec = None if detector is None else detector_spec(detector, pick, upsample, cnn_fallback, det_size)
-    if spec is not None:
-        build_detector(spec)  # fail here, once, with a clear message (missing extra, bad .onnx)
+    # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
+    detector_here = build_detector(spec) if spec is not None else None
     table = TsvLandmarks(landmarks) if landmarks is not None else None
     failures, tasks, done = [], [], 0
     for target, rel in outputs.items():
@@ -259,7 +260,7 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
                 continue
         tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality)))
     aligned = 0
-    for rel, why, _ in _run(_align_task, tasks, spec, workers, "aligning", progress):
+    for rel, why, _ in _run(_align_task, tasks, spec, workers, "aligning", progress, detector_here):
         if why is None:
             aligned += 1
         else:
@@ -368,9 +369,9 @@ def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="cent
     chosen = sorted(rng.choice(len(keys), size=min(int(sample), len(keys)), replace=False).tolist())
     tasks = [(str(src / keys[i]), keys[i]) for i in chosen]
     spec = detector_spec(detector, pick, upsample, cnn_fallback, det_size)
-    build_detector(spec)
+    detector_here = build_detector(spec)
     errors, misses = [], []
-    for rel, lmk, why in _run(_detect_task, tasks, spec, workers, "detecting", progress):
+    for rel, lmk, why in _run(_detect_task, tasks, spec, workers, "detecting", progress, detector_here):
         if lmk is None:
             misses.append((rel, why))
             continue
