@@ -86,7 +86,8 @@ def build_parser():
         "112x112 faces on the ArcFace template, RecordIO in arcface_torch's layout, a .bin of pairs.",
         f"g2d-data align --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
         f"--include {LFW}/peopleDevTrain.txt --out faces112\n"
-        "  g2d-data pack --src faces112 --out faces_rec && g2d-train recipes/configs/demo.py --set rec=faces_rec",
+        "  g2d-data pack --src faces112 --out faces_rec && g2d-train recipes/configs/demo.py --set rec=faces_rec "
+        "--set num_classes=None",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
