@@ -40,6 +40,7 @@ setup(
             "g2d-info=insightface_g2d.cli.info:entry",
             "g2d-mask=insightface_g2d.cli.mask:entry",
             "g2d-recordio=insightface_g2d.data.recordio:entry",
+            "g2d-data=insightface_g2d.cli.data:entry",
             "g2d-train=insightface_g2d.cli.train:entry",
             "g2d-cache=insightface_g2d.cli.cache:entry",
             "g2d-eval=insightface_g2d.cli.evaluate:entry",

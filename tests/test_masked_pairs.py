@@ -191,3 +191,37 @@ def test_flipped_flag_says_which_items_are_mirrored():
         seen.add(bool(item["flipped"]))
     assert seen == {True, False}
     assert not any(bool(MaskedPairDataset(base, flip=False)[i]["flipped"]) for i in range(4))
+
+
+@pytest.mark.parametrize("mask_prob,custom", [(0.6, False), (1.0, True), (0.0, False)])
+def test_batched_items_equal_items_one_by_one(mask_prob, custom):
+    """__getitems__ (what DataLoader calls per batch: one mask call) gives exactly __getitem__'s tensors."""
+    from torch.utils.data import DataLoader, default_collate
+
+    from insightface_g2d.data.masks import MaskSynthesizer
+    from insightface_g2d.data.synthetic import SyntheticFaces
+
+    base = SyntheticFaces(num_identities=5, images_per_identity=4, seed=2)
+    synth = MaskSynthesizer(styles=("surgical", "cloth", "textured")) if custom else None
+    ds = MaskedPairDataset(base, mask_prob=mask_prob, seed=4, styles=("cloth", "textured") if custom else None,
+                           synthesizer=synth)
+    ds.set_epoch(3)
+    idx = [7, 0, 19, 7, -1, 12, 3, 4]
+    batched = ds.__getitems__(idx)
+    assert len(batched) == len(idx)
+    for item, i in zip(batched, idx):
+        one = ds[i]
+        assert item.keys() == one.keys()
+        for key in one:
+            assert torch.equal(item[key], one[key]), (i, key)
+    flips = [bool(b["flipped"]) for b in batched]
+    assert any(flips) and not all(flips)
+    masked = [bool(b["alpha"].any()) for b in batched]
+    assert any(masked) == (mask_prob > 0) and all(masked) == (mask_prob == 1.0)
+    # the DataLoader uses it: its batch equals collating the items one by one
+    loader = DataLoader(ds, batch_size=4, shuffle=False)
+    first = next(iter(loader))
+    expect = default_collate([ds[i] for i in range(4)])
+    assert all(torch.equal(first[k], expect[k]) for k in expect)
+    with pytest.raises(IndexError):
+        ds.__getitems__([0, 20])

@@ -351,7 +351,7 @@ def test_cli_build_import_info(monkeypatch, tmp_path, onnx_model, faces, capsys)
     from insightface_g2d.cli import cache as cli
     from insightface_g2d.cli.common import run_cli
 
-    monkeypatch.setattr(cli, "_dataset", lambda spec: faces if spec == "tiny" else TinyFaces(10, seed=2))
+    monkeypatch.setattr(cli, "_dataset", lambda spec, skip_bad=False: faces if spec == "tiny" else TinyFaces(10, seed=2))
     out = tmp_path / "cache"
     assert run_cli(cli.main, ["build", "--dataset", "tiny", "--teacher-onnx", str(onnx_model[0]), "--out", str(out),
                               "--batch-size", "4", "--device", "cpu"]) == 0

@@ -2,7 +2,7 @@
 import sys
 
 from ..integration import MANIFEST_NAME, install, status, uninstall
-from .common import make_parser, run_cli, run_subcommand
+from .common import add_subcommand, make_parser, run_cli, run_subcommand
 
 EXAMPLE = """g2d-arcface install ~/insightface/recognition/arcface_torch --dry-run
   g2d-arcface install ~/insightface/recognition/arcface_torch
@@ -19,19 +19,22 @@ def build_parser():
         EXAMPLE,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("install", help="install (or upgrade) G2D in a checkout; running it twice changes nothing")
+    p = add_subcommand(sub, "install", "install (or upgrade) G2D in a checkout; running it twice changes nothing",
+                       "g2d-arcface install ~/insightface/recognition/arcface_torch --dry-run   # show the diff first")
     p.add_argument("checkout", help="path of insightface's recognition/arcface_torch folder")
     p.add_argument("--configs", default=None, metavar="DIR",
                    help="folder of recipe configs to copy (default: this package's recipes/configs)")
     p.add_argument("--dry-run", action="store_true", help="print the unified diff and change nothing")
     p.set_defaults(func=_install)
-    p = sub.add_parser("uninstall", help="remove what install added, restoring the original files")
+    p = add_subcommand(sub, "uninstall", "remove what install added, restoring the original files",
+                       "g2d-arcface uninstall ~/insightface/recognition/arcface_torch")
     p.add_argument("checkout", help="path of insightface's recognition/arcface_torch folder")
     p.add_argument("--keep-modified", action="store_true",
                    help="leave installed configs edited since install in place (default: refuse)")
     p.add_argument("--dry-run", action="store_true", help="print the unified diff and change nothing")
     p.set_defaults(func=_uninstall)
-    p = sub.add_parser("status", help="show what is installed in a checkout")
+    p = add_subcommand(sub, "status", "show what is installed in a checkout",
+                       "g2d-arcface status ~/insightface/recognition/arcface_torch")
     p.add_argument("checkout", help="path of insightface's recognition/arcface_torch folder")
     p.set_defaults(func=_status)
     return parser

@@ -3,13 +3,16 @@ import os
 import sys
 
 from ..errors import ConfigError
-from .common import make_parser, resolve_device, run_cli, run_subcommand
+from .common import add_subcommand, make_parser, resolve_device, run_cli, run_subcommand
 
 
-def _dataset(spec):
+def _dataset(spec, skip_bad=False):
     from ..data.factory import build_face_dataset  # lazy: keeps --help fast
 
-    return build_face_dataset(spec)
+    return build_face_dataset(spec, skip_bad=skip_bad)
+
+
+SKIP_BAD_HELP = "replace unreadable records/images by the next good one instead of stopping (logged)"
 
 
 def build_parser():
@@ -23,7 +26,10 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    b = sub.add_parser("build", help="run a teacher over a dataset and write a cache")
+    b = add_subcommand(sub, "build", "run a teacher over a dataset and write a cache",
+                       "g2d-cache build --dataset data/ms1m-retinaface-t1 --teacher-network r100 "
+                       "--teacher-checkpoint ms1mv3_arcface_r100_fp16/backbone.pth --out work_dirs/cache_r100\n"
+                       "  g2d-cache build --dataset faces_rec --teacher-onnx buffalo_l/w600k_r50.onnx --out cache_w600k")
     b.add_argument("--dataset", required=True, help="dataset spec: RecordIO folder/.rec, image folder, or synthetic:...")
     t = b.add_mutually_exclusive_group(required=True)
     t.add_argument("--teacher-network", help="teacher network name (r18..r200, mbf, ...); needs --teacher-checkpoint")
@@ -42,9 +48,12 @@ def build_parser():
     b.add_argument("--flips", choices=("compute", "reuse"), default="compute",
                    help="compute the teacher on each mirrored face too (default), or reuse the clean embedding "
                         "for it (half the cost; for slow teachers such as dlib)")
+    b.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     b.set_defaults(func=cmd_build)
 
-    i = sub.add_parser("import", help="make a cache from embeddings computed elsewhere (N x D .npy, sample order)")
+    i = add_subcommand(sub, "import", "make a cache from embeddings computed elsewhere (N x D .npy, sample order)",
+                       "g2d-cache import --dataset faces_rec --embeddings emb.npy --flipped emb_flip.npy "
+                       "--name dlib --out cache_dlib")
     i.add_argument("--dataset", required=True, help="the dataset the embeddings belong to")
     i.add_argument("--embeddings", required=True, help="N x D .npy of the clean faces, in the dataset's order")
     i.add_argument("--flipped", help="N x D .npy of the flipped faces (default: reuse the clean ones)")
@@ -52,9 +61,11 @@ def build_parser():
     i.add_argument("--out", required=True, help="cache directory to create")
     i.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     i.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
+    i.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     i.set_defaults(func=cmd_import)
 
-    n = sub.add_parser("info", help="describe a cache (and check it against a dataset)")
+    n = add_subcommand(sub, "info", "describe a cache (and check it against a dataset)",
+                       "g2d-cache info work_dirs/cache_r100 --dataset data/ms1m-retinaface-t1")
     n.add_argument("directory")
     n.add_argument("--dataset", help="also check that the cache matches this dataset")
     n.set_defaults(func=cmd_info)
@@ -76,7 +87,7 @@ def cmd_build(args):
         spec = {"dlib": True, "workers": args.jobs}
     else:
         spec = {"onnx": os.path.abspath(args.teacher_onnx)}
-    dataset = _dataset(args.dataset)
+    dataset = _dataset(args.dataset, skip_bad=args.skip_bad)
     teacher = build_teacher(spec, device=resolve_device(args.device))
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
@@ -89,7 +100,7 @@ def cmd_build(args):
 def cmd_import(args):
     from ..teachers import import_embeddings
 
-    dataset = _dataset(args.dataset)
+    dataset = _dataset(args.dataset, skip_bad=args.skip_bad)
     name = args.name or os.path.splitext(os.path.basename(args.embeddings))[0]
     cache = import_embeddings(args.embeddings, dataset, args.out, name, flipped=args.flipped, dtype=args.dtype,
                               overwrite=args.overwrite, dataset_spec=args.dataset)

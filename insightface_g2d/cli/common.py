@@ -57,6 +57,17 @@ def make_parser(prog, description, example):
     )
 
 
+def add_subcommand(subparsers, name, help, example, description=None):
+    """A subcommand parser whose --help shows its description and ends with a usage example."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help[:1].upper() + help[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def run_subcommand(parser, argv=None, check=None):
     """Parse `argv`, then call the chosen subcommand's `func(args)`; without one, print help (exit 2).
 

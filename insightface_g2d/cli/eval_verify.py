@@ -69,6 +69,9 @@ def add_parser(subparsers):
     p.add_argument("--pairs", required=True, help="pairs file")
     p.add_argument("--landmarks", help="landmarks TSV (path x1 y1 ... x5 y5) to align with; "
                    "omit when the images are already aligned 112x112 crops")
+    p.add_argument("--resize", action="store_true",
+                   help="without --landmarks: the images are aligned crops of another size; resize them to 112x112 "
+                   "(other sizes are refused otherwise)")
     p.add_argument("--layout", default="auto", choices=("auto", "lfw", "generic"))
     p.add_argument("--image-ext", default=None, help="extension for LFW-layout names (default: found on disk)")
     p.add_argument("--name", help="name in the output (default: from the pairs file, e.g. lfw-pairs)")
@@ -163,7 +166,8 @@ def run_pairs(args):
     embedder = load_embedder(args.model, device=resolve_device(args.device))
     results = evaluate_pairs(embedder, args.root, pairs, landmarks=args.landmarks, protocols=protocols,
                              seed=args.seed, batch_size=args.batch_size, flip=not args.no_flip,
-                             nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet)
+                             nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet,
+                             resize=args.resize)
     name = args.name or _pairs_name(args.pairs)
     _print_results(name, results)
     if args.json:

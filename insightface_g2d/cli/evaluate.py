@@ -16,7 +16,7 @@ def build_parser():
     parser = make_parser(
         "g2d-eval",
         "Evaluate face recognition backbones (G2D, arcface_torch networks, ONNX) on clean and masked faces.",
-        "g2d-eval compare --model g2d:work_dirs/demo/model.pt --model r50:ms1mv3_r50/backbone.pth "
+        "g2d-eval compare --model g2d_t:work_dirs/demo/model.pt --model r50:ms1mv3_r50/backbone.pth "
         "--target lfw.bin --protocol clean --protocol masked-masked",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data.image_io import IMAGE_EXTENSIONS, MAX_PHOTO_PIXELS, read_image_file
 from ..errors import DataError
-from .common import make_parser, run_cli, run_subcommand
+from .common import add_subcommand, make_parser, run_cli, run_subcommand
 
 
 # ------------------------------------------------------------------------------------------------
@@ -270,7 +270,9 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("preview", help="grid of masked faces: rows = style x position, columns = faces",
+    p = add_subcommand(sub, "preview", "grid of masked faces: rows = style x position, columns = faces",
+                       "g2d-mask preview --input lfw/lfw-deepfunneled --landmarks lfw/landmarks5.tsv --out grid.png\n"
+                       "  g2d-mask preview --synthetic --faces 6 --styles surgical n95 --out synthetic_grid.png",
                        description="Write a grid image: first row the clean faces, then one row per "
                        "(style, position). Folders of identity sub-folders give one face per identity.")
     p.add_argument("--input", nargs="+", metavar="PATH", help="image files and/or folders")
@@ -289,7 +291,10 @@ def build_parser():
     _add_mask_options(p)
     p.set_defaults(func=preview)
 
-    p = sub.add_parser("apply", help="write masked copies of a folder, keeping its tree",
+    p = add_subcommand(sub, "apply", "write masked copies of a folder, keeping its tree",
+                       "g2d-mask apply --input faces112/ --aligned --out masked112/ --alpha-out alpha112/\n"
+                       "  g2d-mask apply --input lfw/lfw-deepfunneled --landmarks lfw/landmarks5.tsv --crop "
+                       "--out lfw_masked112/",
                        description="Mask every image under --input and write it to the same relative "
                        "path under --out. Each image's mask is drawn from (seed, relative path), so "
                        "results do not depend on the other files in the folder.")

@@ -44,6 +44,20 @@ def _merge(from_spec, kw, spec):
     return {**from_spec, **kw}
 
 
+def face_labels(dataset):
+    """int64 [len(dataset)]: every item's identity label, by the cheapest route the dataset offers
+    (a `labels` array or property, a `labels()` method reading headers only, else every item).
+    RecordIO records whose header is unreadable (with skip_bad) have label -1."""
+    import numpy as np
+
+    labels = getattr(dataset, "labels", None)
+    if callable(labels):
+        labels = labels()
+    if labels is None:
+        labels = [dataset[i][1] for i in range(len(dataset))]
+    return np.asarray(labels, dtype=np.int64)
+
+
 def _recordio(rec, idx, kw):
     if not idx.is_file():
         raise DataError(f"found {rec} but not its index {idx}; RecordIO needs both "
@@ -53,10 +67,10 @@ def _recordio(rec, idx, kw):
     return RecordIOFaces(rec, idx_path=idx, **kw)
 
 
-def build_face_dataset(spec, **kw):
+def build_face_dataset(spec, skip_bad=False, **kw):
     """Build the face dataset named by `spec` (see module docstring); its `spec` attribute is `spec`
-    as a string (what error messages and rebuild commands quote)."""
-    dataset = _build(spec, **kw)
+    as a string (what error messages and rebuild commands quote). See `_build` for the rest."""
+    dataset = _build(spec, skip_bad=skip_bad, **kw)
     try:
         dataset.spec = str(spec)
     except AttributeError:  # a dataset class with slots or a read-only property
@@ -64,13 +78,18 @@ def build_face_dataset(spec, **kw):
     return dataset
 
 
-def _build(spec, **kw):
+def _build(spec, skip_bad=False, **kw):
     """Build the face dataset named by `spec` (see module docstring); kw go to its constructor.
 
+    skip_bad: RecordIO records and image files that cannot be read are replaced by the next good
+    item instead of stopping the run (counted and logged; the synthetic faces have none).
     Returns a dataset following the project's protocol: len, (uint8 [112,112,3] RGB, int label)
     items, num_classes, fingerprint(). Raises DataError when spec names nothing usable.
     """
+    if skip_bad:
+        kw = {**kw, "skip_bad": True}
     if isinstance(spec, str) and spec.strip().split(":", 1)[0].strip() == "synthetic":
+        kw.pop("skip_bad", None)
         from insightface_g2d.data.synthetic import SyntheticFaces
 
         return SyntheticFaces(**_merge(parse_synthetic_spec(spec), kw, spec))

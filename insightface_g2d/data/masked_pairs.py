@@ -103,6 +103,61 @@ class MaskedPairDataset(Dataset):
             img, masked, alpha = hflip(img), hflip(masked), hflip(alpha)
         return masked, img, alpha, int(label), flipped
 
+    def __getitems__(self, indices):
+        """Items `indices` as a list of __getitem__ dicts (byte-identical), masked in one call.
+
+        torch's DataLoader calls this with a batch's indices (then collates as usual): each item
+        still draws from its own generator, but the mask synthesis, flips and tensor conversion
+        run once per batch instead of once per face.
+        """
+        n = len(self)
+        idx = []
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"index {i} out of range for {n} items")
+            idx.append(int(i) % n)
+        imgs, labels = [], []
+        for i in idx:
+            img, label = self.base[i]
+            img = np.asarray(img)
+            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1]:
+                raise DataError(f"item {i} of {type(self.base).__name__} is {img.dtype} {img.shape}; "
+                                "expected an aligned uint8 [S, S, 3] RGB face")
+            imgs.append(img)
+            labels.append(int(label))
+        synth = self.mask_synthesizer(imgs[0].shape[0]) if self.mask_prob > 0 and imgs else None
+        if len({img.shape for img in imgs}) > 1 or (synth is not None and not hasattr(synth, "apply_uniforms")):
+            return [self[i] for i in indices]  # mixed sizes, or a custom synthesizer: face by face
+        clean = np.stack(imgs) if imgs else np.zeros((0, 112, 112, 3), np.uint8)
+        from .masks import PARAMS_PER_FACE
+
+        draws = np.empty((len(idx), 3))
+        params = np.zeros((len(idx), PARAMS_PER_FACE))
+        for k, i in enumerate(idx):  # the per-item stream: 3 draws, then the synthesizer's
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            draws[k] = rng.random(3)
+            if draws[k, 0] < self.mask_prob:
+                params[k] = rng.random(PARAMS_PER_FACE)
+        sel = draws[:, 0] < self.mask_prob
+        masked = clean.copy()
+        alpha = np.zeros(clean.shape[:3], np.float32)
+        if sel.any():
+            style = None
+            if self._custom_synth and self.styles is not None:
+                pick = np.minimum((draws[sel, 2] * len(self.styles)).astype(np.int64), len(self.styles) - 1)
+                style = [self.styles[j] for j in pick]
+            masked[sel], alpha[sel] = synth.apply_uniforms(clean[sel], params[sel], styles=style)
+        flipped = (draws[:, 1] < 0.5) & self.flip
+        if flipped.any():
+            clean[flipped] = clean[flipped][:, :, ::-1]
+            masked[flipped] = masked[flipped][:, :, ::-1]
+            alpha[flipped] = alpha[flipped][:, :, ::-1]
+        masked_t, clean_t = to_tensor(masked), to_tensor(clean)
+        alpha_t = torch.from_numpy(alpha)[:, None]
+        return [{"flipped": torch.tensor(bool(flipped[k])), "masked": masked_t[k], "clean": clean_t[k],
+                 "alpha": alpha_t[k], "label": torch.tensor(labels[k], dtype=torch.int64),
+                 "index": torch.tensor(i, dtype=torch.int64)} for k, i in enumerate(idx)]
+
     def __getitem__(self, i):
         masked, clean, alpha, label, flipped = self._sample(i)
         return {

@@ -205,7 +205,11 @@ class MaskSynthesizer:
 
     def _draw(self, n, rng, styles, positions=None):
         """Per-face choices from one block of uniforms: style, position, template, shift, LUT."""
-        u = rng.random((n, PARAMS_PER_FACE))
+        return self._choices(rng.random((n, PARAMS_PER_FACE)), styles, positions)
+
+    def _choices(self, u, styles, positions=None):
+        """Per-face choices from uniforms u [N, PARAMS_PER_FACE] (see _draw)."""
+        n = u.shape[0]
         si = np.minimum((u[:, 0] * len(self.styles)).astype(np.int64), len(self.styles) - 1)
         si = self._forced(si, styles, self.styles, n, "style")
         pi = np.minimum(np.searchsorted(self._pos_cdf, u[:, 1], side="right"), len(self.positions) - 1)
@@ -291,8 +295,21 @@ class MaskSynthesizer:
         in order with the same generator.
         """
         imgs = self._check_batch(imgs)
+        return self.apply_uniforms(imgs, rng.random((imgs.shape[0], PARAMS_PER_FACE)), styles, positions)
+
+    def apply_uniforms(self, imgs, u, styles=None, positions=None):
+        """``apply_batch`` with each face's uniforms given: u float64 [N, PARAMS_PER_FACE] in [0, 1).
+
+        Row i is what ``rng.random(PARAMS_PER_FACE)`` would give face i, so faces whose draws come
+        from different generators (one per dataset item) are masked in one call, with the bytes
+        ``apply(img_i, rng_i)`` gives each of them.
+        """
+        imgs = self._check_batch(imgs)
+        u = np.asarray(u, np.float64)
         n = imgs.shape[0]
-        si, pi, ti, dy, dx, c1, c2 = self._draw(n, rng, styles, positions)
+        if u.shape != (n, PARAMS_PER_FACE):
+            raise DataError(f"expected uniforms [{n}, {PARAMS_PER_FACE}], got {u.shape}")
+        si, pi, ti, dy, dx, c1, c2 = self._choices(u, styles, positions)
         luts = self._luts(si, c1, c2, self._brightness(imgs))
         out = imgs.copy()
         alphas = np.zeros((n, self.size, self.size), np.float32)

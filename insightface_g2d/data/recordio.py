@@ -52,7 +52,7 @@ _MAX_EXTENT_READ = 1 << 20
 IRHeader = namedtuple("IRHeader", ["flag", "label", "id", "id2"])
 IRHeader.__doc__ = """Record header. ``label`` is a float, or a float32 array when ``flag > 0``."""
 
-INDEX_HINT = ("build it with `python -m insightface_g2d.data.recordio index {rec}` "
+INDEX_HINT = ("build it with `g2d-recordio index {rec}` "
               "(or insightface_g2d.data.recordio.build_index('{rec}'))")
 
 
@@ -95,7 +95,7 @@ def _frame_error(what, rec_path, key, offset, fix):
 
 
 _CORRUPT_FIX = ("the .rec is corrupt or the .idx belongs to another file: re-create the .rec, or "
-                "rebuild the index with `python -m insightface_g2d.data.recordio index REC`")
+                "rebuild the index with `g2d-recordio index REC --force`")
 _TRUNC_FIX = "the .rec is truncated (interrupted copy/download?): copy or re-pack it again"
 
 
@@ -185,7 +185,7 @@ def _unpack_header(record, where):
         if start + 4 * flag > len(record):
             raise DataError(f"{where}: header flag says {flag} float32 labels ({4 * flag} bytes) but only "
                             f"{len(record) - start} bytes follow the header; the record is corrupt: "
-                            "re-create the .rec (or use skip_bad=True to skip such records)")
+                            "re-create the .rec (or skip bad records: config skip_bad=True / --skip-bad)")
         label = np.frombuffer(record, dtype="<f4", count=flag, offset=start).astype(np.float32)
         start += 4 * flag
     return IRHeader(flag, label, id1, id2), start
@@ -200,7 +200,7 @@ def decode_image(payload, where="record"):
     img, reason = image_io.try_decode_image_bytes(payload)
     if img is None:
         raise DataError(f"{where}: payload is {reason}; the record is corrupt or is not an image record "
-                        "(re-create the .rec, or use skip_bad=True to skip bad records)")
+                        "(re-create the .rec, or skip bad records: config skip_bad=True / --skip-bad)")
     return img
 
 
@@ -302,11 +302,11 @@ def read_index(idx_path):
             except ValueError:
                 raise DataError(f"{idx_path}, line {lineno}: expected 'key<TAB>offset' integers, got "
                                 f"{line[:60]!r}; rebuild the index with "
-                                "`python -m insightface_g2d.data.recordio index REC`") from None
+                                "`g2d-recordio index REC --force`") from None
         arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
     if (arr[:, 1] < 0).any():
         raise DataError(f"{idx_path}: negative offset in index; rebuild it with "
-                        "`python -m insightface_g2d.data.recordio index REC`")
+                        "`g2d-recordio index REC --force`")
     return arr[:, 0].copy(), arr[:, 1].copy()
 
 
@@ -596,12 +596,13 @@ class IndexedRecordIOWriter:
 
 # --------------------------------------------------------------------------------------------- CLI
 def main(argv=None):
-    from ..cli.common import make_parser
+    from ..cli.common import add_subcommand, make_parser
 
-    parser = make_parser("python -m insightface_g2d.data.recordio", "RecordIO tools (no mxnet needed).",
-                         "python -m insightface_g2d.data.recordio index /data/ms1m/train.rec")
+    parser = make_parser("g2d-recordio", "RecordIO tools (no mxnet needed). To write a .rec from an image "
+                         "folder use `g2d-data pack`.", "g2d-recordio index /data/ms1m/train.rec")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("index", help="scan a .rec and write its .idx (keys 0..N-1 in file order)")
+    p = add_subcommand(sub, "index", "scan a .rec and write its .idx (keys 0..N-1 in file order)",
+                       "g2d-recordio index /data/ms1m-retinaface-t1/train.rec   # writes train.idx beside it")
     p.add_argument("rec", help="path of the .rec file")
     p.add_argument("--idx", default=None, help="output .idx path (default: REC with suffix .idx)")
     p.add_argument("--force", action="store_true", help="overwrite an existing .idx")

@@ -85,13 +85,13 @@ class RecordIOFaces(torch.utils.data.Dataset):
                     raise DataError(f"{r.rec_path}, record key 0: header says images are records 1..{claimed} "
                                     f"but {r.idx_path} has {len(r)} entries and the .rec {r.size} bytes; the "
                                     "header is corrupt or the .idx belongs to another file: re-create the .rec "
-                                    "or rebuild the index (python -m insightface_g2d.data.recordio index REC)")
+                                    "or rebuild the index (g2d-recordio index REC --force)")
                 keys = np.arange(1, int(first), dtype=np.int64)
                 missing = int((~r.has_keys(keys)).sum())
                 if missing and not self.skip_bad:
                     raise DataError(f"{r.rec_path}: header says images are records 1..{int(first) - 1} but "
                                     f"{r.idx_path} lacks {missing} of them; the .idx does not match the .rec: "
-                                    "rebuild it (python -m insightface_g2d.data.recordio index REC)")
+                                    "rebuild it (g2d-recordio index REC --force)")
                 return "arcface", (int(first), int(end)), keys
         return "plain", None, r.key_array.copy()
 
@@ -101,7 +101,8 @@ class RecordIOFaces(torch.utils.data.Dataset):
         if past and not self.skip_bad:
             raise DataError(f"{r.idx_path}: {past} of {len(r)} index entries point past the end of "
                             f"{r.rec_path} ({r.size} bytes): the .rec is truncated or the .idx belongs to "
-                            "another file; re-copy the .rec, rebuild the index, or pass skip_bad=True")
+                            "another file; re-copy the .rec, rebuild the index, or skip bad records "
+                            "(config skip_bad=True / --skip-bad)")
 
     def __len__(self):
         return len(self.keys)

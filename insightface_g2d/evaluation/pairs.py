@@ -26,7 +26,8 @@ Generic layout (MLFW's pairs.txt, hand-made lists for RMFD or any folder)
 
 Images are aligned onto the ArcFace template with `align_face` when a landmarks TSV is given
 (`path<TAB>x1<TAB>y1 ... x5<TAB>y5`, paths relative to the image root, as LFW's
-landmarks5.tsv), else used as they are (resized to 112x112 if they have another size).
+landmarks5.tsv), else used as they are: they must then be aligned 112x112 crops (other sizes are
+refused unless `resize=True` / `--resize` says they are aligned crops of another size).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -278,11 +279,14 @@ def _landmark_key(landmarks, rel):
     return None
 
 
-def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None, workers=None, progress=False):
+def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None, workers=None, progress=False,
+                     resize=False):
     """Read, align and stack the images of `pairs`: uint8 [2N, image_size, image_size, 3] RGB.
 
     landmarks: None, a dict {relative path: [5, 2]} or a path to a landmarks TSV. Each distinct
-    image is read once.
+    image is read once. Without landmarks the images must be aligned image_size crops: other
+    sizes (e.g. LFW's 250x250 photos) are refused unless resize=True says they are aligned crops
+    of another size.
     """
     from ..data.align import align_face, read_landmarks_tsv
 
@@ -302,7 +306,12 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
         img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
         if landmarks is not None:
             img = align_face(img, landmarks[keys[rel]], size=image_size)
-        else:
+        elif img.shape[:2] != (image_size, image_size):
+            if not resize:
+                raise DataError(
+                    f"{base / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {image_size}x{image_size} face: "
+                    "give the landmarks file (--landmarks TSV) to align the photos, align them first with "
+                    "`g2d-data align`, or pass --resize if they are aligned crops of another size")
             img = fit_square(img, image_size)
         return rel, img
 
@@ -317,7 +326,7 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
 
 
 def evaluate_pairs(embedder, root, pairs, landmarks=None, protocols=("clean",), seed=0, batch_size=64,
-                   flip=True, nfolds=10, image_ext=None, progress=True):
+                   flip=True, nfolds=10, image_ext=None, progress=True, resize=False):
     """Verification metrics of `embedder` on a pairs list: {protocol: verification_metrics dict}.
 
     pairs: a PairList or a pairs-file path; protocols: names from protocols.py (synthetic masks
@@ -329,6 +338,6 @@ def evaluate_pairs(embedder, root, pairs, landmarks=None, protocols=("clean",), 
         protocols = (protocols,)
     if not isinstance(pairs, PairList):
         pairs = read_pairs(pairs, image_ext=image_ext, nfolds=nfolds)
-    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress)
+    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress, resize=resize)
     return evaluate_protocols(embedder, images, pairs.issame, protocols, seed=seed, batch_size=batch_size,
                               flip=flip, nfolds=nfolds, folds=pairs.folds, progress=progress)

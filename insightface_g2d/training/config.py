@@ -310,6 +310,10 @@ def validate(cfg, base):
         raise ConfigError("config.num_workers must be >= 0")
     if cfg.get("cpu_threads") is not None and cfg["cpu_threads"] < 1:
         raise ConfigError(f"config.cpu_threads must be >= 1 (or None for torch's default), got {cfg['cpu_threads']!r}")
+    if cfg.get("using_wandb"):
+        raise ConfigError("config.using_wandb = True: g2d-train does not log to Weights & Biases; set using_wandb "
+                          "= False (the other wandb_* keys are accepted, for arcface_torch configs, and unused). "
+                          "Scalars go to scalars.csv and TensorBoard in the output folder")
     _check_subdict(cfg, "masks", MASK_KEYS)
     check_masks(cfg["masks"])
     check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built

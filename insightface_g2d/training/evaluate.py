@@ -3,8 +3,8 @@
 `config.eval.pairs` is a `.bin` verification set or a dataset spec (e.g. held-out synthetic
 identities "synthetic:ids=100,per_id=8,seed=2048,offset=100000"), from which `num_pairs` pairs are
 drawn with a fixed seed (half genuine). Every model in `config.eval.models` is evaluated under
-each protocol of `evaluation.protocols` (masks drawn with `eval.seed`); the table and JSON go to
-eval.md / eval.json in the output folder.
+each protocol of `evaluation.protocols` (masks drawn with `eval.seed`); the table, JSON and ROC
+curves go to eval.md / eval.json / eval_roc.png in the output folder.
 """
 import copy
 import os
@@ -24,9 +24,10 @@ def make_pairs(labels, num_pairs, seed=0):
     labels = np.asarray(labels)
     rng = np.random.default_rng([int(seed), 0x9A125])
     ids, inverse = np.unique(labels, return_inverse=True)
-    members = [np.nonzero(inverse == k)[0] for k in range(len(ids))]
+    # label -1: a record whose header could not be read (skip_bad): never part of a pair
+    members = [np.nonzero(inverse == k)[0] for k in range(len(ids)) if ids[k] >= 0]
     multi = [m for m in members if len(m) >= 2]
-    if not multi or len(ids) < 2:
+    if not multi or len(members) < 2:
         raise DataError("evaluation pairs need at least two identities and one with two or more images")
     n_pos = num_pairs // 2
     pairs, same = [], []
@@ -44,14 +45,16 @@ def make_pairs(labels, num_pairs, seed=0):
 
 
 def dataset_labels(dataset):
-    labels = getattr(dataset, "labels", None)
-    if labels is not None:
-        return np.asarray(labels)
-    return np.asarray([dataset[i][1] for i in range(len(dataset))])
+    from ..data.factory import face_labels
+
+    return face_labels(dataset)
 
 
-def load_pairs(ev):
-    """(images uint8 [2N, 112, 112, 3], issame bool [N]) of the evaluation set."""
+def load_pairs(ev, skip_bad=False):
+    """(images uint8 [2N, 112, 112, 3], issame bool [N]) of the evaluation set.
+
+    skip_bad: records of a RecordIO / image-folder spec that cannot be read are left out of the
+    pairs (header unreadable) or replaced by the next good item (image unreadable)."""
     source = ev.get("pairs")
     if not source:
         raise ConfigError("config.eval.enabled needs config.eval.pairs: a .bin file or a dataset spec of "
@@ -62,7 +65,7 @@ def load_pairs(ev):
         return load_bin(source)
     from ..data.factory import build_face_dataset
 
-    dataset = build_face_dataset(source)
+    dataset = build_face_dataset(source, skip_bad=skip_bad)
     index, issame = make_pairs(dataset_labels(dataset), int(ev.get("num_pairs") or 1000), ev.get("seed", 0))
     flat = index.reshape(-1)
     cache = {}
@@ -114,6 +117,18 @@ def results_table(results, protocols, far):
     return markdown_table(header, rows)
 
 
+def write_roc(results, path, title):
+    """ROC curves of {label: {protocol: metrics}} as one PNG: colour = model, line style = protocol."""
+    from ..evaluation.report import downsample_roc, plot_roc
+
+    dashes = ("-", "--", ":", "-.")
+    curves = [(f"{label} · {protocol}", *downsample_roc(*m["roc"]), dict(color=f"C{i % 10}",
+                                                                        linestyle=dashes[j % len(dashes)]))
+              for i, (label, per_protocol) in enumerate(results.items())
+              for j, (protocol, m) in enumerate(per_protocol.items())]
+    return plot_roc(curves, path, title=title)
+
+
 def evaluate_run(cfg, models, stages, output, device="cpu"):
     """Evaluate the configured models; write eval.json and eval.md; return the JSON-ready dict."""
     from ..evaluation.protocols import evaluate_protocols
@@ -125,7 +140,7 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
     protocols = tuple(ev.get("protocols") or ("clean", "masked-masked", "masked-clean"))
     far = float(ev.get("far") or 1e-2)
     specs = ev.get("models") or default_models(stages)
-    images, issame = load_pairs(ev)
+    images, issame = load_pairs(ev, skip_bad=bool(cfg.get("skip_bad", False)))
     log.info(f"evaluation: {len(issame)} pairs from {ev.get('pairs')}, protocols {', '.join(protocols)}")
     results, doc = {}, {"pairs": str(ev.get("pairs")), "num_pairs": int(len(issame)), "seed": ev.get("seed", 0),
                         "protocols": list(protocols), "models": {}}
@@ -138,6 +153,7 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
         doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in metrics.items()}}
     table = results_table(results, protocols, far)
     doc["table"] = table
+    doc["roc_png"] = write_roc(results, os.path.join(output, "eval_roc.png"), f"ROC on {len(issame)} pairs of {ev.get('pairs')}")
     write_json(os.path.join(output, "eval.json"), doc)
     write_text(os.path.join(output, "eval.md"),
                f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n{table}")

@@ -8,7 +8,7 @@ Output folder:
     <arcface stage>_model.pt  plain state dict of a network trained by an arcface stage
     model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
     previews/*.png            masked / restored / clean faces
-    eval.json, eval.md        the evaluation when config.eval.enabled
+    eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
     run_summary.json          what ran, how long, where things are
 """
 import json
@@ -43,7 +43,7 @@ def output_dir(cfg, output=None):
 def load_dataset(cfg):
     from ..data.factory import build_face_dataset
 
-    dataset = build_face_dataset(cfg.rec)
+    dataset = build_face_dataset(cfg.rec, skip_bad=bool(cfg.get("skip_bad", False)))
     if cfg.get("num_classes") not in (None, dataset.num_classes):
         raise ConfigError(f"config.num_classes = {cfg.num_classes} but dataset {cfg.rec!r} has {dataset.num_classes} "
                           "identities; fix num_classes (or set it to None to take it from the data)")

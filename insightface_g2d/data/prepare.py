@@ -1,0 +1,386 @@
+"""From a folder of photos to training data: aligned 112x112 faces, RecordIO, a `.bin` of pairs.
+
+    align_folder(src, out, landmarks=TSV | detector="dlib" | detector="det_10g.onnx", ...)
+        src/<identity>/<photo> -> out/<identity>/<photo stem>.jpg aligned on the ArcFace template,
+        plus out/align_report.tsv listing the photos whose face was not found (and why).
+        Each face is written atomically; a re-run skips faces already written; workers > 1 runs
+        the landmark detector in that many processes.
+    pack_folder(src, out)
+        an aligned image folder -> out/train.rec + train.idx in arcface_torch's layout: record 0 a
+        header (label [first identity record, end]), images 1..N (label = class id, identities
+        numbered in sorted folder order as ImageFolderFaces does), then one record per identity
+        (label [first image, end)). Image bytes are stored as they are (JPEG/PNG), others re-encoded.
+    pairs_to_bin(root, pairs_file, out, landmarks=TSV)
+        a pairs list (LFW pairs.txt / pairsDevTest.txt, or 'path1 path2 label') -> a `.bin`.
+    landmark_agreement(src, tsv, detector)
+        the detector's five points against a landmarks file: error in inter-ocular units.
+
+Identity lists (include / exclude): one identity per line, either a plain name or `name<TAB>count`
+(LFW's peopleDevTrain.txt, people.txt, lfw-names.txt); lines holding only integers (the count
+headers of those files) and lines starting with '#' are skipped.
+"""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DataError
+from ..fileio import atomic_open
+from .align import align_face, read_landmarks_tsv
+from .image_io import IMAGE_EXTENSIONS, MAX_PHOTO_PIXELS, read_image_file, try_decode_image_bytes
+
+REPORT_NAME = "align_report.tsv"
+FORMATS = ("jpg", "png")
+
+
+# ------------------------------------------------------------------------------------ identities
+def read_identity_list(path):
+    """Identity names of an include/exclude list (see module doc), in file order, without duplicates."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"identity list {path} not found; give a file with one identity per line "
+                        "(a name, or name<TAB>count as LFW's peopleDevTrain.txt)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read identity list {path}: {err}") from None
+    names = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t") if "\t" in line else [line]
+        if all(f.strip().lstrip("-").isdigit() for f in line.split()):
+            continue  # a count header ("4038", "10", "10 300")
+        names.append(fields[0].strip())
+    if not names:
+        raise DataError(f"identity list {path} names no identity")
+    return list(dict.fromkeys(names))
+
+
+def _is_image(name):
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def list_photos(src, include=None, exclude=None):
+    """[(identity, relative path '/'-separated)] of src/<identity>/<image>, sorted.
+
+    include / exclude: iterables of identity names (or None). Every included name must exist.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise DataError(f"photo folder {src} not found; expected src/<identity>/<photo>.jpg")
+    identities = sorted(e.name for e in os.scandir(src) if e.is_dir() and not e.name.startswith("."))
+    if not identities:
+        raise DataError(f"{src} has no identity sub-folders; expected src/<identity>/<photo>.jpg")
+    if include is not None:
+        include = list(include)
+        present = set(identities)
+        missing = [n for n in include if n not in present]
+        if missing:
+            raise DataError(f"{len(missing)} of {len(include)} identities of the include list are not folders of "
+                            f"{src} (first: {', '.join(missing[:3])}); check --src and the list")
+        wanted = set(include)
+        identities = [n for n in identities if n in wanted]
+    if exclude is not None:
+        drop = set(exclude)
+        identities = [n for n in identities if n not in drop]
+    out = []
+    for name in identities:
+        files = sorted(e.name for e in os.scandir(src / name) if e.is_file() and _is_image(e.name))
+        out.extend((name, f"{name}/{f}") for f in files)
+    if not out:
+        raise DataError(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in the selected identity folders of {src}")
+    return out
+
+
+# ------------------------------------------------------------------------------------ landmarks
+class TsvLandmarks:
+    """Landmarks of a `landmarks5.tsv`-format file, looked up by path relative to the photo folder
+    (or, failing that, by its last two components '<identity>/<file>')."""
+
+    def __init__(self, tsv):
+        self.tsv = Path(tsv)
+        self.rows = read_landmarks_tsv(tsv)
+        self.short = {}
+        for key in self.rows:
+            self.short.setdefault("/".join(key.split("/")[-2:]), key)
+
+    def get(self, rel):
+        if rel in self.rows:
+            return self.rows[rel]
+        key = self.short.get("/".join(rel.split("/")[-2:]))
+        return None if key is None else self.rows[key]
+
+
+def detector_spec(detector, pick="largest", upsample=1, cnn_fallback=False, det_size=640):
+    """A picklable description of a landmark detector: ('dlib', ...) or ('scrfd', onnx path, ...)."""
+    if detector == "dlib":
+        return ("dlib", pick, int(upsample), bool(cnn_fallback))
+    if str(detector).lower().endswith(".onnx"):
+        return ("scrfd", os.path.abspath(os.fspath(detector)), pick, int(det_size))
+    raise DataError(f"unknown detector {detector!r}: use 'dlib' (the [dlib] extra) or the path of an SCRFD "
+                    "det_*.onnx from an insightface model pack")
+
+
+def build_detector(spec):
+    """The landmarker of a detector_spec: callable uint8 RGB photo -> ([5, 2] | None, source/reason)."""
+    if spec[0] == "dlib":
+        from .dlib_landmarks import DlibLandmarker
+
+        return DlibLandmarker(upsample=spec[2], pick=spec[1], cnn_fallback=spec[3])
+    from .scrfd_landmarks import ScrfdLandmarker
+
+    return ScrfdLandmarker(spec[1], det_size=spec[3], pick=spec[2])
+
+
+# ------------------------------------------------------------------------------------ workers
+_WORKER = {}
+
+
+def _init_worker(spec, detector=None):
+    cv2.setNumThreads(1)
+    _WORKER["spec"] = spec
+    _WORKER["detector"] = detector
+
+
+def _detector():
+    if _WORKER.get("detector") is None and _WORKER.get("spec") is not None:
+        _WORKER["detector"] = build_detector(_WORKER["spec"])
+    return _WORKER["detector"]
+
+
+def _read_photo(path):
+    return read_image_file(path, what="photo", hint="", max_pixels=MAX_PHOTO_PIXELS)
+
+
+def encode_face(img, fmt="jpg", quality=95):
+    """uint8 [H, W, 3] RGB -> encoded bytes (JPEG quality `quality`, or PNG)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buf = cv2.imencode("." + fmt, cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise DataError(f"cannot encode a face as {fmt}")
+    return buf.tobytes()
+
+
+def _align_task(task):
+    """(src path, out path, rel, landmarks or None, size, fmt, quality) -> (rel, None | reason, landmarks)."""
+    src, out, rel, lmk, size, fmt, quality = task
+    try:
+        img = _read_photo(src)
+        if lmk is None:
+            lmk, why = _detector()(img)
+            if lmk is None:
+                return rel, why, None
+        face = align_face(img, lmk, size=size)
+        with atomic_open(out) as f:
+            f.write(encode_face(face, fmt, quality))
+    except DataError as err:
+        return rel, str(err), None
+    return rel, None, np.asarray(lmk, np.float32)
+
+
+def _detect_task(task):
+    """(src path, rel) -> (rel, landmarks [5, 2] or None, source or reason)."""
+    src, rel = task
+    try:
+        lmk, why = _detector()(_read_photo(src))
+    except DataError as err:
+        return rel, None, str(err)
+    return rel, lmk, why
+
+
+def _run(fn, tasks, spec, workers, desc, progress, detector=None):
+    """Yield fn(task) for every task, in `workers` processes (or here when workers <= 1, with
+    `detector` when given: the one already built from `spec`)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            _init_worker(spec, detector)
+            for task in tasks:
+                yield fn(task)
+                bar.update(1)
+            return
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
+        with ctx.Pool(int(workers), initializer=_init_worker, initargs=(spec,)) as pool:
+            for result in pool.imap_unordered(fn, tasks, chunksize=max(1, min(32, len(tasks) // (8 * workers)))):
+                yield result
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+# ------------------------------------------------------------------------------------ align
+def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=None, workers=1, size=112,
+                 fmt="jpg", quality=95, pick="largest", upsample=1, cnn_fallback=False, det_size=640,
+                 progress=True):
+    """Align every photo of src/<identity>/* into out/<identity>/<stem>.<fmt> (see module doc).
+
+    landmarks: a landmarks5.tsv-format file (paths relative to src), or detector: "dlib" or an
+    SCRFD .onnx path (exactly one of the two). include / exclude: identity-list files or lists of
+    names. Returns a summary dict: photos, aligned, done_before, failed, report (path),
+    failures [(rel, reason)].
+    """
+    if (landmarks is None) == (detector is None):
+        raise DataError("give exactly one landmark source: a landmarks TSV (--landmarks) or a detector "
+                        "(--detector dlib or --detector det_10g.onnx)")
+    if fmt not in FORMATS:
+        raise DataError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    src, out = Path(src), Path(out)
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise DataError(f"output folder {out} is (inside) the photo folder {src}: choose another --out")
+    inc = read_identity_list(include) if isinstance(include, (str, os.PathLike)) else include
+    exc = read_identity_list(exclude) if isinstance(exclude, (str, os.PathLike)) else exclude
+    photos = list_photos(src, inc, exc)
+    outputs = {}
+    for _, rel in photos:
+        target = str(Path(rel).with_suffix("." + fmt))
+        if target in outputs:
+            raise DataError(f"{outputs[target]} and {rel} would both be written to {target}: rename one of them")
+        outputs[target] = rel
+    spec = None if detector is None else detector_spec(detector, pick, upsample, cnn_fallback, det_size)
+    # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
+    detector_here = build_detector(spec) if spec is not None else None
+    table = TsvLandmarks(landmarks) if landmarks is not None else None
+    failures, tasks, done = [], [], 0
+    for target, rel in outputs.items():
+        if (out / target).is_file():
+            done += 1
+            continue
+        lmk = None
+        if table is not None:
+            lmk = table.get(rel)
+            if lmk is None:
+                failures.append((rel, f"no landmarks for it in {table.tsv}"))
+                continue
+        tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality)))
+    aligned = 0
+    for rel, why, _ in _run(_align_task, tasks, spec, workers, "aligning", progress, detector_here):
+        if why is None:
+            aligned += 1
+        else:
+            failures.append((rel, why))
+    failures.sort()
+    report = out / REPORT_NAME
+    with atomic_open(report, "w", encoding="utf-8", newline="\n") as f:
+        f.write("path\treason\n")
+        f.writelines(f"{rel}\t{' '.join(why.split())}\n" for rel, why in failures)
+    return {"photos": len(photos), "aligned": aligned, "done_before": done, "failed": len(failures),
+            "report": str(report), "failures": failures}
+
+
+# ------------------------------------------------------------------------------------ pack
+def _recordio_paths(out):
+    out = Path(out)
+    if out.suffix.lower() == ".rec":
+        return out, out.with_suffix(".idx"), out.parent
+    return out / "train.rec", out / "train.idx", out
+
+
+def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
+    """Pack an aligned image folder src/<identity>/<face> into RecordIO (arcface_torch layout).
+
+    out: a folder (gets train.rec, train.idx, property) or a .rec path (its .idx beside it).
+    Faces must be size x size (align them first). Returns a summary dict: images, identities,
+    rec, idx.
+    """
+    from tqdm import tqdm
+
+    from .folder import scan_image_folder
+    from .recordio import IRHeader, frame_record, pack
+
+    src = Path(src)
+    items, identities, _ = scan_image_folder(src)
+    rec_path, idx_path, folder = _recordio_paths(out)
+    if rec_path.exists() and not force:
+        raise DataError(f"{rec_path} exists; pass --force to overwrite it")
+    if idx_path.exists():
+        idx_path.unlink()  # never leave an old index next to a new .rec
+    n, c = len(items), len(identities)
+    first = np.zeros(c + 1, np.int64)  # image keys of identity k: first[k] .. first[k+1]-1
+    for _, label in items:
+        first[label + 1] += 1
+    first = 1 + np.cumsum(first)
+    lines = []
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_open(idx_path, "w", newline="\n") as fidx, atomic_open(rec_path) as frec:
+        pos = 0
+
+        def put(key, record):
+            nonlocal pos
+            data = frame_record(record)
+            frec.write(data)
+            lines.append(f"{key}\t{pos}\n")
+            pos += len(data)
+
+        put(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
+        for key, (rel, label) in enumerate(tqdm(items, desc="packing", unit="img", disable=not progress,
+                                                dynamic_ncols=True), start=1):
+            data = (src / rel).read_bytes()
+            img, why = try_decode_image_bytes(data)
+            if img is None:
+                raise DataError(f"cannot read face {src / rel}: {why}; replace or delete the file")
+            if img.shape[:2] != (size, size):
+                raise DataError(f"{src / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {size}x{size} face: "
+                                "align the photos first (g2d-data align)")
+            if not (data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"):
+                data = encode_face(img, "jpg", quality)
+            put(key, pack(IRHeader(0, float(label), key, 0), data))
+        for k in range(c):
+            put(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
+        fidx.writelines(lines)
+    with atomic_open(folder / "property", "w") as f:
+        f.write(f"{c},{size},{size}\n")
+    return {"images": n, "identities": c, "rec": str(rec_path), "idx": str(idx_path)}
+
+
+# ------------------------------------------------------------------------------------ .bin
+def pairs_to_bin(root, pairs_file, out, landmarks=None, resize=False, quality=95, layout="auto", image_ext=None,
+                 progress=True):
+    """Write the faces of a pairs list as a `.bin` (JPEG quality `quality`). Returns (pairs, genuine)."""
+    from ..evaluation.binfile import write_bin
+    from ..evaluation.pairs import load_pair_images, read_pairs
+
+    pairs = read_pairs(pairs_file, layout=layout, image_ext=image_ext)
+    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress, resize=resize)
+    write_bin(out, images, pairs.issame, quality=quality)
+    return len(pairs), int(pairs.issame.sum())
+
+
+# ------------------------------------------------------------------------------------ agreement
+def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="center", upsample=1,
+                       cnn_fallback=False, det_size=640, workers=1, progress=True):
+    """Detector landmarks vs a landmarks file on a random sample of the file's photos under src.
+
+    Error of a photo: mean distance of the five points over the inter-ocular distance of the file's
+    landmarks. Returns dict(sample, detected, median, p90, share_above_0_1, misses) (fractions).
+    """
+    table = TsvLandmarks(tsv)
+    src = Path(src)
+    keys = sorted(k for k in table.rows if (src / k).is_file())
+    if not keys:
+        raise DataError(f"no photo of {tsv} found under {src}; paths in the file are relative to --src")
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(keys), size=min(int(sample), len(keys)), replace=False).tolist())
+    tasks = [(str(src / keys[i]), keys[i]) for i in chosen]
+    spec = detector_spec(detector, pick, upsample, cnn_fallback, det_size)
+    detector_here = build_detector(spec)
+    errors, misses = [], []
+    for rel, lmk, why in _run(_detect_task, tasks, spec, workers, "detecting", progress, detector_here):
+        if lmk is None:
+            misses.append((rel, why))
+            continue
+        ref = table.rows[rel].astype(np.float64)
+        iod = float(np.linalg.norm(ref[1] - ref[0]))
+        errors.append(float(np.linalg.norm(np.asarray(lmk, np.float64) - ref, axis=1).mean() / max(iod, 1e-6)))
+    errors = np.asarray(errors)
+    return {"sample": len(tasks), "detected": int(errors.size),
+            "median": float(np.median(errors)) if errors.size else float("nan"),
+            "p90": float(np.quantile(errors, 0.9)) if errors.size else float("nan"),
+            "share_above_0_1": float((errors > 0.1).mean()) if errors.size else float("nan"),
+            "misses": sorted(misses)}
