@@ -7,18 +7,6 @@ from insightface_g2d.errors import ConfigError, DataError
 from insightface_g2d.experiments import lfw
 
 
-def test_read_people_both_formats(tmp_path):
-    dev = tmp_path / "peopleDevTrain.txt"
-    dev.write_text("3\nAJ_Cook\t1\nAaron_Eckhart\t1\nAbel_Pacheco\t4\n")
-    assert lfw.read_people(dev) == ["AJ_Cook", "Aaron_Eckhart", "Abel_Pacheco"]
-    plain = tmp_path / "names.txt"
-    plain.write_text("Alice\n\nBob\n")
-    assert lfw.read_people(plain) == ["Alice", "Bob"]
-    (tmp_path / "empty.txt").write_text("0\n")
-    with pytest.raises(DataError, match="no names"):
-        lfw.read_people(tmp_path / "empty.txt")
-
-
 def test_lfw_root_names_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.delenv("G2D_LFW_ROOT", raising=False)
     (tmp_path / "lfw-deepfunneled").mkdir()

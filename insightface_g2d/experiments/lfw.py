@@ -62,19 +62,6 @@ def lfw_root(root=None):
     return path
 
 
-def read_people(path):
-    """A people list -> names: LFW's peopleDev*.txt (a count line, then `name<TAB>count`) or one name a line."""
-    names = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields or (number == 1 and len(fields) == 1 and fields[0].isdigit()):
-            continue
-        names.append(fields[0])
-    if not names:
-        raise DataError(f"{path}: no names in this people list")
-    return names
-
-
 def find_arm(name):
     for arm in ARMS:
         if arm.name == name:

@@ -1,40 +1,29 @@
 """Data of the real-face comparison: LFW DevTrain faces aligned to 112x112 and the dlib teacher cache."""
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from ..errors import DataError
 
 
 def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", workers=2, progress=True):
-    """Align every image of the people in `people_file` onto the ArcFace template (landmarks5.tsv)
-    as out/<name>/<image>.png. Images already there are kept (a rerun only adds what is missing;
-    each file is written to a temporary name and renamed). Returns (out, images, people)."""
-    from tqdm import tqdm
-
-    from ..data.align import align_face, read_landmarks_tsv
-    from ..data.image_io import read_image_file
-    from ..fileio import atomic_open
-    from .lfw import read_people
+    """`g2d-data align` of the people in `people_file` (LFW's peopleDevTrain.txt by default) from
+    landmarks5.tsv: out/<name>/<image>.png, 112x112 on the ArcFace template. Faces already there are
+    kept, so a rerun only adds what is missing. Returns (out, images, people)."""
+    from ..data.prepare import align_folder, read_identity_list
 
     root, out = Path(root), Path(out)
-    people = set(read_people(people_file if Path(people_file).is_absolute() else root / people_file))
-    landmarks = read_landmarks_tsv(root / "landmarks5.tsv")
-    items = sorted(k for k in landmarks if k.split("/")[0] in people)
-    todo = [k for k in items if not (out / (os.path.splitext(k)[0] + ".png")).is_file()]
+    people = Path(people_file) if Path(people_file).is_absolute() else root / people_file
+    summary = align_folder(root / "lfw-deepfunneled", out, landmarks=root / "landmarks5.tsv",
+                           include=read_identity_list(people), workers=workers, fmt="png", progress=progress)
+    if summary["failed"]:
+        raise DataError(f"{summary['failed']} LFW image(s) could not be aligned; see {summary['report']}")
+    return out, summary["photos"], len({rel.split("/")[0] for rel in _relative_images(out)})
 
-    def align(rel):
-        face = align_face(read_image_file(root / "lfw-deepfunneled" / rel), landmarks[rel])
-        ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-        with atomic_open(out / (os.path.splitext(rel)[0] + ".png"), "wb") as f:
-            f.write(png.tobytes())
 
-    if todo:
-        with ThreadPoolExecutor(workers) as pool:
-            list(tqdm(pool.map(align, todo), total=len(todo), desc="aligning DevTrain", unit="img",
-                      disable=not progress))
-    return out, len(items), len({k.split("/")[0] for k in items})
+def _relative_images(out):
+    return [f"{p.parent.name}/{p.name}" for p in Path(out).glob("*/*.png")]
 
 
 def build_dlib_cache(devtrain, out, progress=True):
