@@ -183,7 +183,7 @@ def build_cache(folder, rec):
     return path
 
 
-def measure(folder, steps, rank=0):
+def measure(folder):
     """Run the tiny job with the counter on; {stage: [(syncs, collectives) per loop iteration]}."""
     from insightface_g2d.training.config import load_config
     from insightface_g2d.training.runner import run_training
@@ -208,11 +208,11 @@ def summarise(per_stage):
     return rows
 
 
-def _worker(rank, world_size, port, folder, steps, result):
+def _worker(rank, world_size, port, folder, result):
     os.environ.update(WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    per_stage, sites = measure(folder, steps, rank)
+    per_stage, sites = measure(folder)
     if rank == 0:
         with open(result, "w") as f:
             json.dump({"per_stage": per_stage, "sites": sites}, f)
@@ -227,7 +227,7 @@ def run(world_size=1, steps=4, folder=None):
         with open(os.path.join(folder, "job.py"), "w") as f:
             f.write(textwrap.dedent(JOB.format(steps=int(steps), cache=cache)))
         if world_size == 1:
-            per_stage, sites = measure(folder, steps)
+            per_stage, sites = measure(folder)
         else:
             import socket
 
@@ -237,7 +237,7 @@ def run(world_size=1, steps=4, folder=None):
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
             result = os.path.join(folder, "result.json")
-            mp.spawn(_worker, args=(world_size, port, folder, steps, result), nprocs=world_size, join=True)
+            mp.spawn(_worker, args=(world_size, port, folder, result), nprocs=world_size, join=True)
             with open(result) as f:
                 data = json.load(f)
             per_stage, sites = data["per_stage"], data["sites"]

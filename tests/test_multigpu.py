@@ -73,6 +73,32 @@ def test_more_processes_than_gpus_is_a_clear_error(fake_gpus, monkeypatch):
         setup("cuda:5")
 
 
+# ---------------------------------------------------------------- resume agreement (item 2; 2-process runs in test_training_ddp)
+
+def test_resume_agreement_names_each_rank_and_passes_a_rank_error_on(monkeypatch):
+    from insightface_g2d.errors import CheckpointError
+    from insightface_g2d.training import resume_agreement
+
+    others = {"code": -1}
+
+    def all_gather(out, mine):  # rank 1 of 2 starts over (its checkpoint file is missing)
+        out[0].copy_(mine)
+        out[1].fill_(others["code"])
+
+    monkeypatch.setattr(resume_agreement.dist, "all_gather", all_gather)
+    rt = Runtime(torch.device("cpu"), rank=0, world_size=2)
+    with pytest.raises(CheckpointError, match=r"stage 'reform': the processes would resume from different steps "
+                                              r"\(rank 0: step 5; rank 1: no checkpoint \(start over\)\)"):
+        resume_agreement.agree_on_resume("reform", 5, rt)
+    others["code"] = 5
+    resume_agreement.agree_on_resume("reform", 5, rt)  # agreeing ranks go on
+    with pytest.raises(CheckpointError, match="bad file"):  # this rank's own error, after the exchange
+        resume_agreement.agree_on_resume("reform", None, rt, CheckpointError("bad file"))
+    others["code"] = -2
+    with pytest.raises(CheckpointError, match=r"rank 1: unreadable checkpoint"):
+        resume_agreement.agree_on_resume("reform", 5, rt)
+
+
 # ---------------------------------------------------------------- RNG state of the rank's GPU only (item 6)
 
 def test_rng_state_is_captured_and_restored_for_the_process_gpu_only(monkeypatch):
@@ -81,8 +107,11 @@ def test_rng_state_is_captured_and_restored_for_the_process_gpu_only(monkeypatch
     got, put = [], []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_rng_state",
-                        lambda device="cuda": got.append(torch.device(device)) or torch.full((8,), 7, dtype=torch.uint8))
+    def get_state(device="cuda"):
+        got.append(torch.device(device))
+        return torch.full((8,), 7, dtype=torch.uint8)
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state", get_state)
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device="cuda": put.append((int(s[0]), torch.device(device))))
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("every visible GPU's state captured"))
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: pytest.fail("every visible GPU's state restored"))

@@ -91,9 +91,9 @@ class StageTrainer:
         self.total_steps, self.acc = int(total_steps), int(spec.gradient_acc)
         # precision is decided here, for every module of the run (see training.precision)
         self.precision = precision or resolve_precision(spec.fp16, spec.get("amp_dtype"), rt.device)
-        self.amp = self.precision.enabled
-        strip_module_autocast(list(models.modules.values()) + [m for m in (getattr(grad_teacher, "model", None),)
-                                                                if m is not None])
+        differentiable_teacher = getattr(grad_teacher, "model", None)  # gradients flow through it too
+        strip_module_autocast(list(models.modules.values()) + ([differentiable_teacher] if differentiable_teacher
+                                                               is not None else []))
         self.clip = float(spec.grad_clip) if spec.grad_clip else None  # the same on every device
         self.checks = StepChecks(rt)
         self.overflow = OverflowGuard()
@@ -413,8 +413,11 @@ class StageRun:
 
     def _log_step(self, step, logs, speed, eta):
         tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
-        read = torch.stack([logs[k].detach().float().reshape(()) for k in tensors]).tolist() if tensors else []
-        logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}  # one sync
+        read = []
+        if tensors:  # one transfer for every logged tensor
+            device = logs[tensors[0]].device
+            read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
+        logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
         values = dict(logs)
         if self.trainer.precision.scaled:
             values["loss_scale"] = self.trainer.scaler.get_scale()
