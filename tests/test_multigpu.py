@@ -383,3 +383,52 @@ def test_accumulation_uses_no_sync_and_one_flag_all_reduce_per_optimizer_step(tm
     assert first[0] == [[1.0] * 4] and first[1] == [[2.0] * 4]  # sum of 2 rows of (rank + 1) / gradient_acc
     assert res["weights_equal"]  # and the window's step was the same on both ranks
     assert res["flag_all_reduces"] == 1  # numeric guard + stop request: one all-reduce for the step
+
+
+# ---------------------------------------------------------------- on a GPU (skipped without one)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("amp_dtype", ["float16", "bfloat16"])
+def test_cuda_multi_stage_run_with_amp_logs_the_loss_scale(tmp_path, amp_dtype):
+    from insightface_g2d.training.config import load_config
+    from insightface_g2d.training.runner import run_training
+
+    from training_tools import write_job
+
+    if amp_dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
+    cfg = load_config(write_job(tmp_path, extra=f"config.fp16 = True\nconfig.amp_dtype = {amp_dtype!r}\n"))
+    summary = run_training(cfg, output=str(tmp_path / "run"), device="cuda")
+    assert summary["status"] == "finished"
+    scalars = (tmp_path / "run" / "scalars.csv").read_text()
+    assert ("loss_scale" in scalars) == (amp_dtype == "float16")
+
+
+@needs_cuda
+@pytest.mark.parametrize("fp16", [False, True])
+def test_cuda_step_syncs_once_plus_the_grad_scaler(fp16):
+    """torch's own sync detector: one sync per optimizer step (the guard), plus GradScaler.step's
+    found-inf check per optimizer under float16."""
+    import warnings
+
+    from insightface_g2d.training.precision import resolve_precision
+
+    net = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1)).cuda()
+    stage = FakeStage(lambda m, b: {"loss": m(b).pow(2).mean()}, grad_clip=5.0)
+    tr = trainer_for(net, stage, Runtime(torch.device("cuda", torch.cuda.current_device())),
+                     precision=resolve_precision(fp16, "float16", "cuda"))
+    x = torch.randn(8, 16, device="cuda")
+    tr.train_step(x)  # warm-up (lazy optimizer state)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tr.train_step(x)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 1 + int(fp16), [str(w.message) for w in syncs]
