@@ -176,8 +176,12 @@ def test_onnx_teacher_and_evaluator_run_on_the_rank_gpu(tiny_onnx, cuda_onnxrunt
     assert cuda_onnxruntime[-1] == ["CPUExecutionProvider"]
 
 
-def test_onnx_teacher_on_a_gpu_without_cuda_onnxruntime_warns(tiny_onnx):
+def test_onnx_teacher_on_a_gpu_without_cuda_onnxruntime_warns(tiny_onnx, monkeypatch):
+    import onnxruntime as ort
+
     from insightface_g2d.teachers import OnnxTeacher
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])  # the pinned CPU build
 
     with pytest.warns(UserWarning, match="runs on the CPU: this onnxruntime has no CUDAExecutionProvider"):
         OnnxTeacher(tiny_onnx, device="cuda:0")
