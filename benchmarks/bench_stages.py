@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stages.py                      # tiny (g2d_t) and default (g2d) sizes
     python benchmarks/bench_stages.py --network g2d_s --batch-size 64 --device cuda
+    python benchmarks/bench_stages.py --network r50 --kinds arcface --batch-size 128 --device cuda --fp16
 
 Each stage runs through the real StageTrainer (optimizers, AMP on CUDA when --fp16, DDP off) with a
 randomly initialised teacher of --teacher (the inpaint stage backpropagates through it).
@@ -36,7 +37,8 @@ def bench_stage(kind, network, dim, decoder, disc, teacher_net, batch_size, step
     from insightface_g2d import get_model
     from insightface_g2d.teachers import TorchTeacher
 
-    cfg = load_config(packaged_base_path(), [f"network={network!r}", f"embedding_size={dim}", f"fp16={fp16}"])
+    base_network = network if network.startswith("g2d") else "g2d"  # r50 etc.: only as an arcface stage's network
+    cfg = load_config(packaged_base_path(), [f"network={base_network!r}", f"embedding_size={dim}", f"fp16={fp16}"])
     entry = dict(name=f"bench_{kind}", kind=kind, steps=steps + warmup, batch_size=batch_size)
     if kind == "inpaint":
         entry.update(decoder_widths=decoder, disc_widths=disc)
@@ -67,7 +69,7 @@ def bench_stage(kind, network, dim, decoder, disc, teacher_net, batch_size, step
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--network", help="one G2D network (default: g2d_t and g2d)")
+    p.add_argument("--network", help="one network (default: g2d_t and g2d); a non-G2D one (r50) runs --kinds arcface")
     p.add_argument("--embedding-size", type=int, default=None)
     p.add_argument("--teacher", default="g2d_t", help="teacher network (random weights), default g2d_t")
     p.add_argument("--kinds", default=",".join(KINDS))

@@ -62,7 +62,10 @@ def one_thread():
 
 
 def ddp_worker(rank, world_size, port, job, output, stop_stage, stop_step):
-    """torch.multiprocessing.spawn target: one rank of a CPU/gloo run that stops at (stage, step)."""
+    """torch.multiprocessing.spawn target: one rank of a CPU/gloo run that stops at (stage, step).
+
+    Ranks agree on a stop request in the all-reduce of the step after the request, so the request
+    is made at step - 1 (step >= 2)."""
     import json
     import os
 
@@ -73,7 +76,7 @@ def ddp_worker(rank, world_size, port, job, output, stop_stage, stop_step):
     from insightface_g2d.training.runner import run_training
 
     def on_step(run, step):
-        if run.stage.name == stop_stage and step == stop_step:
+        if run.stage.name == stop_stage and step == stop_step - 1:
             run.stop.request()
 
     summary = run_training(load_config(job), output=output, device="cpu", on_step=on_step)
@@ -87,3 +90,36 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ddp_run_worker(rank, world_size, port, job, output, probe_eval=False):
+    """spawn target: one rank of a CPU/gloo run to the end; writes result_rank<rank>.json with the
+    status or the error message, and (probe_eval) whether a process group was still up while rank 0
+    evaluated (the evaluation itself is replaced by that probe)."""
+    import json
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from insightface_g2d.errors import G2DError
+    from insightface_g2d.training import evaluate
+    from insightface_g2d.training.config import load_config
+    from insightface_g2d.training.runner import run_training
+
+    result = {}
+    if probe_eval:
+        def probe(*args, **kwargs):
+            result["group_during_eval"] = dist.is_available() and dist.is_initialized()
+            return {}
+        evaluate.evaluate_run = probe
+    cfg = load_config(job)
+    cfg.eval.enabled = bool(probe_eval)
+    try:
+        result["status"] = run_training(cfg, output=output, device="cpu")["status"]
+    except G2DError as err:
+        result["error"] = f"{type(err).__name__}: {err}"
+    with open(os.path.join(output, f"result_rank{rank}.json"), "w") as f:
+        json.dump(result, f)

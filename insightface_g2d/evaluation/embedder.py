@@ -5,13 +5,15 @@ Embedder protocol: `embedder(batch)` with batch float32 torch tensor [N, 3, 112,
   - "name:checkpoint"  a network of `insightface_g2d.get_model` plus its weights (backbone.pth,
                        model.pt or a stage checkpoint; the embedding size is read from it),
   - "name"             the same network with random weights (smoke tests, benchmarks),
-  - "path.onnx"        an ONNX model run with onnxruntime on CPU,
+  - "path.onnx"        an ONNX model run with onnxruntime (on the device's GPU when it is a CUDA
+                       device and onnxruntime has CUDA, else on CPU),
   - "dlib"             dlib's ResNet face recognizer (the `[dlib]` extra),
   - an nn.Module.
 `embed_images` is the loop arcface_torch's verification runs: embedding of the face plus the
 embedding of its mirror image, not normalised (the metrics normalise the sum).
 """
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -70,18 +72,34 @@ def onnx_input_range(path):
 _NEEDS_ONNX = "ONNX models need onnx and onnxruntime: pip install onnx onnxruntime"
 
 
+def onnx_providers(device, available):
+    """onnxruntime providers for torch `device`, given the `available` provider names.
+
+    A CUDA device gets CUDAExecutionProvider with its own index as `device_id` (under torchrun each
+    rank's cuda:LOCAL_RANK; without it every process would run on GPU 0), then the CPU provider.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or "CUDAExecutionProvider" not in available:
+        return ["CPUExecutionProvider"]
+    index = device.index
+    if index is None:
+        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+
+
 class OnnxEmbedder:
     """An ONNX face model on onnxruntime: `embedder(batch)` as the Embedder protocol above.
 
     Input: NCHW float32 RGB (NHWC models are detected from the input shape and fed transposed);
     a fixed batch dimension is honoured by running chunks of that size.
     input_range: "[-1,1]", "[0,255]" or "auto" (see `onnx_input_range`).
-    cuda: run on CUDAExecutionProvider when onnxruntime has it (else, and by default, on CPU).
+    device: a CUDA device runs on CUDAExecutionProvider on that GPU (`onnx_providers`) when
+    onnxruntime has it; otherwise (with a warning for a CUDA device) and by default on CPU.
     what: how error messages name the model ("ONNX model", "ONNX teacher").
     Also the session behind teachers.OnnxTeacher.
     """
 
-    def __init__(self, path, input_range="auto", threads=None, cuda=False, what="ONNX model"):
+    def __init__(self, path, input_range="auto", threads=None, device="cpu", what="ONNX model"):
         if input_range not in ("[-1,1]", "[0,255]", "auto"):
             raise ConfigError(f"input_range must be '[-1,1]', '[0,255]' or 'auto', got {input_range!r}")
         path = os.fspath(path)
@@ -94,9 +112,11 @@ class OnnxEmbedder:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = onnx_providers(device, ort.get_available_providers())
+        if torch.device(device).type == "cuda" and providers == ["CPUExecutionProvider"]:
+            warnings.warn(f"{what} {os.path.basename(path)!r} runs on the CPU: this onnxruntime has no "
+                          "CUDAExecutionProvider (install onnxruntime-gpu to run it on the GPU)", stacklevel=2)
+        self.device, self.providers = torch.device(device), providers
         try:
             self.input_range = onnx_input_range(path) if input_range == "auto" else input_range
             self.session = ort.InferenceSession(path, opts, providers=providers)
@@ -174,7 +194,7 @@ def load_embedder(spec, device="cpu", num_features=None, input_range="auto"):
         return spec  # already an embedder
     spec = os.fspath(spec)
     if spec.lower().endswith(".onnx"):
-        return OnnxEmbedder(spec, input_range=input_range)
+        return OnnxEmbedder(spec, input_range=input_range, device=device)
     if spec == "dlib":
         from ..teachers.dlib_teacher import DlibFaceRecognizer
 

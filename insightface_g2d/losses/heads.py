@@ -1,6 +1,9 @@
 """Classification heads: FC + softmax (the `classify` stage) and arcface_torch's margin softmax.
 
-Both take embeddings N x F and int64 labels N and return (loss scalar, logits N x C).
+Both take embeddings N x F and int64 labels N and return (loss scalar, logits N x C). The margin
+head computes in float32 with autocast off (a margin added to a float16 cosine near 1 is lost).
+Neither reads a device tensor back to the host unless asked to check the labels (`check=True`, the
+default; the training loop checks them on the host copy of the batch instead).
 """
 import warnings
 
@@ -9,13 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from .fp32 import float32_math
 
 
 def check_labels(labels, num_classes):
     """Raise DataError when a label is outside [0, num_classes) (-1, "no target", is allowed)."""
     if labels.numel() == 0:
         return
-    low, high = int(labels.min()), int(labels.max())
+    low, high = (int(v) for v in torch.stack([labels.min(), labels.max()]).tolist())  # one host read
     if low < -1 or high >= num_classes:
         raise DataError(
             f"labels range [{low}, {high}] but the head has {num_classes} classes: set num_classes to the "
@@ -33,9 +37,14 @@ class SoftmaxHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(num_features, num_classes, bias=bias)
 
-    def forward(self, emb, labels):
+    @property
+    def num_classes(self):
+        return self.fc.out_features
+
+    def forward(self, emb, labels, check=True):
         labels = labels.view(-1).long()
-        check_labels(labels, self.fc.out_features)
+        if check:
+            check_labels(labels, self.fc.out_features)
         logits = self.fc(emb)
         return F.cross_entropy(logits, labels, ignore_index=-1), logits
 
@@ -62,6 +71,7 @@ def margin_kind(margin_list):
     )
 
 
+@float32_math
 def margin_logits(cos, labels, margin_list=(1.0, 0.5, 0.0), scale=64.0, interclass_filtering_threshold=0.0):
     """arcface_torch's CombinedMarginLoss on cosine logits. cos N x C in [-1, 1], labels N -> N x C.
 
@@ -76,21 +86,19 @@ def margin_logits(cos, labels, margin_list=(1.0, 0.5, 0.0), scale=64.0, intercla
     kind = margin_kind(margin_list)
     _, m2, m3 = (float(m) for m in margin_list)
     labels = labels.view(-1).long()
-    rows = torch.nonzero(labels != -1, as_tuple=True)[0]
-    cols = labels[rows]
+    valid = labels != -1
+    col = labels.clamp_min(0).unsqueeze(1)  # rows without a target point at column 0, masked out by target_mask
+    target_mask = torch.zeros_like(cos, dtype=torch.bool).scatter_(1, col, valid.unsqueeze(1))
     if interclass_filtering_threshold > 0:
-        with torch.no_grad():
-            drop = cos > interclass_filtering_threshold
-            drop[rows, cols] = False
-        cos = cos.masked_fill(drop, 0.0)
-    target = cos[rows, cols]
+        cos = cos.masked_fill((cos > interclass_filtering_threshold) & ~target_mask, 0.0)
+    target = cos.gather(1, col)
     if kind == "arcface":
         with torch.no_grad():
             shifted = torch.cos(torch.arccos(target.clamp(-1.0, 1.0)) + m2)
         new_target = target + (shifted - target).detach()
     else:
         new_target = target - m3
-    logits = cos.index_put((rows, cols), new_target)
+    logits = torch.where(target_mask, new_target, cos)  # no host sync (no nonzero / index lists)
     return logits * scale
 
 
@@ -119,13 +127,20 @@ class MarginHead(nn.Module):
         self.interclass_filtering_threshold = float(interclass_filtering_threshold)
         self.weight = nn.Parameter(torch.normal(0.0, 0.01, (num_classes, num_features)))
 
+    @property
+    def num_classes(self):
+        return self.weight.shape[0]
+
+    @float32_math
     def cosine(self, emb):
-        """N x F -> N x C cosines, clamped to [-1, 1]."""
+        """N x F -> N x C cosines, clamped to [-1, 1] (float32)."""
         return F.linear(F.normalize(emb.to(self.weight.dtype)), F.normalize(self.weight)).clamp(-1.0, 1.0)
 
-    def forward(self, emb, labels):
+    @float32_math
+    def forward(self, emb, labels, check=True):
         labels = labels.view(-1).long()
-        check_labels(labels, self.weight.shape[0])
+        if check:
+            check_labels(labels, self.weight.shape[0])
         cos = self.cosine(emb)
         logits = margin_logits(cos, labels, self.margin_list, self.scale, self.interclass_filtering_threshold)
         loss = F.cross_entropy(logits, labels, ignore_index=-1)

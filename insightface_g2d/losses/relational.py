@@ -2,7 +2,8 @@
 
 All three orders work on L2-normalised embeddings by default: face embeddings are compared by
 cosine, so the relations that matter for recognition live on the unit sphere (the norm carries
-image quality, not identity). The teacher side is a target: it is detached.
+image quality, not identity). The teacher side is a target: it is detached. Every function here
+computes in float32 with autocast off (`float32_math`), also inside an fp16 or bf16 training step.
 
 Cost for a batch of N embeddings of size D:
     first_order   O(N D)
@@ -14,6 +15,8 @@ Cost for a batch of N embeddings of size D:
 """
 import torch
 import torch.nn.functional as F
+
+from .fp32 import float32_math
 
 
 def _prepare(student, teacher, normalize):
@@ -29,6 +32,7 @@ def _prepare(student, teacher, normalize):
     return student, teacher
 
 
+@float32_math
 def first_order(student, teacher):
     """Mean of 1 - cos(student_i, teacher_i). N x D, N x D (same D) -> scalar in [0, 2]."""
     if student.shape != teacher.shape:
@@ -41,12 +45,14 @@ def first_order(student, teacher):
     return (1.0 - F.cosine_similarity(student.to(dtype), teacher.detach().to(dtype), dim=1, eps=1e-8)).mean()
 
 
+@float32_math
 def pair_distances(x):
     """N x D -> N(N-1)/2 euclidean distances of the pairs i < j (row-major order)."""
     i, j = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=x.device)
     return (x[i] - x[j]).norm(dim=1)
 
 
+@float32_math
 def second_order(student, teacher, normalize=True, beta=1.0):
     """RKD distance loss. N x Ds, N x Dt -> scalar.
 
@@ -63,6 +69,7 @@ def second_order(student, teacher, normalize=True, beta=1.0):
     return F.smooth_l1_loss(ds, dt, beta=beta)
 
 
+@float32_math
 def triplet_angles(x):
     """N x D -> N x N x N tensor A with A[j, i, k] = cos of the angle at x_j between x_i and x_k.
 
@@ -74,12 +81,14 @@ def triplet_angles(x):
     g = x @ x.t()
     sq = g.diagonal()
     d2 = (sq.unsqueeze(0) + sq.unsqueeze(1) - 2.0 * g).clamp_min(0.0)
-    coincident = d2 <= 16 * torch.finfo(x.dtype).eps * sq.mean().detach().clamp_min(1e-30)
+    # rounding level of the precision g was computed in (not of x: autocast may have lowered it)
+    coincident = d2 <= 16 * torch.finfo(g.dtype).eps * sq.mean().detach().clamp_min(1e-30)
     inv = torch.where(coincident, torch.zeros_like(d2), torch.where(coincident, torch.ones_like(d2), d2).rsqrt())
     num = g.unsqueeze(0) - g.unsqueeze(2) - g.unsqueeze(1) + sq.view(-1, 1, 1)  # <x_i - x_j, x_k - x_j>
     return num * inv.unsqueeze(2) * inv.unsqueeze(1)
 
 
+@float32_math
 def third_order(student, teacher, normalize=True, beta=1.0):
     """RKD angle loss. N x Ds, N x Dt -> scalar.
 
@@ -99,6 +108,7 @@ def third_order(student, teacher, normalize=True, beta=1.0):
     return total / (n * (n - 1) * (n - 2))
 
 
+@float32_math
 def relational_distillation(student, teacher, weights=(1.0, 1.0, 1.0), normalize=True):
     """Weighted sum of the three orders. N x Ds, N x Dt -> (total scalar, {"rd1", "rd2", "rd3"}).
 

@@ -149,27 +149,37 @@ class TeacherCache:
     def lookup(self, indices, flipped=None, device=None):
         """indices: N int64 sample indices, flipped: N bool (None = all False) -> N x D float32 tensor.
 
-        Returned on `device` (default: the device of `indices`).
+        Returned on `device` (default: the device of `indices`). Pass host (CPU) indices, as the
+        training loop does: device indices must be copied back first, a sync on every lookup.
         """
         device = indices.device if device is None and torch.is_tensor(indices) else device
-        idx = np.asarray(torch.as_tensor(indices).view(-1).cpu().numpy(), dtype=np.int64)
+        idx = _host_array(indices)
         if idx.size and (idx.min() < 0 or idx.max() >= self.count):
             raise DataError(
                 f"sample index {int(idx.max() if idx.max() >= self.count else idx.min())} is outside the "
                 f"teacher cache {self.directory!r} (0..{self.count - 1})"
             )
-        if flipped is None:
-            col = np.zeros_like(idx)
-        else:
-            col = torch.as_tensor(flipped).view(-1).cpu().numpy().astype(np.int64)
-        rows = np.asarray(self.embeddings[idx, col], dtype=np.float32)
-        return torch.from_numpy(rows).to(device or "cpu")
+        col = np.zeros_like(idx) if flipped is None else _host_array(flipped)
+        rows = torch.from_numpy(np.asarray(self.embeddings[idx, col], dtype=np.float32))
+        device = torch.device(device or "cpu")
+        if device.type == "cuda":  # pinned: the copy to the GPU does not wait for queued work
+            return rows.pin_memory().to(device, non_blocking=True)
+        return rows.to(device)
 
     def to(self, device):
         return self
 
     def __repr__(self):
         return f"TeacherCache({self.directory!r}, teacher={self.name!r}, count={self.count}, dim={self.dim})"
+
+
+def _host_array(values):
+    """int64 numpy array of a tensor (copied from a device only when it is on one) or a sequence."""
+    if torch.is_tensor(values):
+        if values.device.type != "cpu":
+            values = values.cpu()
+        return values.reshape(-1).numpy().astype(np.int64)
+    return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
 def _base_manifest(ds, count, dim, dtype, teacher, flipped, extra):

@@ -18,7 +18,8 @@ class OnnxTeacher:
     """embed(clean N x 3 x 112 x 112 in [-1, 1]) -> N x dim float32 tensor, through onnxruntime.
 
     input_range: "auto" (detect as above), "pm1" ([-1, 1] input) or "pixel" (0..255 input).
-    Runs on CUDAExecutionProvider when `device` is a CUDA device and onnxruntime has it, else on CPU.
+    Runs on CUDAExecutionProvider on `device`'s GPU (its index as device_id) when `device` is a CUDA
+    device and onnxruntime has it, else on CPU.
     The session (range detection, fixed batch size) is evaluation.embedder's OnnxEmbedder.
     """
 
@@ -39,7 +40,7 @@ class OnnxTeacher:
         self.dim = int(self.embedder(torch.zeros(1, 3, 112, 112)).shape[1])
 
     def _open(self, path, input_range):
-        model = OnnxEmbedder(path, input_range=input_range, cuda=self.device.type == "cuda", what="ONNX teacher")
+        model = OnnxEmbedder(path, input_range=input_range, device=self.device, what="ONNX teacher")
         shape = model.input_shape
         if len(model.session.get_inputs()) != 1 or len(shape) != 4 or shape[1] not in (3, "3") or any(
             isinstance(s, int) and s != 112 for s in shape[2:]
@@ -55,7 +56,7 @@ class OnnxTeacher:
 
     def to(self, device):
         device = torch.device(device)
-        if device.type != self.device.type:
+        if device != self.device:  # another GPU is another session (providers carry the device_id)
             self.device = device
             self._open(self.path, self.embedder.input_range)
         self.device = device

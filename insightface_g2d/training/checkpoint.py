@@ -98,8 +98,9 @@ def load_checkpoint(path, hint="delete it to start the stage over"):
     return ckpt
 
 
-def capture_rng():
-    """RNG states of python, numpy, torch (and CUDA) as weights_only-loadable values."""
+def capture_rng(device=None):
+    """RNG states of python, numpy, torch and, for a CUDA `device`, that one GPU (the process's own:
+    under torchrun each rank sees every GPU but uses one), as weights_only-loadable values."""
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
@@ -108,21 +109,31 @@ def capture_rng():
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(torch.device(device))
     return state
 
 
-def restore_rng(state):
-    """Inverse of capture_rng."""
+def restore_rng(state, device=None):
+    """Inverse of capture_rng; a CUDA state goes to `device` only (nothing else is touched, so a
+    resume with fewer visible GPUs works). Older checkpoints stored the list of every visible GPU's
+    state: the entry of `device`'s index is used when there is one."""
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
     npst = state["numpy"]
     np.random.set_state((npst["kind"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"],
                          npst["cached"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or device is None or torch.device(device).type != "cuda":
+        return
+    device = torch.device(device)
+    if isinstance(cuda, (list, tuple)):  # older format: one state per visible GPU
+        index = device.index or 0
+        if index >= len(cuda):
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda, device)
 
 
 def seed_everything(seed):

@@ -303,6 +303,10 @@ def validate(cfg, base):
     if str(cfg["optimizer"]).lower() not in OPTIMIZERS:
         raise ConfigError(f"config.optimizer {cfg['optimizer']!r} unknown; use one of {', '.join(OPTIMIZERS)}")
     check_margin_list(cfg["margin_list"])
+    if cfg.get("amp_dtype") is not None:
+        from .precision import check_amp_dtype
+
+        check_amp_dtype(cfg["amp_dtype"])
     for key in ("batch_size", "embedding_size", "gradient_acc"):
         if cfg[key] < 1:
             raise ConfigError(f"config.{key} must be >= 1, got {cfg[key]!r}")

@@ -32,31 +32,64 @@ class Runtime:
         return self.device.type == "cuda"
 
 
-def pick_device(name="auto", local_rank=0):
-    """"auto" -> cuda:<local_rank> when available, else cpu; "cpu", "cuda", "cuda:N" as given."""
+def select_device(name, world_size=1, local_rank=0, cuda_available=None, device_count=None):
+    """The torch.device a process trains on; ConfigError for a choice that cannot work.
+
+    "auto" -> CUDA when available, else cpu. "cuda" -> cuda:<local_rank> (one GPU per process under
+    torchrun). "cuda:N" -> GPU N for a single process; under torchrun (world_size > 1) it would put
+    every process on the same GPU (NCCL fails with "Duplicate GPU detected"), so it is refused:
+    choose the GPUs with CUDA_VISIBLE_DEVICES instead. "cpu" -> cpu.
+    """
     name = (name or "auto").lower()
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-        return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device(name)
-    if name != "cpu":
+        name = "cuda" if cuda_available else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not name.startswith("cuda"):
         raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    return torch.device("cpu")
+    if not cuda_available:
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device_count is None:
+        device_count = torch.cuda.device_count()
+    if dev.index is not None and world_size > 1:
+        raise ConfigError(
+            f"--device {name} under torchrun would put all {world_size} processes on GPU {dev.index}; use --device "
+            "cuda (process LOCAL_RANK takes cuda:LOCAL_RANK) and choose the GPUs with CUDA_VISIBLE_DEVICES")
+    index = local_rank if dev.index is None else dev.index
+    if index >= device_count:
+        what = f"LOCAL_RANK {local_rank}" if dev.index is None else f"--device {name}"
+        raise ConfigError(f"{what} needs GPU {index} but {device_count} GPU(s) are visible; start fewer processes "
+                          "(torchrun --nproc_per_node) or check CUDA_VISIBLE_DEVICES")
+    return torch.device("cuda", index)
+
+
+def pick_device(name="auto", local_rank=0):
+    """select_device for one process (see there)."""
+    return select_device(name, 1, local_rank)
 
 
 def setup(device="auto"):
-    """Runtime of this process; initialises the process group when WORLD_SIZE > 1."""
+    """Runtime of this process; initialises the process group when WORLD_SIZE > 1.
+
+    On CUDA the process's GPU becomes the current device (before anything allocates, also for a
+    single process on cuda:N) and cudnn picks its fastest kernels once: training inputs are always
+    112 x 112, so `cudnn.benchmark` pays off after the first step.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device, local_rank)
-    if world_size > 1:
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    dev = select_device(device, world_size, local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Runtime(dev, rank, local_rank, world_size)
 
 

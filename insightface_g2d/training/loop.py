@@ -18,11 +18,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..errors import ConfigError, TrainingError
+from ..losses.guards import check_finite
 from .checkpoint import capture_rng, restore_rng
-from .distributed import any_true
+from .distributed import barrier
 from .logger import format_eta, get_logger
 from .optim import WarmupPolyLR, build_optimizer, lr_groups
+from .precision import resolve_precision, strip_module_autocast
 from .sampler import ResumableSampler
+from .step_checks import OverflowGuard, StepChecks, clip_to, grad_norm, nonfinite_names
 
 CHECKPOINT_FORMAT = "g2d-train-checkpoint"
 
@@ -80,13 +83,20 @@ class StepContext:
 class StageTrainer:
     """Optimizers, schedule and one training step for `stage` over `models` (a ModelSet)."""
 
-    def __init__(self, stage, models, rt, total_steps, warmup_steps=0, teacher=None, grad_teacher=None):
+    def __init__(self, stage, models, rt, total_steps, warmup_steps=0, teacher=None, grad_teacher=None,
+                 precision=None):
         spec = stage.spec
         self.stage, self.models, self.rt = stage, models, rt
         self.teacher, self.grad_teacher = teacher, grad_teacher
         self.total_steps, self.acc = int(total_steps), int(spec.gradient_acc)
-        self.amp = rt.cuda and bool(spec.fp16)
-        self.clip = float(spec.grad_clip) if (rt.cuda and spec.grad_clip) else None
+        # precision is decided here, for every module of the run (see training.precision)
+        self.precision = precision or resolve_precision(spec.fp16, spec.get("amp_dtype"), rt.device)
+        differentiable_teacher = getattr(grad_teacher, "model", None)  # gradients flow through it too
+        strip_module_autocast(list(models.modules.values()) + ([differentiable_teacher] if differentiable_teacher
+                                                               is not None else []))
+        self.clip = float(spec.grad_clip) if spec.grad_clip else None  # the same on every device
+        self.checks = StepChecks(rt)
+        self.overflow = OverflowGuard()
         models.freeze_all()
         for name in spec.train:
             models.set_trainable(name)
@@ -107,47 +117,28 @@ class StageTrainer:
                                   **settings)
             self.optimizers[group] = opt
             self.schedulers[group] = WarmupPolyLR(opt, warmup_steps, total_steps, spec.lr_power)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = self.precision.grad_scaler()
         self.global_step = 0
         self.micro = 0
         self.boundary = False
+        self.stop_requested, self._stop = False, None
         self.ctx = StepContext(self)
 
     # ---- one step ---------------------------------------------------------------------------
     def autocast(self):
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return self.precision.autocast()
 
-    def _check_terms(self, terms):
-        from ..losses import check_finite
-
-        err = None
-        try:
-            check_finite(terms, step=self.global_step + 1)
-        except TrainingError as e:
-            err = e
-        if self.rt.distributed and any_true(err is not None, self.rt) and err is None:
-            err = TrainingError(f"another process saw a non-finite loss term at step {self.global_step + 1}")
-        if err is not None:
-            raise TrainingError(f"stage {self.stage.name!r}: {err}")
-
-    def _check_grads(self, group):
-        named = [(n, p) for n, p in self.named_params[group] if p.grad is not None]
-        if not named:
-            return
-        ok = torch.stack([torch.isfinite(p.grad).all() for _, p in named]).tolist()
-        bad = [n for (n, _), good in zip(named, ok) if not good]
-        if bad:
-            raise TrainingError(
-                f"stage {self.stage.name!r}: non-finite gradient at step {self.global_step + 1} in {', '.join(bad[:3])}"
-                f"{' and more' if len(bad) > 3 else ''} (optimizer {group!r}). Lower the learning rate or check the "
-                "inputs; then resume from the last checkpoint."
-            )
+    def no_sync(self):
+        """Inside an accumulation window (not its last micro-batch) DDP must not all-reduce gradients."""
+        stack = contextlib.ExitStack()
+        if not self.boundary:
+            for module in self.wrapped.values():
+                stack.enter_context(module.no_sync())
+        return stack
 
     def update(self, group, terms, weights=None):
         weights = weights or {}
-        self._check_terms(terms)
+        self.checks.add_terms(group, terms)  # checked once per optimizer step, in _finish_step
         total = sum(float(weights.get(k, 1.0)) * v.float() for k, v in terms.items() if float(weights.get(k, 1.0)))
         if not torch.is_tensor(total) or not total.requires_grad:
             raise TrainingError(f"stage {self.stage.name!r}: optimizer {group!r} got a loss without gradient; "
@@ -156,23 +147,57 @@ class StageTrainer:
         with torch.autocast(device_type=self.rt.device.type, enabled=False):
             self.scaler.scale(total / self.acc).backward()
         if self.boundary:
-            if self.amp:
-                self.scaler.unscale_(opt)  # non-finite grads here are the scaler's business: it skips the step
-            else:
-                self._check_grads(group)
-            if self.clip:
-                torch.nn.utils.clip_grad_norm_(self.params[group], self.clip)
-            self.scaler.step(opt)
-            opt.zero_grad(set_to_none=True)
+            self.scaler.unscale_(opt)  # a no-op without loss scaling
+            norm = grad_norm(self.params[group])
+            self.checks.add_grads(group, norm)
+            if self.clip and norm is not None:
+                clip_to(self.params[group], self.clip, norm)
+            self.scaler.step(opt)  # skips the step when float16 gradients overflowed
 
-    def train_step(self, batch):
-        """One micro-batch; an optimizer step every `gradient_acc` micro-batches. Returns the logs."""
+    def _finish_step(self):
+        """The step's numeric guard and stop request: one host sync, one all-reduce."""
+        found = self.checks.resolve(self._stop is not None and self._stop.requested)
+        self.stop_requested = found.stop
+        where, step = f"stage {self.stage.name!r}", self.global_step + 1
+        for (_, group, terms), here in found.bad("terms"):
+            if not here:
+                raise TrainingError(f"{where}: another process saw a non-finite loss term at step {step}")
+            try:
+                check_finite(terms, step=step)
+            except TrainingError as err:
+                raise TrainingError(f"{where}: {err}") from None
+        bad_grads = found.bad("grads")
+        if bad_grads and not self.precision.scaled:
+            (_, group, _), here = bad_grads[0]
+            if not here:
+                raise TrainingError(f"{where}: another process saw a non-finite gradient at step {step} "
+                                    f"(optimizer {group!r})")
+            bad = nonfinite_names(self.named_params[group])
+            raise TrainingError(
+                f"{where}: non-finite gradient at step {step} in {', '.join(bad[:3]) or group}"
+                f"{' and more' if len(bad) > 3 else ''} (optimizer {group!r}). Lower the learning rate or check the "
+                "inputs; then resume from the last checkpoint."
+            )
+        if self.precision.scaled:
+            overflowed = bool(bad_grads)
+            self.overflow.update(overflowed, where, self.scaler.get_scale() if overflowed else None)
+
+    def train_step(self, batch, stop=None):
+        """One micro-batch; an optimizer step every `gradient_acc` micro-batches. Returns the logs.
+
+        `stop`: an object whose `requested` says this process was asked to stop (GracefulStop);
+        after an optimizer step `stop_requested` says whether any process was (agreed in the step's
+        one all-reduce)."""
         self.boundary = (self.micro + 1) % self.acc == 0
-        with self.autocast():
+        self.stop_requested, self._stop = False, stop
+        with self.no_sync(), self.autocast():
             logs = self.stage.step(batch, self.ctx)
         self.micro += 1
         if self.boundary:
             self.scaler.update()
+            self._finish_step()
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)  # after the guard, which names bad gradients
             for sched in self.schedulers.values():
                 sched.step()
             self.global_step += 1
@@ -202,8 +227,14 @@ class StageTrainer:
         self.micro = int(state["micro"])
 
 
+# Batch entries that only index host-side data (the teacher cache): they stay on the host, so
+# reading them never waits for the device.
+HOST_KEYS = ("index", "flipped")
+
+
 def to_device(batch, device):
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) and k not in HOST_KEYS else v)
+            for k, v in batch.items()}
 
 
 def stage_length(stage, dataset_len, rt):
@@ -240,7 +271,7 @@ def build_checkpoint(trainer, position, finished=False):
         "rank": trainer.rt.rank,
         "stage_spec": json.dumps(stage.spec, sort_keys=True, default=str),
         "trainer": trainer.state_dict(),
-        "rng": capture_rng(),
+        "rng": capture_rng(trainer.rt.device),
     }
     if "backbone" in states:  # arcface_torch's key, so backbone loaders read this file directly
         ckpt["state_dict_backbone"] = states.pop("backbone")
@@ -304,18 +335,21 @@ class StageRun:
                              f"{describe_applied(changes)} (learning rate now "
                              f"{', '.join(f'{g} {v:.3g}' for g, v in lrs.items())}); from here on the run differs "
                              "from an uninterrupted one")
-        restore_rng(ckpt["rng"])
+        restore_rng(ckpt["rng"], self.rt.device)
         self.position = {"epoch": int(ckpt["epoch"]), "batch_in_epoch": int(ckpt["batch_in_epoch"])}
         self.last_checkpoint = source
         self.log.info(f"stage {self.stage.name}: resumed from {source} at step {self.trainer.global_step}/"
                       f"{self.total_steps} (epoch {self.position['epoch']}, batch {self.position['batch_in_epoch']})")
 
     def save_checkpoint(self):
+        """Every rank writes its own file at the same step; the barrier makes the set complete
+        before any rank goes on (a kill after it finds every rank's file at this step)."""
         from .integrity import save_checkpoint_file
 
         ckpt = {**build_checkpoint(self.trainer, self.position), **self.checkpoint_meta}
         self._guarded(save_checkpoint_file, ckpt, self.checkpoint_path,
                       f"stage {self.stage.name!r} at step {self.trainer.global_step}")
+        barrier(self.rt)
         self.last_checkpoint = self.checkpoint_path
 
     def _loader(self, epoch, start_batch):
@@ -358,7 +392,8 @@ class StageRun:
             while tr.global_step < self.total_steps:
                 epoch, start = self.position["epoch"], self.position["batch_in_epoch"]
                 for batch in self._loader(epoch, start):
-                    logs = self._guarded(tr.train_step, to_device(batch, rt.device))
+                    self.stage.check_batch(batch, tr.ctx)  # on the host copy: no device sync
+                    logs = self._guarded(tr.train_step, to_device(batch, rt.device), self.stop)
                     self.position["batch_in_epoch"] += 1
                     if not tr.boundary:
                         continue
@@ -377,7 +412,10 @@ class StageRun:
                         self.save_checkpoint()
                     if self.on_step is not None:
                         self.on_step(self, step)
-                    if self.stop is not None and any_true(self.stop.requested, rt):
+                    # agreed in the step's all-reduce; a single process also sees a request made just now
+                    stop_now = tr.stop_requested or (not rt.distributed and self.stop is not None
+                                                     and self.stop.requested)
+                    if stop_now:
                         if not periodic:
                             self.save_checkpoint()
                         self.log.warning(f"stage {self.stage.name}: stopped at step {step}/{self.total_steps}; "
@@ -392,8 +430,16 @@ class StageRun:
         return "finished"
 
     def _log_step(self, step, logs, speed, eta):
-        logs = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}
+        tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
+        read = []
+        if tensors:  # one transfer for every logged tensor
+            device = logs[tensors[0]].device
+            read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
+        logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
         values = dict(logs)
+        if self.trainer.precision.scaled:
+            values["loss_scale"] = self.trainer.scaler.get_scale()
+            values["overflow_steps"] = self.trainer.overflow.total
         for group, lr in self.trainer.lr().items():
             values["lr" if group in ("main", "generator") else f"lr_{group}"] = lr
         values["images_per_s"] = speed
@@ -401,5 +447,7 @@ class StageRun:
             self.scalars.write(self.stage.name, step, values)
         terms = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
         lrs = " ".join(f"{k} {v:.2e}" for k, v in values.items() if k.startswith("lr"))
+        scale = (f" | loss scale {values['loss_scale']:g} ({values['overflow_steps']} skipped)"
+                 if "loss_scale" in values else "")
         self.log.info(f"[{self.stage.name}] step {step}/{self.total_steps} epoch {self.position['epoch']} | {terms} | "
-                      f"{lrs} | {speed:.1f} img/s | ETA {format_eta(eta)}")
+                      f"{lrs}{scale} | {speed:.1f} img/s | ETA {format_eta(eta)}")

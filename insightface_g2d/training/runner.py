@@ -31,6 +31,7 @@ from .logger import ScalarWriter, format_eta, setup_logging
 from .output_folder import check_layout, write_errors
 from .loop import StageRun, build_checkpoint, checkpoint_modules, checkpoint_name, stage_file
 from .models import ModelSet
+from .resume_agreement import agree_on_resume
 from .signals import GracefulStop
 from .stages import build_stage
 from .teacher import TeacherProvider
@@ -218,7 +219,12 @@ class Run:
 
     def run_stage(self, index, stage, stop):
         cfg, rt = self.cfg, self.rt
-        ckpt, source = self.find_resume(stage)
+        try:
+            ckpt, source = self.find_resume(stage)
+            error = None
+        except CheckpointError as err:
+            ckpt, source, error = None, None, err
+        agree_on_resume(stage.name, None if ckpt is None else ckpt.get("global_step"), rt, error)
         if ckpt is None:
             seed_everything(cfg.seed + 1000 * (index + 1))  # a stage's randomness does not depend on earlier ones
         teacher, grad_teacher = self.teachers_for(stage)
@@ -406,14 +412,17 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
             path, network, dim = run.write_model()
             if path:
                 summary.update(model=path, network=network, embedding_size=dim)
-            ev = cfg.get("eval") or {}
-            if evaluate and ev.get("enabled"):
-                from .evaluate import evaluate_run
-
-                t1 = time.time()
-                summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
-                summary["eval_seconds"] = time.time() - t1
         barrier(rt)
+        # No collective after training: the other ranks leave now instead of waiting in a barrier
+        # (NCCL's timeout is 10 minutes) while rank 0 evaluates alone.
+        teardown(rt)
+        ev = cfg.get("eval") or {}
+        if rt.is_main and evaluate and ev.get("enabled"):
+            from .evaluate import evaluate_run
+
+            t1 = time.time()
+            summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
+            summary["eval_seconds"] = time.time() - t1
     else:
         summary["status"] = "partial"
     summary["total_seconds"] = time.time() - t0

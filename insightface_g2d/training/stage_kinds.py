@@ -227,10 +227,15 @@ class _HeadStage(Stage):
     def embed(self, faces, ctx):
         raise NotImplementedError
 
+    def check_batch(self, batch, ctx):
+        from ..losses.heads import check_labels
+
+        check_labels(batch["label"].view(-1), ctx.raw(self.head_module).num_classes)
+
     def step(self, batch, ctx):
         faces, labels, sizes = _inputs(self.spec, batch)
         emb = self.embed(faces, ctx)
-        loss, logits = ctx.module(self.head_module)(emb.float(), labels)
+        loss, logits = ctx.module(self.head_module)(emb.float(), labels, check=False)  # checked in check_batch
         terms = {self.loss_name: loss}
         ctx.update("main", terms, self.spec.losses)
         logs = dict(terms)

@@ -38,12 +38,13 @@ COMMON_DEFAULTS = dict(
     masks=None,            # merged over config.masks
     teacher=None,          # None: config.teacher
     fp16=None,             # mixed precision on CUDA (ignored on CPU)
-    grad_clip=5.0,         # max gradient norm on CUDA (None or 0: off)
+    amp_dtype=None,        # "float16" (with loss scaling) or "bfloat16" when fp16 is on
+    grad_clip=5.0,         # max total gradient norm, on every device (None or 0: off)
     gradient_acc=None,
     checkpoint_every=None,  # steps between checkpoints
     preview_every=None,     # steps between preview PNGs (stages that restore faces)
 )
-_FALLBACKS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "gradient_acc",
+_FALLBACKS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "amp_dtype", "gradient_acc",
               "checkpoint_every", "preview_every", "teacher")
 RESERVED_NAMES = ("backbone", "encoder", "reformer", "decoder", "discriminator", "head", "margin_head")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
@@ -108,6 +109,10 @@ class Stage:
         return float(self.spec.masks.get("prob", 1.0))
 
     # ---- training --------------------------------------------------------------------------
+    def check_batch(self, batch, ctx):
+        """Checks of a batch on the host, before it moves to the device (there they would cost a
+        device sync each step); raise DataError."""
+
     def step(self, batch, ctx):
         """One training step on `batch` (dict of device tensors); calls ctx.update(...) for each
         optimizer and returns {name: scalar tensor} of loss terms and metrics to log."""
@@ -232,6 +237,11 @@ def resolve_stage(entry, cfg, index):
         raise ConfigError(f"{where}: optimizer {spec['optimizer']!r} unknown{_suggest(spec['optimizer'], OPTIMIZERS)}; "
                           f"use one of {', '.join(OPTIMIZERS)}")
     spec["betas"] = check_betas(spec["betas"], where)
+    if spec.get("amp_dtype") is None:
+        spec["amp_dtype"] = "float16"
+    from .precision import check_amp_dtype
+
+    check_amp_dtype(spec["amp_dtype"], where=f"{where}: amp_dtype")
     losses = spec.get("losses") or {}
     if not isinstance(losses, dict):
         raise ConfigError(f"{where}: losses must be a dict {{term: weight}}, got {losses!r}")

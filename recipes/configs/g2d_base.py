@@ -21,6 +21,7 @@ config.embedding_size = 512
 config.sample_rate = 1.0                # Partial FC (arcface_torch only; G2D heads are full softmax)
 config.interclass_filtering_threshold = 0.0
 config.fp16 = False                     # mixed precision on CUDA (ignored on CPU)
+config.amp_dtype = "float16"            # with fp16: "float16" (+ loss scaling) or "bfloat16" (Ampere and newer)
 config.batch_size = 128                 # per process
 config.optimizer = "sgd"                # default of stages that do not set their own
 config.lr = 0.1
