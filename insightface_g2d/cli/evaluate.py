@@ -37,3 +37,7 @@ def main(argv=None):
 
 def entry():
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry()

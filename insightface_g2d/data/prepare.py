@@ -206,7 +206,7 @@ def _run(fn, tasks, spec, workers, desc, progress, detector=None):
             return
         import multiprocessing as mp
 
-        ctx = mp.get_context("spawn" if os.name == "nt" else "fork")
+        ctx = mp.get_context("spawn")  # fork from a process with threads (tqdm, torch) can deadlock
         with ctx.Pool(int(workers), initializer=_init_worker, initargs=(spec,)) as pool:
             for result in pool.imap_unordered(fn, tasks, chunksize=max(1, min(32, len(tasks) // (8 * workers)))):
                 yield result
