@@ -73,13 +73,13 @@ def test_two_process_gloo_run_stops_and_resumes_under_torchrun(stopped_run, tmp_
 
 
 def test_ranks_resuming_from_different_steps_are_refused_on_every_rank(stopped_run, tmp_path):
-    from insightface_g2d.training.checkpoint import atomic_save
+    from insightface_g2d.training.integrity import save_checkpoint_file
 
     job, out = copy_run(stopped_run, tmp_path)
     path = os.path.join(out, "checkpoint_gpu_1.pt")
     ckpt = load(path)
     ckpt["global_step"] = 1  # as if rank 1 was killed before writing its step-2 checkpoint
-    atomic_save(ckpt, path)
+    save_checkpoint_file(ckpt, path, "rank 1's checkpoint")  # a valid file, sealed again
     mp.spawn(ddp_run_worker, args=(2, free_port(), job, out), nprocs=2, join=True)
     for res in results(out):
         assert res.get("error", "").startswith(

@@ -117,6 +117,8 @@ def ddp_run_worker(rank, world_size, port, job, output, probe_eval=False):
         evaluate.evaluate_run = probe
     cfg = load_config(job)
     cfg.eval.enabled = bool(probe_eval)
+    if probe_eval:  # checked before training (pairs are needed); the probe never reads them
+        cfg.eval.pairs = "synthetic:ids=4,per_id=2,seed=1,offset=1000"
     try:
         result["status"] = run_training(cfg, output=output, device="cpu")["status"]
     except G2DError as err:

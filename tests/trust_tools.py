@@ -12,7 +12,8 @@ from insightface_g2d.training.stages import STAGE_KINDS, Stage, register_stage_k
 
 
 class QuadStage(Stage):
-    defaults = dict(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, lr_power=0.0, poison_at=None)
+    defaults = dict(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, lr_power=0.0, poison_at=None,
+                    grad_clip=None)  # unclipped: the divergence below is exact
     loss_weights = dict(sq=1.0)
     trainable = ("quad",)
     allowed_train = ("quad",)

@@ -14,8 +14,8 @@ Modes (config.teacher.geometry):
   batch-center  subtract the mean of each batch's targets (no statistics needed; noisy at small N)
   none          the embeddings as the teacher gives them
 
-Statistics come from what a teacher can offer cheaply: a cache's stored embeddings (all of them),
-or a live teacher run once over a fixed, evenly spaced sample of the training set's clean faces.
+Statistics come from the teacher's embeddings of the training set's clean faces: all of them from a
+cache, or, for a live teacher, one pass over a fixed, evenly spaced sample of 2,048 of them.
 For a teacher whose mean is already near the origin `center` changes targets by a tiny rotation.
 """
 import numpy as np
@@ -90,11 +90,12 @@ def sample_indices(count, size=SAMPLE_SIZE):
 
 
 def teacher_statistics_sample(teacher, dataset, batch_size=64):
-    """N x D embeddings to fit a geometry on: a cache's clean and mirrored rows, or the live teacher
-    run over `sample_indices` of `dataset`'s clean faces."""
+    """N x D embeddings to fit a geometry on: the teacher's embeddings of the training set's clean
+    faces, all of them from a cache (free), `sample_indices` of them from a live teacher (one pass;
+    the same faces as the cache's when the set has at most SAMPLE_SIZE faces)."""
     stored = getattr(teacher, "embeddings", None)
     if stored is not None:
-        return np.asarray(stored, dtype=np.float32).reshape(-1, stored.shape[-1])
+        return np.asarray(stored[:, 0], dtype=np.float32)
     if dataset is None:
         raise ConfigError("teacher geometry needs the training set to estimate the teacher's mean")
     from ..data.transforms import to_tensor
