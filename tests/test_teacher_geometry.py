@@ -180,3 +180,18 @@ def test_lr_mult_is_checked():
         resolve_stage(dict(name="reform", steps=10, lr_mult=dict(encoder=0.1)), cfg, 0)
     with pytest.raises(ConfigError, match="lr_mult"):
         resolve_stage(dict(name="reform", steps=10, train=["reformer", "encoder"], lr_mult=dict(encoder=-1)), cfg, 0)
+
+
+def test_a_teacher_and_its_differentiable_copy_share_one_fit(monkeypatch):
+    """The live teacher's statistics pass runs once per teacher, not again for its differentiable copy."""
+    from insightface_g2d.teachers import geometry
+    from insightface_g2d.training.teacher import TeacherProvider
+
+    calls = []
+    real = geometry.teacher_statistics_sample
+    monkeypatch.setattr(geometry, "teacher_statistics_sample", lambda t, d: calls.append(1) or real(t, d))
+    provider = TeacherProvider(models=None, stages=[], dataset=_Dataset(), device=torch.device("cpu"))
+    monkeypatch.setattr(provider, "_build_raw", lambda spec, *a: _LiveTeacher())
+    plain = provider.get({"stage": "baseline"}, "inpaint", False)
+    grad = provider.get({"stage": "baseline"}, "inpaint", True)
+    assert len(calls) == 1 and plain is not grad and plain.geometry is grad.geometry

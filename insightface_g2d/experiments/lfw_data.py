@@ -2,8 +2,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DataError
 
 
@@ -15,15 +13,12 @@ def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", workers=2, pro
 
     root, out = Path(root), Path(out)
     people = Path(people_file) if Path(people_file).is_absolute() else root / people_file
+    names = read_identity_list(people)  # align_folder refuses a listed identity without photos
     summary = align_folder(root / "lfw-deepfunneled", out, landmarks=root / "landmarks5.tsv",
-                           include=read_identity_list(people), workers=workers, fmt="png", progress=progress)
+                           include=names, workers=workers, fmt="png", progress=progress)
     if summary["failed"]:
         raise DataError(f"{summary['failed']} LFW image(s) could not be aligned; see {summary['report']}")
-    return out, summary["photos"], len({rel.split("/")[0] for rel in _relative_images(out)})
-
-
-def _relative_images(out):
-    return [f"{p.parent.name}/{p.name}" for p in Path(out).glob("*/*.png")]
+    return out, summary["photos"], len(names)
 
 
 def build_dlib_cache(devtrain, out, progress=True):
@@ -35,15 +30,3 @@ def build_dlib_cache(devtrain, out, progress=True):
     return build_teacher_cache(teacher, build_face_dataset(str(devtrain)), str(out), batch_size=64,
                                progress=progress, flips="reused-clean", dataset_spec=str(devtrain),
                                teacher_spec={"dlib": True})
-
-
-def chip_similarity(images):
-    """Mean cosine between dlib embeddings of faces and of their mirror images (checks that reusing
-    the clean embedding for a mirrored face loses little)."""
-    from ..teachers.dlib_teacher import DlibFaceRecognizer
-
-    rec = DlibFaceRecognizer()
-    a = rec.embed_crops(np.asarray(images))
-    b = rec.embed_crops(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))
-    a, b = a - a.mean(0), b - b.mean(0)
-    return float((a * b).sum(1).mean() / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).mean())

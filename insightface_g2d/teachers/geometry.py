@@ -138,12 +138,14 @@ class GeometricCache(GeometricTeacher):
         return self.geometry(self.teacher.lookup(indices, flipped, device=device))
 
 
-def apply_geometry(teacher, mode, dataset=None):
-    """`teacher` wrapped with geometry `mode` fitted on its statistics (unwrapped for 'none')."""
+def apply_geometry(teacher, mode, dataset=None, fitted=None):
+    """`teacher` wrapped with geometry `mode` fitted on its statistics (unwrapped for 'none');
+    `fitted`: a TargetGeometry already fitted for the same teacher, used instead of a new fit."""
     check_geometry(mode)
     if mode == "none":
         return teacher
     wrapper = GeometricCache if hasattr(teacher, "lookup") else GeometricTeacher
-    if not needs_statistics(mode):
-        return wrapper(teacher, TargetGeometry(mode))
-    return wrapper(teacher, TargetGeometry.fit(mode, teacher_statistics_sample(teacher, dataset)))
+    if fitted is None:
+        fitted = (TargetGeometry.fit(mode, teacher_statistics_sample(teacher, dataset)) if needs_statistics(mode)
+                  else TargetGeometry(mode))
+    return wrapper(teacher, fitted)

@@ -52,6 +52,7 @@ class TeacherProvider:
         self.models, self.dataset, self.device = models, dataset, device
         self.stage_specs = {s.name: s.spec for s in stages}
         self._built = {}
+        self._geometries = {}  # describe(spec) -> fitted TargetGeometry, shared by both copies of a teacher
 
     def get(self, spec, stage_name, differentiable=False, finished=()):
         check_teacher_files(spec, stage_name)
@@ -63,11 +64,17 @@ class TeacherProvider:
     def _build(self, spec, stage_name, differentiable, finished):
         from ..teachers.geometry import DEFAULT_GEOMETRY, apply_geometry
 
-        geometry = DEFAULT_GEOMETRY
+        key, geometry = describe(spec), DEFAULT_GEOMETRY
         if isinstance(spec, dict):
             spec = dict(spec)
             geometry = spec.pop("geometry", None) or DEFAULT_GEOMETRY
-        return apply_geometry(self._build_raw(spec, stage_name, differentiable, finished), geometry, self.dataset)
+        teacher = self._build_raw(spec, stage_name, differentiable, finished)
+        # a live teacher's statistics cost a pass over the training sample: fit them once per teacher,
+        # not again for its differentiable copy (the inpainting identity loss)
+        wrapped = apply_geometry(teacher, geometry, self.dataset, fitted=self._geometries.get(key))
+        if wrapped is not teacher:
+            self._geometries[key] = wrapped.geometry
+        return wrapped
 
     def _build_raw(self, spec, stage_name, differentiable, finished):
         if isinstance(spec, dict) and "stage" in spec:
