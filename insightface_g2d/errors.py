@@ -1,4 +1,11 @@
 """Exceptions raised for bad input. Each message says what was wrong and what to do."""
+import difflib
+
+
+def suggest(word, candidates):
+    """' (did you mean 'x'?)' for the closest candidate, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class G2DError(Exception):

@@ -66,7 +66,7 @@ def find_arm(name):
     for arm in ARMS:
         if arm.name == name:
             return arm
-    from ..training.config import suggest
+    from ..errors import suggest
 
     raise ConfigError(f"unknown arm {name!r}{suggest(name, [a.name for a in ARMS])}; arms: "
                       f"{', '.join(a.name for a in ARMS)}")

@@ -30,7 +30,7 @@ SAMPLE_SIZE = 2048  # faces a live teacher embeds to estimate its statistics
 
 def check_geometry(name, where="teacher.geometry"):
     if name not in GEOMETRIES:
-        from ..training.config import suggest
+        from ..errors import suggest
 
         raise ConfigError(f"{where} must be one of {', '.join(GEOMETRIES)}, got {name!r}{suggest(str(name), GEOMETRIES)}")
     return name

@@ -19,7 +19,6 @@ only ever executes the paths the user names (and the `g2d_base.py` beside them).
 """
 import ast
 import copy
-import difflib
 import math
 import os
 import runpy
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from easydict import EasyDict as edict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, suggest
 
 BASE_NAME = "g2d_base.py"
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -54,12 +53,6 @@ def packaged_base_path():
     package = Path(__file__).resolve().parents[1]
     in_wheel = package / "recipes" / "configs" / BASE_NAME
     return in_wheel if in_wheel.is_file() else package.parent / "recipes" / "configs" / BASE_NAME
-
-
-def suggest(word, candidates):
-    """' (did you mean 'x'?)' for the closest candidate, or ''."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def execute_config_file(path):

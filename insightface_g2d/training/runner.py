@@ -310,7 +310,7 @@ def _preflight(run, cfg, stage, evaluate):
 
     names = [s.name for s in run.stages]
     if stage is not None and stage not in names:
-        from .config import suggest
+        from ..errors import suggest
 
         raise ConfigError(f"--stage {stage!r}: no such stage{suggest(stage, names)}; stages: {', '.join(names)}")
     check_layout(run.output, run.stages, run.rt.rank)

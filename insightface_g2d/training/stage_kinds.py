@@ -318,7 +318,7 @@ class ArcFaceStage(_HeadStage):
         super().validate(spec, cfg)
         from ..backbones.registry import list_models
 
-        from .config import suggest
+        from ..errors import suggest
 
         if spec.get("network") is None:
             spec["network"] = cfg.get("network")

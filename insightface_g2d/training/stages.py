@@ -137,7 +137,7 @@ def stage_kind(name):
 
 
 def _suggest(word, candidates):
-    from .config import suggest
+    from ..errors import suggest
 
     return suggest(word, candidates)
 
