@@ -251,10 +251,10 @@ def apply(args):
 # ------------------------------------------------------------------------------------------------
 
 def _add_mask_options(p):
-    from ..data.masks import MASK_POSITIONS, MASK_STYLES
+    from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
 
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--styles", nargs="+", choices=MASK_STYLES, default=None, metavar="STYLE",
+    p.add_argument("--styles", nargs="+", choices=tuple(MASK_STYLES), default=None, metavar="STYLE",
                    help=f"mask styles to draw from (default all: {' '.join(MASK_STYLES)})")
     p.add_argument("--positions", nargs="+", choices=MASK_POSITIONS, default=list(MASK_POSITIONS),
                    metavar="POS", help=f"wear positions (default all: {' '.join(MASK_POSITIONS)})")
