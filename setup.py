@@ -39,7 +39,7 @@ setup(
         "console_scripts": [
             "g2d-info=insightface_g2d.cli.info:entry",
             "g2d-mask=insightface_g2d.cli.mask:entry",
-            "g2d-recordio=insightface_g2d.data.recordio:entry",
+            "g2d-recordio=insightface_g2d.cli.recordio:entry",
             "g2d-data=insightface_g2d.cli.data:entry",
             "g2d-train=insightface_g2d.cli.train:entry",
             "g2d-cache=insightface_g2d.cli.cache:entry",
