@@ -22,7 +22,7 @@ PATCH = REPO / "recipes" / "arcface_torch" / "g2d.patch"
 CONFIGS = REPO / "recipes" / "configs"
 PREFIX = "recognition/arcface_torch/"
 
-# A stand-in for arcface_torch's backbones/__init__.py with its real shape (DESIGN.md: an if/elif
+# A stand-in for arcface_torch's backbones/__init__.py with its real shape (an if/elif
 # chain on r18 r34 r50 r100 r200 r2060 mbf mbf_large vit_*, else ValueError). Lines 1-8 are those
 # the patch's context names.
 STAND_IN_INIT = '''\
