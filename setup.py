@@ -16,9 +16,10 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["insightface_g2d", "insightface_g2d.*"]) + ["insightface_g2d.recipes"],
     # The recipe configs and the arcface_torch patch live in recipes/ at the top of the repository;
-    # wheels carry them as insightface_g2d/recipes so g2d-train and g2d-arcface find them there too.
+    # wheels carry them as insightface_g2d/recipes so that g2d-train finds the configs there too.
     package_dir={"insightface_g2d.recipes": "recipes"},
-    package_data={"insightface_g2d.recipes": ["*.md", "configs/*.py", "arcface_torch/*"]},
+    package_data={"insightface_g2d.recipes": ["*.md", "configs/*.py", "arcface_torch/*.patch",
+                                              "arcface_torch/*.md"]},
     install_requires=[
         "torch>=2.1",
         "numpy",
@@ -39,12 +40,11 @@ setup(
         "console_scripts": [
             "g2d-info=insightface_g2d.cli.info:entry",
             "g2d-mask=insightface_g2d.cli.mask:entry",
-            "g2d-recordio=insightface_g2d.data.recordio:entry",
+            "g2d-recordio=insightface_g2d.cli.recordio:entry",
             "g2d-data=insightface_g2d.cli.data:entry",
             "g2d-train=insightface_g2d.cli.train:entry",
             "g2d-cache=insightface_g2d.cli.cache:entry",
             "g2d-eval=insightface_g2d.cli.evaluate:entry",
-            "g2d-arcface=insightface_g2d.cli.arcface:entry",
             "g2d-lfw=insightface_g2d.cli.lfw:entry",
         ]
     },

@@ -11,8 +11,8 @@ import time
 import cv2
 import numpy as np
 
-from insightface_g2d.data.linear_probe import gallery_split, region_identification
 from insightface_g2d.data.synthetic import identity_split, synthetic_identity
+from linear_probe import gallery_split, region_identification  # benchmarks/linear_probe.py
 
 
 def speed(n_ids, per_id):

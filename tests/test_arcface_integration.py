@@ -1,7 +1,7 @@
-"""G2D inside a real arcface_torch checkout: install, run arcface_torch's own scripts, uninstall.
+"""G2D inside a real arcface_torch checkout: `git apply g2d.patch`, then arcface_torch's own scripts.
 
-Needs ARCFACE_TORCH_ROOT = path of insightface's ``recognition/arcface_torch`` folder (skipped
-without it; tests/test_installer.py covers the installer on a stand-in tree everywhere). The
+Needs ARCFACE_TORCH_ROOT = path of a pristine insightface ``recognition/arcface_torch`` folder
+(skipped without it; tests/test_arcface_patch.py checks the patch everywhere), and git. The
 checkout is never modified: every test works on a copy in a temporary folder, and arcface_torch's
 scripts run in subprocesses with that copy as working directory, as a user runs them.
 
@@ -33,16 +33,19 @@ import pytest
 import torch
 
 import insightface_g2d
-from insightface_g2d.integration import MANIFEST_NAME, install, open_checkout, status, uninstall
 
 ROOT = os.environ.get("ARCFACE_TORCH_ROOT", "")
 REPO = Path(__file__).resolve().parents[1]
 PATCH = REPO / "recipes" / "arcface_torch" / "g2d.patch"
+MAKE_PATCH = REPO / "recipes" / "arcface_torch" / "make_patch.py"
 LOG = os.environ.get("G2D_INTEGRATION_LOG", "")
 
-pytestmark = pytest.mark.skipif(
-    not ROOT, reason="ARCFACE_TORCH_ROOT is not set: point it at insightface's recognition/arcface_torch "
-                     "folder to run G2D inside a real arcface_torch (tests/test_installer.py runs without it)")
+pytestmark = [
+    pytest.mark.skipif(not ROOT, reason="ARCFACE_TORCH_ROOT is not set: point it at insightface's "
+                       "recognition/arcface_torch folder to run G2D inside a real arcface_torch "
+                       "(tests/test_arcface_patch.py runs without it)"),
+    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed (g2d.patch is applied with it)"),
+]
 
 
 def missing(*modules):
@@ -83,35 +86,25 @@ def python(code_or_args, cwd, **kw):
 
 
 def copy_checkout(dest):
-    """A copy of ARCFACE_TORCH_ROOT without G2D (uninstalled in the copy if the original has it)."""
-    open_checkout(ROOT)  # a wrong ARCFACE_TORCH_ROOT fails here, with the reason
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "work_dirs"))
-    if status(dest)["block_versions"] or (Path(dest) / MANIFEST_NAME).exists():
-        uninstall(dest, keep_modified=True)
+    """A copy of ARCFACE_TORCH_ROOT, which must be arcface_torch without G2D."""
+    init = Path(ROOT) / "backbones" / "__init__.py"
+    if not init.is_file():
+        pytest.fail(f"ARCFACE_TORCH_ROOT={ROOT} is not arcface_torch: no backbones/__init__.py")
+    if "# >>> insightface_g2d " in init.read_text():
+        pytest.fail(f"ARCFACE_TORCH_ROOT={ROOT} already has G2D: point it at a pristine arcface_torch "
+                    "(or take the patch out with git apply -R g2d.patch)")
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "work_dirs", ".git"))
     return Path(dest)
 
 
-def recipe_configs_dir(tmp):
-    """The repository's recipe configs when there are any, else one small config of our own."""
-    repo_configs = REPO / "recipes" / "configs"
-    if any(p for p in repo_configs.glob("*.py") if not p.name.startswith("_") and p.name != "conftest.py"):
-        return repo_configs
-    src = Path(tmp) / "recipe_configs"
-    src.mkdir(exist_ok=True)
-    (src / "demo.py").write_text(textwrap.dedent("""\
-        from easydict import EasyDict as edict
-
-        config = edict()
-        config.network = "g2d_t"
-        config.embedding_size = 512
-        config.rec = "synthetic"
-        config.num_classes = 100
-        config.num_image = 1000
-        config.num_epoch = 1
-        config.warmup_epoch = 0
-        config.val_targets = []
-        """))
-    return src
+def apply_patch(repo):
+    """A copy of the checkout at repo/recognition/arcface_torch, with g2d.patch applied by git at the
+    root of `repo` as in an insightface clone. Returns the arcface_torch folder."""
+    root = copy_checkout(Path(repo) / "recognition" / "arcface_torch")
+    run(["git", "init", "-q", repo], repo)
+    run(["git", "apply", "--check", PATCH], repo)
+    run(["git", "apply", PATCH], repo)
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -120,16 +113,9 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def configs_src(work):
-    return recipe_configs_dir(work)
-
-
-@pytest.fixture(scope="module")
-def installed(work, configs_src):
-    """A copy of the checkout with G2D installed through the command line."""
-    root = copy_checkout(work / "installed")
-    run([sys.executable, "-m", "insightface_g2d.cli.arcface", "install", root, "--configs", configs_src], work)
-    return root
+def patched(work):
+    """A copy of the checkout with g2d.patch applied."""
+    return apply_patch(work / "patched_repo")
 
 
 def write_model_pt(path, network, seed=0):
@@ -164,58 +150,22 @@ def load_reference(network, path, num_features=512):
     return net.eval()
 
 
-# ------------------------------------------------------------------------------ install round trip
-def test_install_uninstall_round_trip_is_byte_exact(work, configs_src):
-    root = copy_checkout(work / "round_trip")
-    before = tree_digest(root)
-    cli = [sys.executable, "-m", "insightface_g2d.cli.arcface"]
-
-    dry = run([*cli, "install", root, "--configs", configs_src, "--dry-run"], work)
-    assert "+++ b/backbones/__init__.py" in dry.stdout and "nothing was written" in dry.stdout
-    assert tree_digest(root) == before
-
-    run([*cli, "install", root, "--configs", configs_src], work)
-    once = tree_digest(root)
-    changed = {k for k in set(before) | set(once) if before.get(k) != once.get(k)}
-    added_configs = {k for k in changed if k.startswith("configs/")}
-    assert changed == {"backbones/__init__.py", MANIFEST_NAME} | added_configs
-    assert added_configs and all(Path(k).name.startswith("g2d") and k not in before for k in added_configs)
-
-    again = run([*cli, "install", root, "--configs", configs_src], work)
-    assert "nothing changed" in again.stdout and tree_digest(root) == once
-
-    run([*cli, "uninstall", root, "--dry-run"], work)
-    assert tree_digest(root) == once
-    run([*cli, "uninstall", root], work)
-    assert tree_digest(root) == before
+# ------------------------------------------------------------------------------ git apply g2d.patch
+def test_g2d_patch_applies_and_is_what_make_patch_writes(work):
+    """`git apply` takes the patch on a copy of the checkout and changes only the get_model block and
+    the new configs/g2d_*.py; make_patch.py, given this checkout, writes exactly the committed
+    patch (fails when recipes/configs changed since: rerun make_patch.py)."""
+    before = tree_digest(copy_checkout(work / "pristine"))
+    after = tree_digest(apply_patch(work / "apply_check"))
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    added = {k for k in changed if k not in before}
+    assert changed - added == {"backbones/__init__.py"}
+    assert added and all(k.startswith("configs/g2d") for k in added)
+    check = run([sys.executable, MAKE_PATCH, ROOT, "--check"], work, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_older_block_upgrade_and_refusals_on_the_real_checkout(work, configs_src, monkeypatch):
-    from insightface_g2d.integration import IntegrationError, find_blocks
-    from insightface_g2d.integration import fileops
-
-    root = copy_checkout(work / "upgrade")
-    before = tree_digest(root)
-    install(root, configs_dir=configs_src, version="0.0.1")
-    plan = install(root, configs_dir=configs_src)
-    assert [c.rel for c in plan.changes] == ["backbones/__init__.py", MANIFEST_NAME]
-    text = (root / "backbones" / "__init__.py").read_text()
-    assert [b.version for b in find_blocks(text)] == [insightface_g2d.__version__]
-    uninstall(root)
-    assert tree_digest(root) == before
-    # a folder above the checkout is refused with what was expected, nothing written
-    with pytest.raises(IntegrationError, match="is not an arcface_torch checkout"):
-        install(root.parent, configs_dir=configs_src)
-    # an unwritable backbones/ folder stops the install before the first write
-    real_access = os.access
-    monkeypatch.setattr(fileops.os, "access", lambda p, mode: False if Path(p).name == "backbones"
-                        else real_access(p, mode))
-    with pytest.raises(IntegrationError, match="Nothing was changed"):
-        install(root, configs_dir=configs_src)
-    assert tree_digest(root) == before
-
-
-def test_backbones_get_model_builds_g2d_and_keeps_arcface_networks(installed):
+def test_backbones_get_model_builds_g2d_and_keeps_arcface_networks(patched):
     out = python("""
         import json
         from backbones import get_model
@@ -224,7 +174,7 @@ def test_backbones_get_model_builds_g2d_and_keeps_arcface_networks(installed):
             net = get_model(name, dropout=0.0, fp16=False, num_features=512)
             nets[name] = [type(net).__module__, sum(p.numel() for p in net.parameters())]
         print(json.dumps(nets))
-        """, installed)
+        """, patched)
     nets = json.loads(out.stdout.strip().splitlines()[-1])
     for name in ("g2d", "g2d_s", "g2d_t", "g2d_l"):
         module, count = nets[name]
@@ -235,9 +185,9 @@ def test_backbones_get_model_builds_g2d_and_keeps_arcface_networks(installed):
     assert nets["r18"][0] == "backbones.iresnet" and nets["mbf"][0] == "backbones.mobilefacenet"
 
 
-def test_get_config_reads_the_installed_recipe_configs(installed):
-    info = status(installed)
-    rels = [rel for rel, _ in info["configs"]]
+def test_get_config_reads_the_patched_in_recipe_configs(patched):
+    rels = sorted(f"configs/{p.name}" for p in (patched / "configs").glob("g2d*.py")
+                  if not (Path(ROOT) / "configs" / p.name).exists())
     assert rels
     out = python(f"""
         import json, sys, torch
@@ -256,7 +206,7 @@ def test_get_config_reads_the_installed_recipe_configs(installed):
             rows[rel] = dict(network=cfg.network, embedding_size=cfg.embedding_size, output=cfg.output,
                              keys=sorted(cfg), shape=shape)
         print(json.dumps(rows))
-        """, installed)
+        """, patched)
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     base_keys = {"margin_list", "network", "embedding_size", "fp16", "batch_size", "optimizer", "lr", "seed",
                  "num_workers", "output"}
@@ -304,7 +254,7 @@ def write_pairs_bin(path, n_pairs=20):
 
 @pytest.mark.skipif(bool(missing("mxnet", "sklearn")),
                     reason=f"arcface_torch's eval/verification.py needs {missing('mxnet', 'sklearn')}")
-def test_verification_load_bin_and_test_on_a_g2d_backbone(installed, work, g2d_t_model_pt):
+def test_verification_load_bin_and_test_on_a_g2d_backbone(patched, work, g2d_t_model_pt):
     bin_path = work / "pairs.bin"
     bins, issame = write_pairs_bin(bin_path)
     emb_path = work / "verification_embeddings.npy"
@@ -319,7 +269,7 @@ def test_verification_load_bin_and_test_on_a_g2d_backbone(installed, work, g2d_t
         acc1, std1, acc2, std2, xnorm, embeddings_list = verification.test(data_set, backbone, 10, nfolds=10)
         np.save({str(emb_path)!r}, np.stack(embeddings_list))
         print("RESULT", acc2, std2, xnorm)
-        """), installed)
+        """), patched)
     acc2, std2, xnorm = map(float, out.stdout.split("RESULT")[-1].split())
     # the same embeddings, computed here without arcface_torch (PNG: decoding is exact)
     net = load_reference("g2d_t", g2d_t_model_pt)
@@ -353,12 +303,12 @@ def _onnx_skip_reason():
 
 
 @pytest.mark.skipif(_onnx_skip_reason() is not None, reason=str(_onnx_skip_reason()))
-def test_torch2onnx_exports_g2d(installed, work, g2d_t_model_pt):
+def test_torch2onnx_exports_g2d(patched, work, g2d_t_model_pt):
     """torch2onnx.py --network g2d_t (the tiny G2D: the dynamo exporter needs ~30 s of CPU for g2d)."""
     import onnxruntime as ort
 
     out_path = work / "g2d_t.onnx"
-    run([sys.executable, "torch2onnx.py", g2d_t_model_pt, "--network", "g2d_t", "--output", out_path], installed)
+    run([sys.executable, "torch2onnx.py", g2d_t_model_pt, "--network", "g2d_t", "--output", out_path], patched)
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     assert inp.name == "data" and inp.shape[1:] == [3, 112, 112]
@@ -429,14 +379,14 @@ def write_ijb(root):
 @pytest.mark.skipif(bool(missing("pandas", "sklearn", "prettytable", "matplotlib", "skimage")),
                     reason=f"arcface_torch's eval_ijbc.py needs "
                            f"{missing('pandas', 'sklearn', 'prettytable', 'matplotlib', 'skimage')}")
-def test_eval_ijbc_runs_with_network_g2d(installed, work, g2d_model_pt):
+def test_eval_ijbc_runs_with_network_g2d(patched, work, g2d_model_pt):
     ijb = work / "IJBC"
     write_ijb(ijb)
     runner = work / "run_eval_ijbc_on_cpu.py"
     runner.write_text(IJBC_RUNNER)
     result_dir = work / "ijb_results"
     out = python([runner, "--model-prefix", g2d_model_pt, "--image-path", ijb, "--result-dir", result_dir,
-                  "--batch-size", "4", "--network", "g2d", "--job", "g2d", "--target", "IJBC"], installed)
+                  "--batch-size", "4", "--network", "g2d", "--job", "g2d", "--target", "IJBC"], patched)
     assert "ijbc-IJBC" in out.stdout  # the TPR@FPR table it prints at the end
     scores = np.load(result_dir / "g2d" / "ijbc.npy")
     assert scores.shape == (6,)
@@ -447,28 +397,6 @@ def test_eval_ijbc_runs_with_network_g2d(installed, work, g2d_model_pt):
 
     ours = evaluate_ijb(load_reference("g2d", g2d_model_pt), str(ijb), "IJBC", progress=False, batch_size=4)
     np.testing.assert_allclose(scores, ours["scores"], atol=2e-3)
-
-
-# ------------------------------------------------------------------------------ git apply g2d.patch
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_g2d_patch_applies_and_equals_the_installer(work, configs_src):
-    """g2d.patch applies with `git apply` at an insightface repository root, and gives the same
-    files as `g2d-arcface install` (without its manifest). Fails when the recipe configs or the
-    block changed since the patch was made: regenerate it with recipes/arcface_torch/make_patch.sh."""
-    assert PATCH.is_file(), f"{PATCH} is missing"
-    repo = work / "insightface_repo"
-    applied = copy_checkout(repo / "recognition" / "arcface_torch")
-    run(["git", "init", "-q", repo], work)
-    run(["git", "apply", "--check", PATCH], repo)
-    run(["git", "apply", PATCH], repo)
-    reference = copy_checkout(work / "patch_reference")
-    install(reference, configs_dir=configs_src)
-    expected = tree_digest(reference)
-    expected.pop(MANIFEST_NAME)
-    assert tree_digest(applied) == expected
-    # and the installer recognises a patched checkout: install adds only its manifest,
-    # uninstall then removes the block
-    assert status(applied)["block_versions"] == [insightface_g2d.__version__]
 
 
 # ------------------------------------------------------------------------------ train_v2.py
@@ -523,11 +451,11 @@ def _train_v2_skip_reason():
 
 
 @pytest.mark.skipif(_train_v2_skip_reason() is not None, reason=str(_train_v2_skip_reason()))
-def test_train_v2_trains_a_g2d_backbone(installed, work):
+def test_train_v2_trains_a_g2d_backbone(patched, work):
     rec_dir = work / "train_job"
     n, n_ids = write_train_job(rec_dir)
     out_dir = work / "train_job_out"
-    cfg = installed / "configs" / "g2d_itest_train.py"
+    cfg = patched / "configs" / "g2d_itest_train.py"
     cfg.write_text(textwrap.dedent(f"""\
         from easydict import EasyDict as edict
 
@@ -554,7 +482,7 @@ def test_train_v2_trains_a_g2d_backbone(installed, work):
     (shim / "sitecustomize.py").write_text(SCIPY_SHIM)
     try:
         run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", f"--master_port={_free_port()}",
-             "train_v2.py", "configs/g2d_itest_train.py"], installed, timeout=600,
+             "train_v2.py", "configs/g2d_itest_train.py"], patched, timeout=600,
             env_extra={"PYTHONPATH": os.pathsep.join([str(shim)] + sys.path[1:])})
     finally:
         cfg.unlink()

@@ -38,7 +38,7 @@ def _walk(parser, name):
 
 def test_setup_lists_the_commands():
     assert {s for s, _, _ in SCRIPTS} >= {"g2d-info", "g2d-mask", "g2d-recordio", "g2d-data", "g2d-train", "g2d-cache",
-                                          "g2d-eval", "g2d-arcface"}
+                                          "g2d-eval", "g2d-lfw"}
 
 
 @pytest.mark.parametrize("script,module,func", SCRIPTS, ids=[s for s, _, _ in SCRIPTS])

@@ -95,7 +95,7 @@ def test_killed_and_resumed_training_equals_uninterrupted(tmp_path):
         rc, text, _ = KR.launch(config, out)
         assert rc == 0, text[-2000:]
     assert KR.finished(out), "resumed training did not finish"
-    # finding T1 (fixed): the temporaries the kills left behind are removed when a run starts
+    # the temporaries the kills left behind are removed when a run starts
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
     worker.join(timeout=600)

@@ -16,12 +16,12 @@ Every outcome must be a correct parse or DataError. "Silently wrong" is checked 
   images and N booleans (or 0/1), and then returns those images and labels;
 * no program ever runs a global: a marker file that forbidden globals would create stays absent.
 
-Findings B1-B5 of /work/readme_parts/hardening_findings.md were found by these fuzzers (hostile
-image headers decoded at a cost of seconds and gigabytes, cv2.error and LookupError escaping,
-BUILD changing the unpickler's stand-ins, a memo index allocating gigabytes) and are fixed; the
-fuzzers now hold load_bin to them. Pickles that store into a huge memo slot run under a 2 s
-limit (a regression of B5 costs gigabytes, not just time); tests/test_untrusted_files.py checks
-that case in a memory-capped child.
+These fuzzers once found hostile image headers decoded at a cost of seconds and gigabytes,
+cv2.error and LookupError escaping, BUILD changing the unpickler's stand-ins and a memo index
+allocating gigabytes; all are fixed and the fuzzers hold load_bin to that (tests/test_untrusted_files.py
+has one regression test for each). Pickles that store into a huge memo slot run under a 2 s limit
+(a regression there costs gigabytes, not just time); tests/test_untrusted_files.py checks that case
+in a memory-capped child.
 """
 import os
 import pickle
@@ -95,7 +95,7 @@ MEMO_LIMIT = 1 << 16
 
 def memo_bomb(data):
     """True when the pickle stores into a memo slot past MEMO_LIMIT before its first bad opcode:
-    CPython's C unpickler would grow and zero its memo table to twice that index (finding B5:
+    CPython's C unpickler would grow and zero its memo table to twice that index (once
     `LONG_BINPUT 2**28` in a 12-byte file took 4 GB and 3 s); load_bin must refuse it first."""
     try:
         with warnings.catch_warnings():
@@ -129,7 +129,7 @@ _CLEAN_STATE = _stand_in_state()
 
 
 def _restore_stand_ins():
-    """Undo attribute changes a pickle made on the stand-in functions (finding B4, fixed) and say
+    """Undo attribute changes a pickle made on the stand-in functions (none may) and say
     whether there were any."""
     changed = _stand_in_state() != _CLEAN_STATE
     for name, f in (("encode", B._latin1_encode), ("bytes", B._bytes_from), ("bytearray", B._bytearray_from)):
@@ -339,7 +339,7 @@ def test_fuzz_binfile_opcode_programs_never_run_globals():
         assert not MARKER.exists(), f"a global ran: {data!r}"
         if _restore_stand_ins():
             polluted.append(data)
-        assert not polluted, f"the pickle changed the unpickler's stand-ins (finding B4): {data!r}"
+        assert not polluted, f"the pickle changed the unpickler's stand-ins: {data!r}"
         if out[0] == "ok":
             assert len(out[1]) == 2 * len(out[2])
         counter.add(out[0])

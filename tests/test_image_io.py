@@ -93,7 +93,7 @@ def test_read_image_file_messages(tmp_path):
 
 
 def test_every_user_image_reader_refuses_hostile_headers(tmp_path, monkeypatch):
-    from insightface_g2d.cli.mask import read_rgb
+    from insightface_g2d.data.image_io import read_photo
     from insightface_g2d.evaluation.pairs import load_pair_images, read_pairs
 
     root = tmp_path / "faces"
@@ -115,7 +115,7 @@ def test_every_user_image_reader_refuses_hostile_headers(tmp_path, monkeypatch):
         ds[1]
     assert ds[0][0].shape == (112, 112, 3)
     with pytest.raises(DataError, match="bob_0001.jpg: a JPEG that claims"):
-        read_rgb(hostile)
+        read_photo(hostile)  # g2d-mask and g2d-data align read photos with it
     pairs_file = tmp_path / "pairs.txt"
     pairs_file.write_text("ann/ann_0001.png\tbob/bob_0001.jpg\t0\n")
     with pytest.raises(DataError, match=r"bob_0001\.jpg: a JPEG that claims.*listed in .*pairs\.txt"):
@@ -138,3 +138,18 @@ def test_ijb_faces_refuse_hostile_headers(tmp_path):
     (tmp_path / "1.jpg").write_bytes(_jpeg_claiming(30000, 30000))
     with pytest.raises(DataError, match=r"^cannot read IJB image .*1\.jpg: a JPEG that claims .*loose_crop"):
         IJBFaces(Meta())[0]
+
+
+def test_write_image_round_trips_and_names_bad_targets(tmp_path):
+    rgb = _rgb(seed=4)
+    io_.write_image(tmp_path / "deep" / "a.png", rgb)  # folders are made
+    np.testing.assert_array_equal(io_.read_image_file(tmp_path / "deep" / "a.png"), rgb)
+    grey = rgb[..., 0]
+    assert io_.encode_image_bytes(grey, ".png") == cv2.imencode(".png", grey)[1].tobytes()
+    jpeg = io_.encode_image_bytes(rgb, "jpg", quality=80)
+    assert jpeg == cv2.imencode(".jpg", rgb[..., ::-1].copy(), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    with pytest.raises(DataError, match=r"cannot encode .* as \.xyz"):
+        io_.write_image(tmp_path / "a.xyz", rgb)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"cannot write image .*file[/\\]b\.png"):
+        io_.write_image(tmp_path / "file" / "b.png", rgb)

@@ -8,8 +8,9 @@ import pytest
 
 from insightface_g2d.data import masks as masks_mod
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, align_face, alignment_matrix, transform_points
-from insightface_g2d.data.mask_styles import insightface_mask_textures
-from insightface_g2d.data.masks import MASK_POSITIONS, MASK_STYLES, PARAMS_PER_FACE, MaskSynthesizer
+from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES
+from insightface_g2d.data.mask_styles.textured import insightface_mask_textures
+from insightface_g2d.data.masks import PARAMS_PER_FACE, MaskSynthesizer
 from insightface_g2d.errors import ConfigError, DataError
 
 def faces(n, seed=0, size=112):
@@ -29,7 +30,7 @@ def test_names():
     assert MASK_POSITIONS == ("normal", "high", "low")
 
 
-@pytest.mark.parametrize("style", MASK_STYLES)
+@pytest.mark.parametrize("style", tuple(MASK_STYLES))
 def test_apply_shapes_and_ranges(synth, style):
     img = faces(1)[0]
     masked, alpha = synth.apply(img, np.random.default_rng(1), style=style)
@@ -236,11 +237,11 @@ def test_textures_from_insightface_when_installed():
 
 
 def test_textured_falls_back_to_procedural_textures(monkeypatch):
-    from insightface_g2d.data import mask_styles
+    from insightface_g2d.data.mask_styles import textured
 
-    monkeypatch.setattr(mask_styles, "insightface_mask_textures", lambda: ())
+    monkeypatch.setattr(textured, "insightface_mask_textures", lambda: ())
     synth = MaskSynthesizer(styles=["textured"], templates_per_group=8, bank_seed=4242)
     out, alpha = synth.apply_batch(faces(4), np.random.default_rng(0))
     assert (alpha == 1.0).mean() > 0.1
-    for key in [k for k in masks_mod._GROUPS if k[5] == 4242]:
+    for key in [k for k in masks_mod._GROUPS if k[-1] == 4242]:
         del masks_mod._GROUPS[key]  # do not leave fallback templates in the process cache

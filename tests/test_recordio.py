@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from insightface_g2d.cli.common import run_cli
+from insightface_g2d.cli.recordio import main as recordio_main
 from insightface_g2d.data import recordio as R
 from insightface_g2d.data.recordio_dataset import RecordIOFaces
 from insightface_g2d.errors import DataError
@@ -288,9 +289,9 @@ def test_missing_files_and_index_tool(tmp_path):
     idx.unlink()
     with pytest.raises(DataError, match=r"index file not found.*recordio index"):
         RecordIOFaces(rec)
-    assert R.main(["index", str(rec)]) == 0
+    assert recordio_main(["index", str(rec)]) == 0
     assert idx.read_bytes() == original
-    assert run_cli(R.main, ["index", str(rec)]) == 2  # exists, no --force
+    assert run_cli(recordio_main, ["index", str(rec)]) == 2  # exists, no --force
     assert len(RecordIOFaces(rec)) == 3
 
 

@@ -1,13 +1,22 @@
 """SyntheticFaces: protocol, determinism, identity splits, landmarks, separability of identities."""
 import hashlib
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from insightface_g2d.data.align import ARCFACE_TEMPLATE
-from insightface_g2d.data.linear_probe import region_identification
 from insightface_g2d.data.synthetic import SyntheticFaces, identity_split, render_face
 from insightface_g2d.errors import DataError
+
+
+# Fisherfaces probe shared with benchmarks/bench_synthetic.py (test and benchmark code, not shipped)
+_spec = importlib.util.spec_from_file_location(
+    "linear_probe", Path(__file__).resolve().parents[1] / "benchmarks" / "linear_probe.py")
+linear_probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(linear_probe)
+region_identification = linear_probe.region_identification
 
 
 def digest(img):

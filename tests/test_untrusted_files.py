@@ -110,7 +110,7 @@ def test_bin_opcode_spellings_refused(tmp_path, opcodes):
 
 
 def test_bin_pickle_cannot_change_the_unpickler(tmp_path):
-    """Finding B4 (fixed): BUILD on the stand-ins used to set their attributes for every later load."""
+    """Regression: BUILD on the stand-ins used to set their attributes for every later load."""
     before = B._latin1_encode.__defaults__
     # GLOBAL _codecs.encode; BUILD (None, {"__defaults__": ("latin1", "strict")}) on it; then a valid pair
     data = (b"\x80\x04c_codecs\nencode\nN}" + _u("__defaults__") + _u("latin1") + _u("strict") + b"\x86s\x86b0"
@@ -126,7 +126,7 @@ def test_bin_pickle_cannot_change_the_unpickler(tmp_path):
 
 
 def test_bin_codecs_errors_handler_is_a_data_error(tmp_path):
-    """Finding B3 (fixed): a named errors handler used to escape as LookupError."""
+    """Regression: a named errors handler used to escape as LookupError."""
     data = b"\x80\x04c_codecs\nencode\n" + _u("\u20ac") + _u("latin1") + _u("bogus") + b"\x87R0]]\x86."
     (tmp_path / "x.bin").write_bytes(data)
     with pytest.raises(DataError):
@@ -143,7 +143,7 @@ def _png_claiming(width, height):
 
 
 def test_bin_image_too_large_for_opencv_is_a_data_error(tmp_path):
-    """Finding B2 (fixed): OpenCV's own size limit used to escape as cv2.error."""
+    """Regression: OpenCV's own size limit used to escape as cv2.error."""
     B.write_bin_records(tmp_path / "x.bin", [_png_claiming(70000, 70000)] * 2, [True])
     with pytest.raises(DataError):
         load_bin(tmp_path / "x.bin")
@@ -170,7 +170,7 @@ except DataError as err:
 
 
 def test_bin_hostile_image_header_refused_quickly(tmp_path):
-    """Finding B1 (fixed): a 3 KB JPEG claiming 8000x8000 used to load (1 s, ~200 MB; 30000x30000:
+    """Regression: a 3 KB JPEG claiming 8000x8000 used to load (1 s, ~200 MB; 30000x30000:
     35 s, 5 GB). Run in a child capped at 1.5 GB of address space and 20 s, so the bug cannot hurt the machine."""
     try:
         out = subprocess.run([sys.executable, "-c", HOSTILE_IMAGE_CHILD, str(tmp_path / "x.bin")],
@@ -340,7 +340,7 @@ except DataError:
 
 
 def test_bin_memo_bomb_refused_cheaply(tmp_path):
-    """Finding B5 (fixed): LONG_BINPUT 2**26 used to cost 1 GB and ~1 s in CPython's unpickler."""
+    """Regression: LONG_BINPUT 2**26 used to cost 1 GB and ~1 s in CPython's unpickler."""
     out = subprocess.run([sys.executable, "-c", MEMO_BOMB_CHILD, str(tmp_path / "x.bin")],
                          capture_output=True, text=True, timeout=30)
     result = out.stdout

@@ -42,12 +42,15 @@ def run_pack(args):
 
 
 def run_bin(args):
-    from ..data.prepare import pairs_to_bin
+    """The faces of a pairs list as a `.bin` (JPEG at --quality)."""
+    from ..evaluation.binfile import write_bin
+    from ..evaluation.pairs import load_pair_images, read_pairs
 
-    n, genuine = pairs_to_bin(args.root, args.pairs, args.out, landmarks=args.landmarks, resize=args.resize,
-                              quality=args.quality, layout=args.layout, image_ext=args.image_ext,
-                              progress=not args.quiet)
-    print(f"wrote {args.out}: {n} pairs ({genuine} genuine) from {args.pairs}")
+    pairs = read_pairs(args.pairs, layout=args.layout, image_ext=args.image_ext)
+    images = load_pair_images(args.root, pairs, args.landmarks, image_ext=args.image_ext, progress=not args.quiet,
+                              resize=args.resize)
+    write_bin(args.out, images, pairs.issame, quality=args.quality)
+    print(f"wrote {args.out}: {len(pairs)} pairs ({int(pairs.issame.sum())} genuine) from {args.pairs}")
     return 0
 
 

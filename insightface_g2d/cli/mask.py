@@ -9,75 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.image_io import IMAGE_EXTENSIONS, MAX_PHOTO_PIXELS, read_image_file
+from ..data.image_io import IMAGE_EXTENSIONS, list_images, read_photo, write_image
+from ..data.landmarks import LandmarkIndex
 from ..errors import DataError
 from .common import add_subcommand, make_parser, run_cli, run_subcommand
-
-
-# ------------------------------------------------------------------------------------------------
-# inputs
-
-def list_images(root):
-    """Image files under a folder (recursive), sorted by their '/'-separated relative path."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"input folder not found: {root}")
-    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def read_rgb(path):
-    """uint8 [H, W, 3] RGB; DataError for a missing, undecodable or hostile (huge header) file."""
-    return read_image_file(path, hint="", max_pixels=MAX_PHOTO_PIXELS)
-
-
-def write_rgb(path, img, quality=95):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    try:
-        ok = cv2.imwrite(str(path), arr, params)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise DataError(f"cannot write image {path}: check the folder is writable and the extension "
-                        f"is one of {', '.join(IMAGE_EXTENSIONS)}")
-
-
-class LandmarkIndex:
-    """Landmarks from a TSV, looked up by path relative to an input folder or by path suffix
-    (so ``.../lfw-deepfunneled/A/A_0001.jpg`` finds the row ``A/A_0001.jpg``)."""
-
-    def __init__(self, tsv):
-        from ..data.align import read_landmarks_tsv
-
-        self.tsv = Path(tsv)
-        self.rows = read_landmarks_tsv(tsv)
-        self.by_name = {}
-        for key in self.rows:
-            self.by_name.setdefault(key.rsplit("/", 1)[-1], []).append(key)
-
-    def find(self, path, root=None):
-        path = Path(path)
-        if root is not None:
-            rel = path.relative_to(root).as_posix()
-            if rel in self.rows:
-                return self.rows[rel]
-        parts = path.as_posix().split("/")
-        best = None
-        for key in self.by_name.get(path.name, ()):
-            n = key.count("/") + 1
-            if parts[-n:] == key.split("/") and (best is None or n > best.count("/") + 1):
-                best = key
-        return None if best is None else self.rows[best]
-
-    def require(self, path, root=None):
-        lmk = self.find(path, root)
-        if lmk is None:
-            raise DataError(f"no landmarks for image {path} in {self.tsv}: add a row for it "
-                            "(path relative to the input folder) or leave the image out")
-        return lmk
 
 
 def _aligned_or_error(img, path, size):
@@ -155,7 +90,7 @@ def preview(args):
         index = LandmarkIndex(args.landmarks) if args.landmarks else None
         faces = []
         for path, root in _pick_preview_files(args.input, args.faces, args.seed):
-            img = read_rgb(path)
+            img = read_photo(path)
             if index is not None:
                 faces.append(align_face(img, index.require(path, root), size=size))
             else:
@@ -189,7 +124,7 @@ def preview(args):
     if args.colors:
         _write_palette_png(out, grid, args.colors)
     else:
-        write_rgb(out, grid)
+        write_image(out, grid)
     print(f"wrote {out} ({len(rows) - 1} mask rows x {len(faces)} faces)")
     return 0
 
@@ -225,13 +160,13 @@ def apply(args):
     if index is not None:
         missing = [f for f in files if index.find(f, src) is None]
         if missing:
-            raise DataError(f"{len(missing)} of {len(files)} images have no landmarks in {index.tsv}, "
+            raise DataError(f"{len(missing)} of {len(files)} images have no landmarks in {index.where}, "
                             f"first: {missing[0].relative_to(src).as_posix()}")
     synth = MaskSynthesizer(styles=args.styles, size=args.size, positions=args.positions)
     count = 0
     for path in tqdm(files, desc="masking", unit="img", disable=args.quiet):
         rel = path.relative_to(src).as_posix()
-        img = read_rgb(path)
+        img = read_photo(path)
         rng = rng_for(args.seed, rel)
         if index is None:
             masked, alpha = synth.apply(_aligned_or_error(img, path, args.size), rng)
@@ -239,10 +174,10 @@ def apply(args):
             masked, alpha = synth.apply(align_face(img, index.require(path, src), size=args.size), rng)
         else:
             masked, alpha = synth.apply_landmarks(img, index.require(path, src), rng)
-        write_rgb(dst / rel, masked, args.quality)
+        write_image(dst / rel, masked, args.quality)
         if args.alpha_out:
             a8 = np.rint(alpha * 255.0).astype(np.uint8)
-            write_rgb((Path(args.alpha_out) / rel).with_suffix(".png"), a8)
+            write_image((Path(args.alpha_out) / rel).with_suffix(".png"), a8)
         count += 1
     print(f"masked {count} images -> {dst}" + (f" (alpha maps -> {args.alpha_out})" if args.alpha_out else ""))
     return 0
@@ -251,10 +186,10 @@ def apply(args):
 # ------------------------------------------------------------------------------------------------
 
 def _add_mask_options(p):
-    from ..data.masks import MASK_POSITIONS, MASK_STYLES
+    from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
 
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--styles", nargs="+", choices=MASK_STYLES, default=None, metavar="STYLE",
+    p.add_argument("--styles", nargs="+", choices=tuple(MASK_STYLES), default=None, metavar="STYLE",
                    help=f"mask styles to draw from (default all: {' '.join(MASK_STYLES)})")
     p.add_argument("--positions", nargs="+", choices=MASK_POSITIONS, default=list(MASK_POSITIONS),
                    metavar="POS", help=f"wear positions (default all: {' '.join(MASK_POSITIONS)})")

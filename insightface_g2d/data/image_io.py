@@ -1,22 +1,27 @@
-"""Decoding untrusted encoded images (files on disk, `.bin` entries, RecordIO payloads) safely.
-
-OpenCV allocates (and libjpeg fills) the size an image header claims before it notices that the
-data is short: a 3 KB JPEG whose frame header claims 30000x30000 takes 35 s and 5 GB to "decode",
-and a PNG with a corrupt chunk length makes OpenCV 4.11 allocate gigabytes. So every decode of
-user data goes through :func:`image_bytes_problem` first, a structural check of PNG and JPEG
-headers that costs microseconds, and `cv2.error` (OpenCV's own size limit, corrupt data) becomes
-a DataError naming the file instead of a traceback.
+"""Image files in and out: decoding untrusted images safely, listing, encoding, writing.
 
     decode_image_bytes(data, what)  bytes-like -> uint8 H x W x 3 RGB, or DataError
     read_image_file(path)           a file -> uint8 H x W x 3 RGB, or DataError naming the file
     try_decode_image_bytes(data)    (image, None) or (None, reason): for callers that gather failures
+    read_photo(path)                read_image_file with the whole-photo size limit
     fit_square(img, size)           H x W x 3 -> size x size x 3 (resized only when needed)
+    list_images(root)               image files under a folder, sorted by relative path
+    encode_image_bytes(img, ext)    uint8 RGB (or grey) -> encoded bytes, or DataError
+    write_image(path, img)          encode and write (folders made), or DataError naming the file
 
-The decoders take `max_pixels`: MAX_IMAGE_PIXELS by default, MAX_PHOTO_PIXELS for whole photos.
+Decoding untrusted data (files on disk, `.bin` entries, RecordIO payloads): OpenCV allocates
+(and libjpeg fills) the size an image header claims before it notices that the data is short: a
+3 KB JPEG whose frame header claims 30000x30000 takes 35 s and 5 GB to "decode", and a PNG with a
+corrupt chunk length makes OpenCV 4.11 allocate gigabytes. So every decode of user data goes
+through :func:`image_bytes_problem` first, a structural check of PNG and JPEG headers that costs
+microseconds, and `cv2.error` (OpenCV's own size limit, corrupt data) becomes a DataError naming
+the file instead of a traceback. The decoders take `max_pixels`: MAX_IMAGE_PIXELS by default,
+MAX_PHOTO_PIXELS for whole photos.
 """
 import os
 import re
 import struct
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -162,3 +167,53 @@ def fit_square(img, size):
         return img
     shrink = img.shape[0] > size or img.shape[1] > size
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def read_photo(path, what="image"):
+    """``read_image_file`` for whole photos (camera pictures): limit MAX_PHOTO_PIXELS, no hint."""
+    return read_image_file(path, what=what, hint="", max_pixels=MAX_PHOTO_PIXELS)
+
+
+def list_images(root):
+    """Image files under a folder (recursive), sorted by their '/'-separated relative path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"input folder not found: {root}")
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def encode_image_bytes(img, ext=".png", quality=95, png_compression=None):
+    """uint8 RGB [H, W, 3] (or grey [H, W]) -> the bytes of an ``ext`` file (".jpg", ".png", ...).
+
+    JPEG at ``quality``; PNG at OpenCV's default compression unless ``png_compression`` (0-9).
+    DataError when OpenCV cannot encode it (an unknown extension, an unsupported array).
+    """
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    arr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif ext == ".png" and png_compression is not None:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+    else:
+        params = []
+    try:
+        ok, buf = cv2.imencode(ext, arr, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise DataError(f"cannot encode a {img.dtype} {tuple(img.shape)} image as {ext or 'a file without extension'}: "
+                        f"use one of {', '.join(IMAGE_EXTENSIONS)}")
+    return buf.tobytes()
+
+
+def write_image(path, img, quality=95):
+    """Write uint8 RGB (or grey) ``img`` to ``path`` in the format of its extension, making its
+    folder. DataError naming the file when it cannot be encoded or written."""
+    path = Path(path)
+    data = encode_image_bytes(img, path.suffix, quality)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as err:
+        raise DataError(f"cannot write image {path}: {err.strerror or err}; check the folder is writable") from None

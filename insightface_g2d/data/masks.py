@@ -2,8 +2,8 @@
 
 How it is fast: masks are drawn ahead of time. For every (style, wear position) a *template
 bank* holds K (default 64) random mask geometries rendered in the aligned ArcFace frame by
-``mask_styles.render_group``: a colour-neutral uint8 code image (luminance/relief, pattern level
-or texture) and a uint8 alpha. The bank is built once per (bank_seed, style, position, size, K)
+``mask_styles.render_group`` (styles are registered in ``mask_styles.MASK_STYLES``): a
+colour-neutral uint8 code image (luminance/relief, pattern level or texture) and a uint8 alpha. The bank is built once per (bank_seed, style, position, size, K)
 and cached for the process (all 18 groups take well under a second). Masking one face is then:
 
     pick a template (style, position, index)   -- geometry randomness: K per style x position
@@ -25,30 +25,15 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .align import alignment_matrix
-from .mask_styles import POSITIONS, SHADE_MAX, STYLES, render_group
+from .mask_styles import MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
 
-MASK_STYLES = STYLES
-MASK_POSITIONS = POSITIONS
 PARAMS_PER_FACE = 11
 # How often each wear position is drawn (renormalised over the positions a synthesizer uses).
 POSITION_WEIGHTS = {"normal": 0.5, "high": 0.25, "low": 0.25}
 
+# Code-image encodings, indexed by a style's kind (mask_styles.style.KINDS).
 _KIND_PLAIN, _KIND_PATTERN, _KIND_TEXTURE = 0, 1, 2
-_STYLE_KIND = {"patterned": _KIND_PATTERN, "textured": _KIND_TEXTURE}
-
-# Palettes (RGB) of common masks; a face draws one entry, then brightness and channel jitter.
-_PALETTES = {
-    "surgical": [(150, 198, 232), (112, 168, 222), (150, 198, 232), (236, 238, 240), (236, 238, 240),
-                 (55, 56, 62), (140, 205, 188), (238, 182, 200), (198, 200, 206)],
-    "n95": [(240, 238, 232), (240, 238, 232), (228, 222, 206), (190, 191, 194), (50, 50, 54),
-            (182, 204, 224)],
-    "kn95": [(242, 242, 242), (242, 242, 242), (42, 42, 45), (150, 151, 156), (232, 176, 192),
-             (172, 202, 232), (52, 62, 102)],
-    "cloth": [(35, 35, 38), (40, 50, 86), (70, 72, 78), (140, 141, 146), (206, 186, 156),
-              (76, 101, 141), (122, 32, 46), (182, 46, 52), (100, 106, 62), (232, 231, 228),
-              (222, 152, 172), (112, 82, 62), (42, 122, 126), (202, 162, 62)],
-}
-_PALETTES["patterned"] = _PALETTES["cloth"]
+_KIND_INDEX = {"plain": _KIND_PLAIN, "pattern": _KIND_PATTERN, "texture": _KIND_TEXTURE}
 
 
 def _shade_tables():
@@ -77,12 +62,12 @@ class _Group:
     ``out_row = row0 + J`` are never touched by a template shifted by <= J pixels.
     """
 
-    def __init__(self, style, position, k, size, pad, seed):
-        rng = np.random.default_rng([seed, STYLES.index(style), POSITIONS.index(position), size])
+    def __init__(self, style, style_index, position, k, size, pad, seed):
+        rng = np.random.default_rng([seed, style_index, MASK_POSITIONS.index(position), size])
         layers = render_group(style, position, k, size, pad, rng)
         alpha, shade, level, tex = layers["alpha"], layers["shade"], layers["level"], layers["tex"]
         alpha[:, :2 * pad] = 0.0
-        self.kind = _STYLE_KIND.get(style, _KIND_PLAIN)
+        self.kind = _KIND_INDEX[style.kind]
         kk, h, w = alpha.shape
         # cv2.convertScaleAbs: round(|x * scale|) saturated to uint8, in one pass (inputs are >= 0)
         if self.kind == _KIND_PATTERN:
@@ -97,7 +82,7 @@ class _Group:
         self.alpha = cv2.convertScaleAbs(alpha.reshape(kk * h, w), alpha=255.0).reshape(kk, h, w)
         self.row0, self.col0 = layers["row0"], layers["col0"]
         self.out_row = self.row0 + pad
-        self.style, self.position, self.pad = style, position, pad
+        self.style, self.position, self.pad = style.name, position, pad
 
 
 _GROUPS = {}
@@ -105,12 +90,17 @@ _GROUPS_LOCK = threading.Lock()
 
 
 def template_group(style, position, k=64, size=112, pad=2, seed=0):
-    """The cached template group of one (style, position); built on first use."""
-    key = (style, position, int(k), int(size), int(pad), int(seed))
+    """The cached template group of one (style name, position); built on first use.
+
+    The bank's generator is seeded with the style's index in MASK_STYLES (registry order).
+    """
+    definition = mask_style(style)
+    index = list(MASK_STYLES).index(style)
+    key = (definition, index, position, int(k), int(size), int(pad), int(seed))
     with _GROUPS_LOCK:
         group = _GROUPS.get(key)
         if group is None:
-            group = _GROUPS[key] = _Group(style, position, k, size, pad, seed)
+            group = _GROUPS[key] = _Group(definition, index, position, k, size, pad, seed)
     return group
 
 
@@ -123,9 +113,7 @@ def _check_names(names, allowed, what):
 
 
 def _palette_array(style):
-    if style == "textured":
-        return np.full((1, 3), 255.0, np.float32)  # the texture carries the colour; LUT only tints
-    return np.asarray(_PALETTES[style], np.float32)
+    return np.asarray(MASK_STYLES[style].palette, np.float32)
 
 
 class MaskSynthesizer:
@@ -141,8 +129,9 @@ class MaskSynthesizer:
 
     def __init__(self, styles=None, size=112, positions=("normal", "high", "low"), *,
                  templates_per_group=64, bank_seed=0, jitter=2, match_brightness=True):
-        self.styles = _check_names(MASK_STYLES if styles is None else (styles,) if isinstance(styles, str)
-                                   else styles, MASK_STYLES, "style")
+        known = tuple(MASK_STYLES)
+        self.styles = _check_names(known if styles is None else (styles,) if isinstance(styles, str)
+                                   else styles, known, "style")
         self.positions = _check_names(MASK_POSITIONS if positions is None else (positions,)
                                       if isinstance(positions, str) else positions, MASK_POSITIONS, "position")
         if int(size) < 32:
@@ -161,7 +150,7 @@ class MaskSynthesizer:
         self._palettes = np.zeros((len(pals), self._palette_sizes.max(), 3), np.float32)
         for i, pal in enumerate(pals):
             self._palettes[i, :len(pal)] = pal
-        self._kinds = np.asarray([_STYLE_KIND.get(s, _KIND_PLAIN) for s in self.styles])
+        self._kinds = np.asarray([_KIND_INDEX[MASK_STYLES[s].kind] for s in self.styles])
 
     def __getstate__(self):
         # the bank is per process (rebuilt or fetched from the process cache): do not pickle it

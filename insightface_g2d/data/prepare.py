@@ -10,8 +10,6 @@
         header (label [first identity record, end]), images 1..N (label = class id, identities
         numbered in sorted folder order as ImageFolderFaces does), then one record per identity
         (label [first image, end)). Image bytes are stored as they are (JPEG/PNG), others re-encoded.
-    pairs_to_bin(root, pairs_file, out, landmarks=TSV)
-        a pairs list (LFW pairs.txt / pairsDevTest.txt, or 'path1 path2 label') -> a `.bin`.
     landmark_agreement(src, tsv, detector)
         the detector's five points against a landmarks file: error in inter-ocular units.
 
@@ -27,8 +25,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..fileio import atomic_open
-from .align import align_face, read_landmarks_tsv
-from .image_io import IMAGE_EXTENSIONS, MAX_PHOTO_PIXELS, read_image_file, try_decode_image_bytes
+from .align import align_face
+from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes
+from .landmarks import LandmarkIndex
 
 REPORT_NAME = "align_report.tsv"
 FORMATS = ("jpg", "png")
@@ -96,24 +95,6 @@ def list_photos(src, include=None, exclude=None):
 
 
 # ------------------------------------------------------------------------------------ landmarks
-class TsvLandmarks:
-    """Landmarks of a `landmarks5.tsv`-format file, looked up by path relative to the photo folder
-    (or, failing that, by its last two components '<identity>/<file>')."""
-
-    def __init__(self, tsv):
-        self.tsv = Path(tsv)
-        self.rows = read_landmarks_tsv(tsv)
-        self.short = {}
-        for key in self.rows:
-            self.short.setdefault("/".join(key.split("/")[-2:]), key)
-
-    def get(self, rel):
-        if rel in self.rows:
-            return self.rows[rel]
-        key = self.short.get("/".join(rel.split("/")[-2:]))
-        return None if key is None else self.rows[key]
-
-
 def detector_spec(detector, pick="largest", upsample=1, cnn_fallback=False, det_size=640):
     """A picklable description of a landmark detector: ('dlib', ...) or ('scrfd', onnx path, ...)."""
     if detector == "dlib":
@@ -151,24 +132,16 @@ def _detector():
     return _WORKER["detector"]
 
 
-def _read_photo(path):
-    return read_image_file(path, what="photo", hint="", max_pixels=MAX_PHOTO_PIXELS)
-
-
 def encode_face(img, fmt="jpg", quality=95):
-    """uint8 [H, W, 3] RGB -> encoded bytes (JPEG quality `quality`, or PNG)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    ok, buf = cv2.imencode("." + fmt, cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise DataError(f"cannot encode a face as {fmt}")
-    return buf.tobytes()
+    """uint8 [H, W, 3] RGB -> encoded bytes (JPEG quality `quality`, or PNG at compression 3)."""
+    return encode_image_bytes(img, fmt, quality, png_compression=3)
 
 
 def _align_task(task):
     """(src path, out path, rel, landmarks or None, size, fmt, quality) -> (rel, None | reason, landmarks)."""
     src, out, rel, lmk, size, fmt, quality = task
     try:
-        img = _read_photo(src)
+        img = read_photo(src, what="photo")
         if lmk is None:
             lmk, why = _detector()(img)
             if lmk is None:
@@ -185,7 +158,7 @@ def _detect_task(task):
     """(src path, rel) -> (rel, landmarks [5, 2] or None, source or reason)."""
     src, rel = task
     try:
-        lmk, why = _detector()(_read_photo(src))
+        lmk, why = _detector()(read_photo(src, what="photo"))
     except DataError as err:
         return rel, None, str(err)
     return rel, lmk, why
@@ -246,7 +219,7 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
     spec = None if detector is None else detector_spec(detector, pick, upsample, cnn_fallback, det_size)
     # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
     detector_here = build_detector(spec) if spec is not None else None
-    table = TsvLandmarks(landmarks) if landmarks is not None else None
+    table = LandmarkIndex(landmarks) if landmarks is not None else None
     failures, tasks, done = [], [], 0
     for target, rel in outputs.items():
         if (out / target).is_file():
@@ -254,9 +227,9 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
             continue
         lmk = None
         if table is not None:
-            lmk = table.get(rel)
+            lmk = table.find(src / rel, src)
             if lmk is None:
-                failures.append((rel, f"no landmarks for it in {table.tsv}"))
+                failures.append((rel, f"no landmarks for it in {table.where}"))
                 continue
         tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality)))
     aligned = 0
@@ -339,19 +312,6 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
     return {"images": n, "identities": c, "rec": str(rec_path), "idx": str(idx_path)}
 
 
-# ------------------------------------------------------------------------------------ .bin
-def pairs_to_bin(root, pairs_file, out, landmarks=None, resize=False, quality=95, layout="auto", image_ext=None,
-                 progress=True):
-    """Write the faces of a pairs list as a `.bin` (JPEG quality `quality`). Returns (pairs, genuine)."""
-    from ..evaluation.binfile import write_bin
-    from ..evaluation.pairs import load_pair_images, read_pairs
-
-    pairs = read_pairs(pairs_file, layout=layout, image_ext=image_ext)
-    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress, resize=resize)
-    write_bin(out, images, pairs.issame, quality=quality)
-    return len(pairs), int(pairs.issame.sum())
-
-
 # ------------------------------------------------------------------------------------ agreement
 def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="center", upsample=1,
                        cnn_fallback=False, det_size=640, workers=1, progress=True):
@@ -360,7 +320,7 @@ def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="cent
     Error of a photo: mean distance of the five points over the inter-ocular distance of the file's
     landmarks. Returns dict(sample, detected, median, p90, share_above_0_1, misses) (fractions).
     """
-    table = TsvLandmarks(tsv)
+    table = LandmarkIndex(tsv)
     src = Path(src)
     keys = sorted(k for k in table.rows if (src / k).is_file())
     if not keys:

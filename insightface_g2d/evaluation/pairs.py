@@ -269,16 +269,6 @@ def resolve_paths(root, pairs, image_ext=None):
     return base, paths
 
 
-def _landmark_key(landmarks, rel):
-    if rel in landmarks:
-        return rel
-    alt = os.path.splitext(rel)[0]
-    for ext in IMAGE_EXTS:
-        if alt + ext in landmarks:
-            return alt + ext
-    return None
-
-
 def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None, workers=None, progress=False,
                      resize=False):
     """Read, align and stack the images of `pairs`: uint8 [2N, image_size, image_size, 3] RGB.
@@ -288,15 +278,15 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     sizes (e.g. LFW's 250x250 photos) are refused unless resize=True says they are aligned crops
     of another size.
     """
-    from ..data.align import align_face, read_landmarks_tsv
+    from ..data.align import align_face
+    from ..data.landmarks import LandmarkIndex
 
     base, paths = resolve_paths(root, pairs, image_ext)
-    if landmarks is not None and not isinstance(landmarks, dict):
-        landmarks = read_landmarks_tsv(landmarks)
     unique = sorted(set(paths))
     if landmarks is not None:
-        keys = {p: _landmark_key(landmarks, p) for p in unique}
-        lacking = [p for p, k in keys.items() if k is None]
+        index = LandmarkIndex(landmarks)
+        found = {p: index.find(base / p, base) for p in unique}
+        lacking = [p for p, lmk in found.items() if lmk is None]
         if lacking:
             raise DataError(f"{len(lacking)} image(s) have no landmarks in the landmarks file "
                             f"(first: {', '.join(lacking[:5])}); paths must be relative to {base}")
@@ -305,7 +295,7 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     def read(rel):
         img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
         if landmarks is not None:
-            img = align_face(img, landmarks[keys[rel]], size=image_size)
+            img = align_face(img, found[rel], size=image_size)
         elif img.shape[:2] != (image_size, image_size):
             if not resize:
                 raise DataError(

@@ -25,7 +25,7 @@ PROTOCOLS = ("clean", "masked-masked", "masked-clean")
 
 
 def _mask_styles():
-    from ..data.masks import MASK_STYLES
+    from ..data.mask_styles import MASK_STYLES
 
     return tuple(MASK_STYLES)
 

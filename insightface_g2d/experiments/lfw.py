@@ -1,6 +1,6 @@
 """The real-face comparison: G2D against its baselines on LFW, with dlib's ResNet as the teacher.
 
-Protocol (DESIGN.md "Real faces and a real teacher"): train on the people of View 1 DevTrain
+Protocol (docs/real_faces.md): train on the people of View 1 DevTrain
 (9,525 images of 4,038 people), measure on View 1 DevTest pairs (500 + 500 pairs of 1,711 other
 people). View 2 shares people with DevTrain: nothing trained here is ever reported on it (only the
 teacher, which never saw LFW, is checked there).

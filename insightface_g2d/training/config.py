@@ -249,7 +249,7 @@ def check_masks(masks, where="config.masks"):
     if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
         raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
     try:
-        from ..data.masks import MASK_POSITIONS, MASK_STYLES
+        from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
     except ImportError:  # mask synthesis not installed: nothing to check against
         return
     for field, known in (("styles", MASK_STYLES), ("positions", MASK_POSITIONS)):

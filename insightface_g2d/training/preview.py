@@ -1,6 +1,5 @@
 """PNG grids of faces during training: one row each for masked, restored (if any) and clean faces."""
 
-import cv2
 import numpy as np
 import torch
 
@@ -31,13 +30,12 @@ def face_grid(rows, pad=2):
 def write_png(path, rgb):
     """Encode in memory, then write atomically: a failed write is an OSError with its errno (disk
     full, read-only, ...), which the runner reports in one line; never a half-written PNG."""
+    from ..data.image_io import encode_image_bytes
     from ..fileio import atomic_open
 
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError(f"OpenCV could not encode a {rgb.shape} preview")
+    data = encode_image_bytes(rgb, ".png")
     with atomic_open(path, suffix=".tmp") as f:
-        f.write(data.tobytes())
+        f.write(data)
     return path
 
 

@@ -1,6 +1,7 @@
 """How much identity a face region carries: Fisherfaces + nearest class mean on raw pixels.
 
-Used to check (in tests and benchmarks/bench_synthetic.py) that SyntheticFaces identities are
+Test and benchmark code (not part of the package): used by tests/test_synthetic.py and
+benchmarks/bench_synthetic.py to check that SyntheticFaces identities are
 recognisable from the upper face alone, and less so with the lower face hidden. A linear
 projection (PCA then LDA) is learned on training identities and applied to held-out identities:
 half of each held-out identity's images form the gallery (class means), the other half are
