@@ -20,7 +20,8 @@ import torch
 
 from insightface_g2d import get_model
 from insightface_g2d.losses import relational_distillation
-from insightface_g2d.teachers import TorchTeacher, import_embeddings
+from insightface_g2d.embedders.torch_network import TorchEmbedder
+from insightface_g2d.teachers import import_embeddings
 
 
 class _Rows:
@@ -66,7 +67,7 @@ def main(argv=None):
     student.encoder.eval().requires_grad_(False)
     student.reformer.train()
     opt = torch.optim.SGD([p for p in student.reformer.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    teacher = TorchTeacher.from_module(get_model(args.teacher), name=args.teacher, device=device)
+    teacher = TorchEmbedder(get_model(args.teacher), device, name=args.teacher, channels_last=False)
 
     tmp = tempfile.mkdtemp(prefix="bench_cache_")
     rng = np.random.default_rng(0)

@@ -73,7 +73,8 @@ def build_parser():
 
 
 def cmd_build(args):
-    from ..teachers import build_teacher, build_teacher_cache
+    from ..embedders.factory import build_teacher
+    from ..teachers import build_teacher_cache
 
     if args.teacher_network and not args.teacher_checkpoint:
         raise ConfigError("--teacher-network needs --teacher-checkpoint (the arcface_torch backbone.pth)")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_open
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 FORMAT = "insightface_g2d.teacher_cache"
 VERSION = 1
@@ -92,6 +92,9 @@ class TeacherCache:
     """
 
     differentiable = False
+    # the "cache" type of embedders.registry: dict(cache="dir") or the directory as a string
+    options = ()
+    string_form = "a teacher cache directory (g2d-cache build)"
 
     def __init__(self, directory, dataset=None, dim=None):
         self.directory = os.fspath(directory)
@@ -125,6 +128,26 @@ class TeacherCache:
                 f"teacher cache {self.directory!r} holds {self.dim}-d embeddings of {self.name!r}, but "
                 f"{int(dim)}-d are needed; use a cache of the right teacher or rebuild with: {hint}"
             )
+
+    @classmethod
+    def parse_string(cls, key, text):
+        return {key: text} if os.path.isdir(text) else None
+
+    @classmethod
+    def check_files(cls, value, options, where):
+        if not os.path.isdir(os.fspath(value)):
+            raise CheckpointError(f"teacher cache {os.fspath(value)!r} ({where}) does not exist; build it with "
+                                  "g2d-cache build or fix config.teacher.cache")
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        if ctx.differentiable:
+            raise ConfigError("a teacher cache holds fixed embeddings and cannot pass gradients; "
+                              "use a PyTorch teacher (network + checkpoint) for the identity loss")
+        if ctx.purpose != "teacher":
+            raise ConfigError(f"{os.fspath(value)!r} is a teacher cache: it holds the embeddings of one training set "
+                              "and cannot embed other faces; evaluate the teacher model itself")
+        return cls(value, dataset=ctx.dataset)
 
     def check_dataset(self, dataset):
         """Raise ConfigError unless this cache was built for `dataset`."""
