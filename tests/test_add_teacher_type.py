@@ -1,6 +1,7 @@
 """docs/training.md "Adding a teacher type", done exactly as written: one module and one registry
 line, then the new type serves as config.teacher of a g2d-train run, in config.eval.models of its
-report, and as a model spec of g2d-eval compare and verify -- with no other edit."""
+report, as a model spec of g2d-eval compare and verify, and in g2d-cache build --teacher -- with no
+other edit."""
 import importlib
 import json
 import sys
@@ -130,3 +131,24 @@ def test_a_new_type_is_a_model_of_g2d_eval(projection, tmp_path):
     got = json.loads((tmp_path / "verify.json").read_text())["targets"]["tiny"]["clean"]
     want = verification_metrics(independent_embeddings(images, 8, 0, flip=False), issame)
     assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-9)
+
+
+def test_a_new_type_fills_a_teacher_cache(projection, tmp_path):
+    from insightface_g2d.cli.cache import main as cache_main
+    from insightface_g2d.data.factory import build_face_dataset
+    from insightface_g2d.embedders.factory import build_teacher
+
+    spec = "synthetic:ids=2,per_id=3,seed=1"
+    assert run_cli(cache_main, ["build", "--dataset", spec, "--teacher", "projection:8", "--out", str(tmp_path / "c"),
+                                "--dtype", "float32", "--device", "cpu"]) == 0
+    dataset = build_face_dataset(spec)
+    cache = build_teacher(str(tmp_path / "c"), dataset=dataset)
+    images = np.stack([np.asarray(dataset[i][0]) for i in range(len(dataset))])
+    idx = torch.arange(len(dataset))
+    np.testing.assert_allclose(cache.lookup(idx, torch.zeros(len(idx), dtype=torch.bool)).numpy(),
+                               independent_embeddings(images, 8, 0, flip=False), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(cache.lookup(idx, torch.ones(len(idx), dtype=torch.bool)).numpy(),
+                               independent_embeddings(images[:, :, ::-1].copy(), 8, 0, flip=False), atol=1e-4, rtol=1e-4)
+    # a stale cache's rebuild command names the new type the way it was given
+    with pytest.raises(ConfigError, match="--teacher projection:8"):
+        build_teacher(str(tmp_path / "c"), dataset=build_face_dataset("synthetic:ids=2,per_id=3,seed=2"))

@@ -45,7 +45,9 @@ def rebuild_hint(directory, manifest=None):
     manifest = manifest or {}
     dataset = manifest.get("dataset_spec") or "DATASET"
     spec = manifest.get("teacher_spec") or {}
-    if "onnx" in spec:
+    if manifest.get("teacher_arg"):
+        teacher = f"--teacher {manifest['teacher_arg']}"
+    elif "onnx" in spec:
         teacher = f"--teacher-onnx {spec['onnx']}"
     elif spec.get("dlib"):
         teacher = f"--teacher-dlib --flips {'reuse' if manifest.get('flipped') == 'reused-clean' else 'compute'}"
@@ -264,14 +266,15 @@ def _image_batches(ds, start, batch_size, num_workers):
 
 def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers=0, progress=True,
                         dtype="float16", overwrite=False, flush_every=20, dataset_spec=None, teacher_spec=None,
-                        flips="computed"):
+                        flips="computed", teacher_arg=None):
     """Run `teacher` over every clean face of `dataset` and its flip; write the cache to `directory`.
 
     flips: "computed" runs the teacher on each mirrored face too; "reused-clean" stores the clean
     embedding for the mirrored face as well (half the teacher time; the manifest records which).
 
     Resumes an interrupted build of the same teacher and dataset found at DIR.partial. Returns the
-    finished TeacherCache. `dataset_spec`/`teacher_spec` are recorded only for the rebuild hint.
+    finished TeacherCache. `dataset_spec`/`teacher_spec`/`teacher_arg` (g2d-cache build --teacher) are
+    recorded only for the rebuild hint.
     """
     from tqdm import tqdm
 
@@ -305,7 +308,8 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
         os.makedirs(tmp)
         arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
         manifest = _base_manifest(ds, count, dim, dtype, teacher.name, flips,
-                                  {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec})
+                                  {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec,
+                                   "teacher_arg": teacher_arg})
         _write_json(os.path.join(tmp, MANIFEST), manifest)
     done = int(manifest.get("done", 0))
     bar = tqdm(total=count, initial=done, unit="img", desc=f"teacher {teacher.name}", disable=not progress)
