@@ -20,6 +20,7 @@ import torch
 
 from insightface_g2d import get_model
 from insightface_g2d.losses import relational_distillation
+from insightface_g2d.devices import select_device
 from insightface_g2d.embedders.torch_network import TorchEmbedder
 from insightface_g2d.teachers import import_embeddings
 
@@ -60,8 +61,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = select_device(args.device)
     torch.manual_seed(0)
     student = get_model(args.student).to(device)
     student.encoder.eval().requires_grad_(False)
