@@ -174,10 +174,11 @@ config.stages = [
 def build_cache(folder, rec):
     from insightface_g2d import get_model
     from insightface_g2d.data.factory import build_face_dataset
-    from insightface_g2d.teachers import TorchTeacher, build_teacher_cache
+    from insightface_g2d.embedders.torch_network import TorchEmbedder
+    from insightface_g2d.teachers import build_teacher_cache
 
     torch.manual_seed(0)
-    teacher = TorchTeacher.from_module(get_model("g2d_t", num_features=32), name="random g2d_t")
+    teacher = TorchEmbedder(get_model("g2d_t", num_features=32), name="random g2d_t", channels_last=False)
     path = os.path.join(folder, "cache")
     build_teacher_cache(teacher, build_face_dataset(rec), path, batch_size=32, progress=False)
     return path

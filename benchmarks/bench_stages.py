@@ -13,7 +13,8 @@ import time
 import torch
 
 from insightface_g2d.training.config import load_config, packaged_base_path
-from insightface_g2d.training.distributed import Runtime, pick_device
+from insightface_g2d.devices import select_device
+from insightface_g2d.training.distributed import Runtime
 from insightface_g2d.training.loop import StageTrainer
 from insightface_g2d.training.runner import build_models
 from insightface_g2d.training.stages import build_stage, resolve_stage
@@ -35,7 +36,7 @@ def random_batch(n, num_classes, device, seed=0):
 
 def bench_stage(kind, network, dim, decoder, disc, teacher_net, batch_size, steps, warmup, rt, fp16, num_classes):
     from insightface_g2d import get_model
-    from insightface_g2d.teachers import TorchTeacher
+    from insightface_g2d.embedders.torch_network import TorchEmbedder
 
     base_network = network if network.startswith("g2d") else "g2d"  # r50 etc.: only as an arcface stage's network
     cfg = load_config(packaged_base_path(), [f"network={base_network!r}", f"embedding_size={dim}", f"fp16={fp16}"])
@@ -50,8 +51,9 @@ def bench_stage(kind, network, dim, decoder, disc, teacher_net, batch_size, step
     use_targets, use_grad = stage.teacher_use()
     if use_targets or use_grad:
         net = get_model(teacher_net, num_features=dim)
-        teacher = TorchTeacher.from_module(net, name=teacher_net, device=rt.device)
-        grad_teacher = TorchTeacher.from_module(net, name=teacher_net, device=rt.device, differentiable=True)
+        teacher = TorchEmbedder(net, rt.device, name=teacher_net, channels_last=False)
+        grad_teacher = TorchEmbedder(net, rt.device, name=teacher_net, differentiable=True,
+                                     channels_last=False)
     trainer = StageTrainer(stage, models, rt, steps + warmup, 0, teacher, grad_teacher)
     batch = random_batch(batch_size, num_classes, rt.device)
     for _ in range(warmup):
@@ -83,7 +85,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rt = Runtime(pick_device(args.device))
+    rt = Runtime(select_device(args.device))
     if args.network:
         sizes = [(args.network, args.embedding_size or (128 if args.network == "g2d_t" else 512), None, None)]
         if args.network == "g2d_t":

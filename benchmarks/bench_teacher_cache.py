@@ -20,7 +20,9 @@ import torch
 
 from insightface_g2d import get_model
 from insightface_g2d.losses import relational_distillation
-from insightface_g2d.teachers import TorchTeacher, import_embeddings
+from insightface_g2d.devices import select_device
+from insightface_g2d.embedders.torch_network import TorchEmbedder
+from insightface_g2d.teachers import import_embeddings
 
 
 class _Rows:
@@ -59,14 +61,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = select_device(args.device)
     torch.manual_seed(0)
     student = get_model(args.student).to(device)
     student.encoder.eval().requires_grad_(False)
     student.reformer.train()
     opt = torch.optim.SGD([p for p in student.reformer.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    teacher = TorchTeacher.from_module(get_model(args.teacher), name=args.teacher, device=device)
+    teacher = TorchEmbedder(get_model(args.teacher), device, name=args.teacher, channels_last=False)
 
     tmp = tempfile.mkdtemp(prefix="bench_cache_")
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ import torch
 
 from insightface_g2d import get_model
 from insightface_g2d.evaluation.binfile import encode_image, load_bin, write_bin_records
-from insightface_g2d.evaluation.embedder import TorchEmbedder, embed_images
+from insightface_g2d.embedders.torch_network import TorchEmbedder
 from insightface_g2d.evaluation.verification import verification_metrics
 
 
@@ -105,7 +105,7 @@ def run_ours(path, backbone, device, batch_size):
     c0, t0 = time.process_time(), time.perf_counter()
     images, issame = load_bin(path)
     t1 = time.perf_counter()
-    emb = embed_images(TorchEmbedder(backbone, device), images, batch_size=batch_size, flip=True, progress=False)
+    emb = TorchEmbedder(backbone, device).embed_images(images, batch_size=batch_size, flip=True, progress=False)
     sync(device)
     t2 = time.perf_counter()
     m = verification_metrics(emb, issame)

@@ -83,7 +83,7 @@ def test_every_consumer_reads_every_kind(kind, specs, reference, teacher_checkpo
     assert run_cli(cache_cli.main, ["build", "--dataset", spec, "--teacher-network", "g2d_t", "--teacher-checkpoint",
                                     str(teacher_checkpoint), "--out", str(tmp_path / "cache"), "--dtype", "float32",
                                     "--batch-size", "8", "--device", "cpu"]) == 0, capsys.readouterr().err
-    from insightface_g2d.teachers import build_teacher
+    from insightface_g2d.embedders.factory import build_teacher
 
     teacher = build_teacher({"network": "g2d_t", "checkpoint": str(teacher_checkpoint)})
     from insightface_g2d.data.transforms import to_tensor

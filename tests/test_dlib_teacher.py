@@ -10,13 +10,13 @@ from insightface_g2d.errors import ConfigError
 dlib = pytest.importorskip("dlib", reason="the [dlib] extra is not installed (pip install -e .[dlib])")
 pytest.importorskip("face_recognition_models", reason="the [dlib] extra is not installed")
 
-from insightface_g2d.teachers.dlib_teacher import (CHIP_SIZE, CROP_TO_CHIP, DlibFaceRecognizer,  # noqa: E402
+from insightface_g2d.embedders.dlib_resnet import (CHIP_SIZE, CROP_TO_CHIP, DlibEmbedder,  # noqa: E402
                                                    crops_to_chips, fit_crop_to_chip)
 
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return DlibFaceRecognizer()
+    return DlibEmbedder()
 
 
 def test_chips_are_the_crop_under_the_fixed_map():
@@ -35,7 +35,7 @@ def test_chips_are_the_crop_under_the_fixed_map():
 
 
 def test_embeddings_shape_and_memo(monkeypatch):
-    rec = DlibFaceRecognizer(memoize=True)
+    rec = DlibEmbedder(memoize=True)
     calls = []
     real = rec._compute
     monkeypatch.setattr(rec, "_compute", lambda crops: calls.append(len(crops)) or real(crops))
@@ -48,14 +48,13 @@ def test_embeddings_shape_and_memo(monkeypatch):
 
 
 def test_factory_and_embedder_spec(recognizer):
-    from insightface_g2d.evaluation.embedder import load_embedder
-    from insightface_g2d.teachers import build_teacher
+    from insightface_g2d.embedders.factory import build_embedder, build_teacher
 
     teacher = build_teacher("dlib")
-    assert isinstance(teacher, DlibFaceRecognizer) and teacher.dim == 128
+    assert isinstance(teacher, DlibEmbedder) and teacher.dim == 128
     with pytest.raises(ConfigError, match="cannot pass gradients"):
         build_teacher({"dlib": True}, differentiable=True)
-    emb = load_embedder("dlib")
+    emb = build_embedder("dlib")
     faces = torch.rand(2, 3, 112, 112) * 2 - 1
     out = emb(faces)
     assert out.shape == (2, 128)
@@ -63,11 +62,11 @@ def test_factory_and_embedder_spec(recognizer):
 
 
 def test_missing_extra_says_how_to_install(monkeypatch):
-    from insightface_g2d.teachers import dlib_teacher
+    from insightface_g2d.embedders import dlib_resnet
 
     monkeypatch.setitem(sys.modules, "dlib", None)
     with pytest.raises(ConfigError, match=r"pip install -e \.\[dlib\]"):
-        dlib_teacher.DlibFaceRecognizer()
+        dlib_resnet.DlibEmbedder()
 
 
 def _load_lfw(lfw_root, rels):

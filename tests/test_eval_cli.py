@@ -13,7 +13,7 @@ from insightface_g2d import get_model
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.evaluate import main
 from insightface_g2d.evaluation.binfile import load_bin, write_bin
-from insightface_g2d.evaluation.embedder import embed_images, load_embedder
+from insightface_g2d.embedders.factory import build_embedder
 from insightface_g2d.evaluation.protocols import apply_protocol
 from insightface_g2d.evaluation.verification import verification_metrics
 
@@ -43,9 +43,9 @@ def test_verify_json_matches_library(setup, capsys):
     res = json.loads(out.read_text())
     assert res["model"] == spec and set(res["targets"]["tiny"]) == {"clean", "masked-masked"}
     images, issame = load_bin(setup / "tiny.bin")
-    emb = load_embedder(spec)
+    emb = build_embedder(spec)
     for protocol in ("masked-masked",):  # clean-face reuse is checked in test_eval_protocols
-        e = embed_images(emb, apply_protocol(images, issame, protocol, seed=0), progress=False)
+        e = emb.embed_images(apply_protocol(images, issame, protocol, seed=0), progress=False)
         want = verification_metrics(e, issame, nfolds=2)
         got = res["targets"]["tiny"][protocol]
         assert got["accuracy"] == pytest.approx(want["accuracy"])

@@ -217,7 +217,7 @@ def test_bad_inputs(setup, tmp_path, capsys):
 
 def test_no_flip_embeds_each_face_alone(setup, tmp_path):
     """--no-flip: accuracies equal an independent computation on single-face embeddings."""
-    from insightface_g2d.evaluation.embedder import TorchEmbedder, embed_images, build_torch_model
+    from insightface_g2d.embedders.torch_network import TorchEmbedder
     from insightface_g2d.evaluation.verification import verification_metrics
 
     d, ckpts = setup
@@ -227,7 +227,6 @@ def test_no_flip_embeds_each_face_alone(setup, tmp_path):
     doc = json.loads((tmp_path / "compare.json").read_text())
     assert doc["flip"] is False
     images, issame = load_bin(d / "tiny.bin")
-    emb = embed_images(TorchEmbedder(build_torch_model("g2d_t", str(ckpts["g2d_t"]))), images, flip=False,
-                       progress=False)
+    emb = TorchEmbedder.from_checkpoint("g2d_t", str(ckpts["g2d_t"])).embed_images(images, flip=False, progress=False)
     want = verification_metrics(emb, issame)["accuracy"]
     assert doc["results"]["T"]["tiny"]["clean"]["accuracy"] == pytest.approx(want, abs=1e-9)

@@ -6,7 +6,9 @@ from torch import nn
 
 from insightface_g2d import get_model
 from insightface_g2d.errors import CheckpointError, ConfigError
-from insightface_g2d.evaluation.embedder import OnnxEmbedder, TorchEmbedder, embed_images, load_embedder
+from insightface_g2d.embedders.factory import build_embedder
+from insightface_g2d.embedders.onnx_model import OnnxEmbedder
+from insightface_g2d.embedders.torch_network import TorchEmbedder
 
 
 class TinyNet(nn.Module):
@@ -50,45 +52,45 @@ def test_torch_embedder_eval_mode_and_flip_sum():
     emb = TorchEmbedder(net)
     assert not net.training
     imgs = faces(7)
-    a = embed_images(emb, imgs, batch_size=3, flip=True, progress=False)
-    b = embed_images(emb, imgs, batch_size=7, flip=True, progress=False)
+    a = emb.embed_images(imgs, batch_size=3, flip=True, progress=False)
+    b = emb.embed_images(imgs, batch_size=7, flip=True, progress=False)
     assert a.shape == (7, 16) and a.dtype == np.float32
     np.testing.assert_allclose(a, reference_embeddings(net, imgs, True), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # batch size does not matter
-    c = embed_images(emb, imgs, batch_size=4, flip=False, progress=False)
+    c = emb.embed_images(imgs, batch_size=4, flip=False, progress=False)
     np.testing.assert_allclose(c, reference_embeddings(net, imgs, False), rtol=1e-4, atol=1e-5)
     assert not np.allclose(a, 2 * c)  # the mirror really is a different input
 
 
-def test_load_embedder_registry_checkpoint_infers_embedding_size(tmp_path):
+def test_build_embedder_registry_checkpoint_infers_embedding_size(tmp_path):
     torch.manual_seed(1)
     net = get_model("g2d_t", num_features=24).eval()
     with torch.no_grad():  # non-trivial BN statistics so a wrong load would show
         net.reformer.features.running_mean.uniform_(-1, 1)
     torch.save(net.state_dict(), tmp_path / "model.pt")
-    emb = load_embedder(f"g2d_t:{tmp_path / 'model.pt'}")
+    emb = build_embedder(f"g2d_t:{tmp_path / 'model.pt'}")
     x = torch.rand(2, 3, 112, 112) * 2 - 1
     with torch.no_grad():
         want = net(x).numpy()
     np.testing.assert_allclose(emb(x), want, rtol=1e-4, atol=1e-5)
     # an arcface_torch resume checkpoint nests the backbone
     torch.save({"state_dict_backbone": net.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
-    assert load_embedder(f"g2d_t:{tmp_path / 'ckpt.pt'}")(x).shape == (2, 24)
+    assert build_embedder(f"g2d_t:{tmp_path / 'ckpt.pt'}")(x).shape == (2, 24)
 
 
-def test_load_embedder_errors(tmp_path):
+def test_build_embedder_errors(tmp_path):
     with pytest.raises(ConfigError, match="cannot understand"):
-        load_embedder("resnet9000:foo.pth")
+        build_embedder("resnet9000:foo.pth")
     with pytest.raises(CheckpointError, match="does not exist"):
-        load_embedder(f"g2d_t:{tmp_path / 'missing.pt'}")
+        build_embedder(f"g2d_t:{tmp_path / 'missing.pt'}")
     torch.save(get_model("g2d_t", num_features=8).state_dict(), tmp_path / "g.pt")
     with pytest.raises(CheckpointError, match="does not match"):
-        load_embedder(f"mbf:{tmp_path / 'g.pt'}")
+        build_embedder(f"mbf:{tmp_path / 'g.pt'}")
     (tmp_path / "x.pth").write_bytes(b"0")
     with pytest.raises(ConfigError, match="NETWORK:"):
-        load_embedder(str(tmp_path / "x.pth"))
+        build_embedder(str(tmp_path / "x.pth"))
     with pytest.raises(CheckpointError):
-        load_embedder(str(tmp_path / "missing.onnx"))
+        build_embedder(str(tmp_path / "missing.onnx"))
 
 
 class _RawPixelModel(nn.Module):
@@ -115,10 +117,10 @@ def test_onnx_embedder_matches_torch(tmp_path):
     torch.manual_seed(2)
     net = TinyNet().eval()
     _export(net, tmp_path / "m.onnx")
-    emb = load_embedder(str(tmp_path / "m.onnx"))
-    assert isinstance(emb, OnnxEmbedder) and emb.input_range == "[-1,1]" and emb.input_name == "data"
+    emb = build_embedder(str(tmp_path / "m.onnx"))
+    assert isinstance(emb, OnnxEmbedder) and emb.input_range == "pm1" and emb.input_name == "data"
     imgs = faces(5, seed=3)
-    np.testing.assert_allclose(embed_images(emb, imgs, batch_size=2, progress=False),
+    np.testing.assert_allclose(emb.embed_images(imgs, batch_size=2, progress=False),
                                reference_embeddings(net, imgs, True), rtol=1e-4, atol=1e-4)
 
     # Graph that normalises its own input, nodes named as insightface's check expects.
@@ -127,14 +129,14 @@ def test_onnx_embedder_matches_torch(tmp_path):
     for i, node in enumerate(model.graph.node[:4]):
         node.name = f"{node.op_type}_{i}"
     onnx.save(model, str(tmp_path / "raw.onnx"))
-    raw = load_embedder(str(tmp_path / "raw.onnx"))
-    assert raw.input_range == "[0,255]"
-    np.testing.assert_allclose(embed_images(raw, imgs, progress=False),
+    raw = build_embedder(str(tmp_path / "raw.onnx"))
+    assert raw.input_range == "pixel"
+    np.testing.assert_allclose(raw.embed_images(imgs, progress=False),
                                reference_embeddings(net, imgs, True), rtol=1e-4, atol=1e-4)
 
     # Fixed batch size 4: 5 images run as two padded chunks.
     _export(net, tmp_path / "fixed.onnx", batch=4)
-    fixed = load_embedder(str(tmp_path / "fixed.onnx"))
+    fixed = build_embedder(str(tmp_path / "fixed.onnx"))
     assert fixed.fixed_batch == 4
-    np.testing.assert_allclose(embed_images(fixed, imgs, batch_size=5, progress=False),
+    np.testing.assert_allclose(fixed.embed_images(imgs, batch_size=5, progress=False),
                                reference_embeddings(net, imgs, True), rtol=1e-4, atol=1e-4)

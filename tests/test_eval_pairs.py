@@ -7,7 +7,7 @@ import torch
 
 from insightface_g2d.data.align import align_face, read_landmarks_tsv
 from insightface_g2d.errors import DataError
-from insightface_g2d.evaluation.embedder import TorchEmbedder
+from insightface_g2d.embedders.torch_network import TorchEmbedder
 from insightface_g2d.evaluation.pairs import evaluate_pairs, load_pair_images, read_pairs
 
 from test_eval_binfile import smooth_faces

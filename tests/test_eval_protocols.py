@@ -7,10 +7,10 @@ from insightface_g2d.data.mask_styles import MASK_STYLES
 from insightface_g2d.data.masks import MaskSynthesizer
 from insightface_g2d.errors import ConfigError, DataError
 from insightface_g2d.evaluation.binfile import load_bin, read_bin_records, write_bin_records
-from insightface_g2d.evaluation.embedder import TorchEmbedder, embed_images
+from insightface_g2d.embedders.torch_network import TorchEmbedder
+from insightface_g2d.evaluation.engine import evaluate_protocols
 from insightface_g2d.evaluation.protocols import (
     apply_protocol,
-    evaluate_protocols,
     list_protocols,
     protocol_plan,
     write_masked_bin,
@@ -138,7 +138,7 @@ def test_evaluate_protocols_reuses_clean_embeddings_correctly(faces):
                              nfolds=2, progress=False)
     assert list(res) == ["clean", "masked-clean", "masked-masked"]
     for protocol in res:
-        direct = embed_images(emb, apply_protocol(faces, issame, protocol, seed=4), progress=False)
+        direct = emb.embed_images(apply_protocol(faces, issame, protocol, seed=4), progress=False)
         want = verification_metrics(direct, issame, nfolds=2)
         assert res[protocol]["accuracy"] == pytest.approx(want["accuracy"])
         np.testing.assert_allclose(res[protocol]["roc"][1], want["roc"][1])

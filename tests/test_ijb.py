@@ -13,6 +13,7 @@ import insightface_g2d
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.evaluate import main
 from insightface_g2d.data.align import ARCFACE_TEMPLATE
+from insightface_g2d.embedders.base import FaceEmbedder
 from insightface_g2d.errors import DataError
 from insightface_g2d.evaluation import ijb
 from insightface_g2d.evaluation.report import fmt_percent
@@ -75,14 +76,14 @@ def make_ijb(root, seed=0):
                 faceness=faceness, pairs=np.array(pairs))
 
 
-class ColourEmbedder:
+class ColourEmbedder(FaceEmbedder):
     """Fake embedder: [mean R, mean G, mean B] of the face centre (in [-1, 1]) and a constant 0.25."""
 
     rows = slice(36, 76)
 
-    def __call__(self, batch):
+    def forward(self, batch):
         centre = batch[:, :, self.rows, 36:76].mean(dim=(2, 3))
-        return torch.cat([centre, torch.full((len(batch), 1), 0.25)], 1).numpy().astype(np.float32)
+        return torch.cat([centre, torch.full((len(batch), 1), 0.25)], 1)
 
 
 class LowerFaceEmbedder(ColourEmbedder):

@@ -163,28 +163,27 @@ def cuda_onnxruntime(monkeypatch):
 
 
 def test_onnx_teacher_and_evaluator_run_on_the_rank_gpu(tiny_onnx, cuda_onnxruntime):
-    from insightface_g2d.evaluation.embedder import load_embedder
-    from insightface_g2d.teachers import OnnxTeacher
+    from insightface_g2d.embedders.factory import build_embedder, build_teacher
 
-    teacher = OnnxTeacher(tiny_onnx, device="cuda:3")
+    teacher = build_teacher({"onnx": tiny_onnx}, device="cuda:3")
     assert cuda_onnxruntime[-1] == [("CUDAExecutionProvider", {"device_id": 3}), "CPUExecutionProvider"]
     teacher.to("cuda:1")  # another GPU is another session
     assert cuda_onnxruntime[-1][0] == ("CUDAExecutionProvider", {"device_id": 1})
-    load_embedder(tiny_onnx, device="cuda:2")
+    build_embedder(tiny_onnx, device="cuda:2")
     assert cuda_onnxruntime[-1][0] == ("CUDAExecutionProvider", {"device_id": 2})
-    load_embedder(tiny_onnx, device="cpu")
+    build_embedder(tiny_onnx, device="cpu")
     assert cuda_onnxruntime[-1] == ["CPUExecutionProvider"]
 
 
 def test_onnx_teacher_on_a_gpu_without_cuda_onnxruntime_warns(tiny_onnx, monkeypatch):
     import onnxruntime as ort
 
-    from insightface_g2d.teachers import OnnxTeacher
+    from insightface_g2d.embedders.onnx_model import OnnxEmbedder
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])  # the pinned CPU build
 
     with pytest.warns(UserWarning, match="runs on the CPU: this onnxruntime has no CUDAExecutionProvider"):
-        OnnxTeacher(tiny_onnx, device="cuda:0")
+        OnnxEmbedder(tiny_onnx, device="cuda:0")
 
 
 # ---------------------------------------------------------------- float32 losses under autocast (item 3)

@@ -95,12 +95,12 @@ def test_insightface_model_zoo_loads_it_as_recognition_with_bgr_input(exported):
 
 
 def test_exported_model_is_an_embedder_for_compare(exported):
-    from insightface_g2d.evaluation.embedder import embed_images, load_embedder
+    from insightface_g2d.embedders.factory import build_embedder
 
     model, _, path, _ = exported
     faces = np.random.default_rng(3).integers(0, 256, (4, 112, 112, 3), dtype=np.uint8)
-    onnx_emb = embed_images(load_embedder(str(path)), faces, batch_size=3, progress=False)
-    torch_emb = embed_images(load_embedder(model), faces, batch_size=3, progress=False)
+    onnx_emb = build_embedder(str(path)).embed_images(faces, batch_size=3, progress=False)
+    torch_emb = build_embedder(model).embed_images(faces, batch_size=3, progress=False)
     assert np.abs(onnx_emb - torch_emb).max() <= 2e-4
 
 

@@ -1,4 +1,4 @@
-"""Teachers (torch, ONNX), the embedding cache and the g2d-cache command."""
+"""Teachers (torch, ONNX embedders), the embedding cache and the g2d-cache command."""
 import hashlib
 import json
 import warnings
@@ -11,9 +11,10 @@ from torch import nn
 from insightface_g2d import get_model
 from insightface_g2d.data.transforms import to_tensor
 from insightface_g2d.errors import CheckpointError, ConfigError, DataError
-from insightface_g2d.teachers import (
-    OnnxTeacher, TeacherCache, TorchTeacher, build_teacher, build_teacher_cache, import_embeddings, teacher_targets,
-)
+from insightface_g2d.embedders.factory import build_teacher
+from insightface_g2d.embedders.onnx_model import OnnxEmbedder
+from insightface_g2d.embedders.torch_network import TorchEmbedder
+from insightface_g2d.teachers import TeacherCache, build_teacher_cache, import_embeddings, teacher_targets
 
 
 class TinyFaces(torch.utils.data.Dataset):
@@ -67,7 +68,7 @@ def mbf_checkpoint(tmp_path_factory):
 def teacher():
     """A fast teacher for the cache tests (any network works the same way)."""
     torch.manual_seed(4)
-    return TorchTeacher.from_module(TinyNet(), name="tiny")
+    return TorchEmbedder(TinyNet(), name="tiny", channels_last=False)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def faces():
 
 def test_torch_teacher_matches_network_and_is_frozen(mbf_checkpoint, faces):
     _, model = mbf_checkpoint
-    teacher = TorchTeacher("mbf", mbf_checkpoint[0])
+    teacher = TorchEmbedder.from_checkpoint("mbf", mbf_checkpoint[0])
     x = to_tensor(faces.images[:2])
     assert teacher.dim == 32  # read from the checkpoint
     assert "mbf" in teacher.name
@@ -97,7 +98,7 @@ def test_torch_teacher_matches_network_and_is_frozen(mbf_checkpoint, faces):
 
 
 def test_differentiable_teacher_passes_gradients_to_its_input_only(faces):
-    t = TorchTeacher.from_module(TinyNet(), differentiable=True)
+    t = TorchEmbedder(TinyNet(), differentiable=True)
     x = to_tensor(faces.images[:2]).requires_grad_()
     t.embed(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -106,11 +107,11 @@ def test_differentiable_teacher_passes_gradients_to_its_input_only(faces):
 
 def test_torch_teacher_errors(tmp_path, mbf_checkpoint):
     with pytest.raises(CheckpointError, match="does not exist"):
-        TorchTeacher("r100", tmp_path / "missing.pth")
+        TorchEmbedder.from_checkpoint("r100", tmp_path / "missing.pth")
     with pytest.raises(CheckpointError, match="does not match network 'r18'"):
-        TorchTeacher("r18", mbf_checkpoint[0])
+        TorchEmbedder.from_checkpoint("r18", mbf_checkpoint[0])
     with pytest.raises(ConfigError, match="unknown network"):
-        TorchTeacher("resnet9000", mbf_checkpoint[0])
+        TorchEmbedder.from_checkpoint("resnet9000", mbf_checkpoint[0])
 
 
 # ---------------------------------------------------------------- ONNX teacher
@@ -157,7 +158,7 @@ def test_onnx_teacher_matches_torch_and_insightface(onnx_model, faces):
     from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
     path, net = onnx_model
-    t = OnnxTeacher(path)
+    t = OnnxEmbedder(path)
     assert t.dim == 16 and t.input_range == "pm1" and t.name == "w600k_tiny.onnx"
     x = to_tensor(faces.images[:5])
     with torch.no_grad():
@@ -177,7 +178,7 @@ def test_onnx_teacher_pixel_input_and_fixed_batch(onnx_model, tmp_path, faces):
     path, net = onnx_model
     pixel = tmp_path / "mxnet_style.onnx"
     prepend_pixel_normalisation(path, pixel)
-    t = OnnxTeacher(pixel)
+    t = OnnxEmbedder(pixel)
     assert t.input_range == "pixel"  # detected like insightface does
     x = to_tensor(faces.images[:3])
     with torch.no_grad():
@@ -189,35 +190,37 @@ def test_onnx_teacher_pixel_input_and_fixed_batch(onnx_model, tmp_path, faces):
                                atol=1e-4)
     fixed = tmp_path / "batch1.onnx"
     export(net, fixed, batch=1)
-    t1 = OnnxTeacher(fixed)
+    t1 = OnnxEmbedder(fixed)
     assert t1.fixed_batch == 1
     torch.testing.assert_close(t1.embed(x), want, atol=1e-4, rtol=1e-4)
 
 
 def test_onnx_teacher_errors(tmp_path, onnx_model):
     with pytest.raises(CheckpointError, match="does not exist"):
-        OnnxTeacher(tmp_path / "nope.onnx")
+        OnnxEmbedder(tmp_path / "nope.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(CheckpointError, match="cannot read"):
-        OnnxTeacher(bad)
+        OnnxEmbedder(bad)
     with pytest.raises(ConfigError, match="gradients"):
-        OnnxTeacher(onnx_model[0], differentiable=True)
+        OnnxEmbedder(onnx_model[0], differentiable=True)
 
 
 def test_build_teacher_specs(mbf_checkpoint, onnx_model, tmp_path, faces):
     ckpt = mbf_checkpoint[0]
-    assert isinstance(build_teacher({"network": "mbf", "checkpoint": str(ckpt)}), TorchTeacher)
-    assert isinstance(build_teacher(f"mbf:{ckpt}"), TorchTeacher)
-    assert isinstance(build_teacher({"onnx": str(onnx_model[0])}), OnnxTeacher)
-    assert isinstance(build_teacher(str(onnx_model[0])), OnnxTeacher)
+    assert isinstance(build_teacher({"network": "mbf", "checkpoint": str(ckpt)}), TorchEmbedder)
+    assert isinstance(build_teacher(f"mbf:{ckpt}"), TorchEmbedder)
+    assert isinstance(build_teacher({"onnx": str(onnx_model[0])}), OnnxEmbedder)
+    assert isinstance(build_teacher(str(onnx_model[0])), OnnxEmbedder)
     assert build_teacher({"network": "mbf", "checkpoint": str(ckpt), "differentiable": True}).differentiable
     with pytest.raises(ConfigError, match="exactly one"):
         build_teacher({"network": "mbf", "onnx": "x.onnx"})
-    with pytest.raises(ConfigError, match="unknown teacher keys"):
+    with pytest.raises(ConfigError, match="unknown key 'lr' in teacher"):
         build_teacher({"network": "mbf", "checkpoint": str(ckpt), "lr": 1})
-    with pytest.raises(ConfigError, match="cannot tell"):
+    with pytest.raises(ConfigError, match="has no checkpoint"):
         build_teacher("r100")
+    with pytest.raises(ConfigError, match="cannot understand teacher"):
+        build_teacher("resnet9000:backbone.pth")
     with pytest.raises(ConfigError, match="no teacher cache"):
         build_teacher({"cache": str(tmp_path)}, dataset=faces)
 
@@ -387,7 +390,7 @@ def test_cache_of_synthetic_dataset_serves_masked_pairs(monkeypatch, tmp_path, o
     base = build_face_dataset(spec)
     pairs = MaskedPairDataset(base, seed=3)
     cache = build_teacher({"cache": str(tmp_path / "c")}, dataset=pairs)
-    live = OnnxTeacher(onnx_model[0])
+    live = OnnxEmbedder(onnx_model[0])
     items = [pairs[i] for i in range(len(pairs))]
     mirrored = [not torch.equal(it["clean"], to_tensor(base[i][0])) for i, it in enumerate(items)]
     assert any(mirrored) and not all(mirrored)

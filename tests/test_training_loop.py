@@ -150,14 +150,15 @@ def test_resume_never_and_explicit_checkpoint(tmp_path):
 
 def test_reform_from_a_teacher_cache_matches_the_live_teacher(tmp_path):
     from insightface_g2d.data.factory import build_face_dataset
-    from insightface_g2d.teachers import TorchTeacher, build_teacher_cache
+    from insightface_g2d.embedders.torch_network import TorchEmbedder
+    from insightface_g2d.teachers import build_teacher_cache
 
     torch.manual_seed(0)
     teacher_path = tmp_path / "teacher.pth"
     torch.save(get_model("g2d_t", num_features=32).state_dict(), teacher_path)
     rec = "synthetic:ids=4,per_id=8,seed=3"
     cache = tmp_path / "cache"
-    build_teacher_cache(TorchTeacher("g2d_t", str(teacher_path)), build_face_dataset(rec), str(cache),
+    build_teacher_cache(TorchEmbedder.from_checkpoint("g2d_t", str(teacher_path), channels_last=False), build_face_dataset(rec), str(cache),
                         dtype="float32", progress=False)
     stages = '[dict(name="reform", steps=3, batch_size=16, optimizer="sgd", lr=0.5)]'
     teacher = f"config.teacher = dict(network='g2d_t', checkpoint={str(teacher_path)!r})\n"

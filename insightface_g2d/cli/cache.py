@@ -36,6 +36,9 @@ def build_parser():
     t.add_argument("--teacher-onnx", help="teacher .onnx model (e.g. an insightface model pack's recognition model)")
     t.add_argument("--teacher-dlib", action="store_true",
                    help="dlib's ResNet face recognizer (128-d; pip install -e .[dlib])")
+    t.add_argument("--teacher", metavar="SPEC",
+                   help="any teacher spec as config.teacher's string form (NETWORK:CHECKPOINT, model.onnx, dlib, or "
+                        "TYPE:VALUE of a type added to embedders.registry)")
     b.add_argument("--teacher-checkpoint", help="arcface_torch backbone.pth of --teacher-network")
     b.add_argument("--out", required=True, help="cache directory to create")
     b.add_argument("--batch-size", type=int, default=128)
@@ -73,7 +76,8 @@ def build_parser():
 
 
 def cmd_build(args):
-    from ..teachers import build_teacher, build_teacher_cache
+    from ..embedders.factory import build_teacher
+    from ..teachers import build_teacher_cache
 
     if args.teacher_network and not args.teacher_checkpoint:
         raise ConfigError("--teacher-network needs --teacher-checkpoint (the arcface_torch backbone.pth)")
@@ -85,13 +89,18 @@ def cmd_build(args):
         spec = {"network": args.teacher_network, "checkpoint": os.path.abspath(args.teacher_checkpoint)}
     elif args.teacher_dlib:
         spec = {"dlib": True, "workers": args.jobs}
-    else:
+    elif args.teacher_onnx:
         spec = {"onnx": os.path.abspath(args.teacher_onnx)}
+    else:
+        from ..embedders.factory import parse_spec
+
+        spec = parse_spec(args.teacher, "--teacher")
     dataset = _dataset(args.dataset, skip_bad=args.skip_bad)
     teacher = build_teacher(spec, device=resolve_device(args.device))
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
         dtype=args.dtype, overwrite=args.overwrite, dataset_spec=args.dataset, teacher_spec=spec,
+        teacher_arg=args.teacher,
         flips="reused-clean" if args.flips == "reuse" else "computed",
     )
     print(f"wrote {cache.count} x 2 x {cache.dim} {args.dtype} embeddings of {teacher.name} to {args.out}")

@@ -83,9 +83,8 @@ def run_subcommand(parser, argv=None, check=None):
 
 
 def resolve_device(name):
-    """--device value -> device string: "auto" is cuda when available, else cpu; others as given."""
-    if name == "auto":
-        import torch  # lazy: keeps --help fast
+    """--device value -> torch.device of this process (`devices.select_device`: "auto" is cuda when
+    available, else cpu; a device that cannot work is a ConfigError)."""
+    from ..devices import select_device  # lazy: keeps --help fast
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return select_device(name)

@@ -14,7 +14,7 @@ EPILOG_COMPARE = """example:
       --target mlfw=pairs:mlfw/pairs.txt,root=mlfw/aligned --out results/pairs
 
 writes OUT/compare.md (tables), OUT/compare.json (all numbers), OUT/roc_<target>.png
-model: [LABEL=]NETWORK:CHECKPOINT or [LABEL=]model.onnx (label defaults to the spec)
+model: [LABEL=]NETWORK:CHECKPOINT, [LABEL=]model.onnx or [LABEL=]dlib (label defaults to the spec)
 protocols: clean, masked-masked, masked-clean, style:<mask style> (default: the first three)"""
 
 EPILOG_IJB = """example:

@@ -10,7 +10,7 @@ EPILOG_VERIFY = """example:
       --protocol clean --protocol masked-masked --protocol masked-clean --json lfw.json
 
 model specs: NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth),
-  NETWORK alone (random weights), or model.onnx
+  NETWORK alone (random weights), model.onnx, or dlib (any type of embedders.registry)
 protocols: clean, masked-masked, masked-clean, style:<mask style> (e.g. style:n95)"""
 
 EPILOG_WRITE = """example:
@@ -23,7 +23,8 @@ EPILOG_PAIRS = """examples:
 
 
 def _common(p, protocols=True):
-    p.add_argument("--model", required=True, help="NETWORK:CHECKPOINT, NETWORK (random weights) or file.onnx")
+    p.add_argument("--model", required=True,
+                   help="NETWORK:CHECKPOINT, NETWORK (random weights), file.onnx or dlib")
     if protocols:
         p.add_argument("--protocol", action="append", default=None,
                        help="evaluation protocol; repeat for several (default: clean)")
@@ -113,13 +114,13 @@ def _json_results(results, include_roc):
 
 
 def run_verify(args):
+    from ..embedders.factory import build_embedder
     from ..evaluation.binfile import load_bin
-    from ..evaluation.embedder import load_embedder
-    from ..evaluation.protocols import evaluate_protocols
+    from ..evaluation.engine import evaluate_protocols
 
     protocols = args.protocol or ["clean"]
     _check(args, protocols)
-    embedder = load_embedder(args.model, device=resolve_device(args.device))
+    embedder = build_embedder(args.model, device=resolve_device(args.device))
     payload = {"model": args.model, "seed": args.seed, "flip": not args.no_flip, "targets": {}}
     for path in args.bin:
         name = os.path.splitext(os.path.basename(path))[0]
@@ -155,7 +156,7 @@ def _pairs_name(path):
 
 
 def run_pairs(args):
-    from ..evaluation.embedder import load_embedder
+    from ..embedders.factory import build_embedder
     from ..evaluation.pairs import evaluate_pairs, read_pairs
 
     protocols = args.protocol or ["clean"]
@@ -163,7 +164,7 @@ def run_pairs(args):
     pairs = read_pairs(args.pairs, layout=args.layout, image_ext=args.image_ext, nfolds=args.nfolds)
     if args.max_pairs_per_fold:
         pairs = pairs.take_per_fold(args.max_pairs_per_fold)
-    embedder = load_embedder(args.model, device=resolve_device(args.device))
+    embedder = build_embedder(args.model, device=resolve_device(args.device))
     results = evaluate_pairs(embedder, args.root, pairs, landmarks=args.landmarks, protocols=protocols,
                              seed=args.seed, batch_size=args.batch_size, flip=not args.no_flip,
                              nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet,

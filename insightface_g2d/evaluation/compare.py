@@ -1,8 +1,9 @@
 """Compare several models on several verification sets under several masking protocols.
 
-Work order: for each target the images are decoded once; for each protocol the faces are masked
-once; then every model embeds that one masked copy. So all models see byte-identical faces, and
-memory holds one decoded target plus one masked copy at a time. Models are loaded before any
+Work order: for each target the images are decoded once and handed to the evaluation engine
+(engine.evaluate_models): for each protocol the faces are masked once; then every model embeds that
+one masked copy. So all models see byte-identical faces, and memory holds one decoded target plus
+one masked copy at a time. Models are loaded before any
 data, so a bad checkpoint fails in seconds, not after an hour of decoding.
 
 Output (when out_dir is given): compare.md (accuracy table and TAR@FAR tables), compare.json
@@ -132,20 +133,21 @@ def _spec_text(spec):
 
 def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64, device="cpu", out_dir=None,
             roc_target=None, nfolds=10, table_fars=TABLE_FARS, progress=True, flip=True):
-    """Evaluate every model on every (target, protocol).
+    """Evaluate every model on every (target, protocol) with the evaluation engine.
 
-    models: list of (label, spec), spec as `embedder.load_embedder` takes ("network:checkpoint",
-    "model.onnx", an nn.Module or an Embedder). targets: .bin paths, "pairs:..." texts or Targets
-    (see parse_target). protocols: names from `protocols.list_protocols()`. roc_target: name or
-    path of the target whose ROC curves are plotted (default: the first target). flip: add the
-    embedding of each mirrored face (arcface_torch's protocol) or not.
+    models: list of (label, spec), spec as `embedders.factory.build_embedder` takes
+    ("network:checkpoint", "model.onnx", "dlib", an nn.Module or a FaceEmbedder). targets: .bin
+    paths, "pairs:..." texts or Targets (see parse_target). protocols: names from
+    `protocols.list_protocols()`. roc_target: name or path of the target whose ROC curves are
+    plotted (default: the first target). flip: add the embedding of each mirrored face
+    (arcface_torch's protocol) or not.
     Returns dict(models, targets, protocols, seed, results={label: {target: {protocol: metrics}}},
     roc={target: {label: {protocol: {fpr, tpr}}}}, files={...}) where metrics is
     `verification.metrics_to_json` output (accuracy, accuracy_std, tar_at_far{"1e-03": ..}, auc, ...).
     """
-    from .embedder import embed_images, load_embedder
-    from .protocols import apply_protocol
-    from .verification import FAR_TARGETS, metrics_to_json, verification_metrics
+    from ..embedders.factory import build_embedder
+    from .engine import evaluate_models
+    from .verification import FAR_TARGETS, metrics_to_json
 
     models = list(models)
     targets = [parse_target(t) for t in targets]
@@ -155,27 +157,24 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
     roc_name = names[0] if roc_target is None else _find_target(roc_target, targets)
 
     far_targets = sorted(set(FAR_TARGETS) | {float(f) for f in table_fars}, reverse=True)
-    embedders = [(label, load_embedder(spec, device=device)) for label, spec in models]
+    embedders = {label: build_embedder(spec, device=device) for label, spec in models}  # fail before any data
     results = {label: {name: {} for name in names} for label, _ in models}
     rocs = {label: {} for label, _ in models}
     steps = tqdm(total=len(targets) * len(protocols) * len(models), desc="compare", unit="run",
                  disable=not progress)
     for target, name in zip(targets, names):
         images, issame, folds = load_target(target)
-        for protocol in protocols:
-            faces = apply_protocol(images, issame, protocol, seed=seed, progress=progress)
-            for label, embedder in embedders:
-                steps.set_postfix_str(f"{label} | {name} | {protocol}")
-                emb = embed_images(embedder, faces, batch_size=batch_size, flip=flip, progress=progress,
-                                   desc=f"{label} {name} {protocol}")
-                metrics = verification_metrics(emb, issame, nfolds=nfolds, folds=folds,
-                                               far_targets=far_targets)
-                results[label][name][protocol] = metrics_to_json(metrics)
-                if name == roc_name:
-                    fpr, tpr = report.downsample_roc(*metrics["roc"])
-                    rocs[label][protocol] = dict(fpr=fpr, tpr=tpr)
-                steps.update(1)
-            del faces
+
+        def done(label, protocol, metrics):
+            results[label][name][protocol] = metrics_to_json(metrics)
+            if name == roc_name:
+                fpr, tpr = report.downsample_roc(*metrics["roc"])
+                rocs[label][protocol] = dict(fpr=fpr, tpr=tpr)
+            steps.set_postfix_str(f"{label} | {name} | {protocol}")
+            steps.update(1)
+
+        evaluate_models(embedders, images, issame, protocols, seed=seed, batch_size=batch_size, flip=flip,
+                        nfolds=nfolds, folds=folds, far_targets=far_targets, progress=progress, on_result=done)
         del images
     steps.close()
 
@@ -222,15 +221,11 @@ def write_compare_outputs(doc, out_dir):
         markdown=report.write_text(os.path.join(out_dir, "compare.md"), compare_markdown(doc)),
         json=os.path.join(out_dir, "compare.json"),
     )
-    dashes = ("-", "--", ":", "-.")
     for name, per_model in doc["roc"].items():
-        # colour = model, line style = protocol
-        curves = [(f"{label} · {protocol}", c["fpr"], c["tpr"],
-                   dict(color=f"C{i % 10}", linestyle=dashes[j % len(dashes)]))
-                  for i, (label, per_protocol) in enumerate(per_model.items())
-                  for j, (protocol, c) in enumerate(per_protocol.items())]
-        files[f"roc_{name}"] = report.plot_roc(curves, os.path.join(out_dir, f"roc_{name}.png"),
-                                               title=f"ROC on {name}")
+        curves = {label: {p: (c["fpr"], c["tpr"]) for p, c in per_protocol.items()}
+                  for label, per_protocol in per_model.items()}
+        files[f"roc_{name}"] = report.plot_protocol_rocs(curves, os.path.join(out_dir, f"roc_{name}.png"),
+                                                         title=f"ROC on {name}")
     report.write_json(files["json"], dict(doc, files=files))
     return files
 

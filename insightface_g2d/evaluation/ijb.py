@@ -209,16 +209,14 @@ def extract_image_features(faces, embedder, batch_size=128, num_workers=0, progr
     import torch
     from tqdm import tqdm
 
-    from .embedder import embed_images
-
     loader = torch.utils.data.DataLoader(faces, batch_size=batch_size, shuffle=False,
                                          num_workers=num_workers, collate_fn=np.stack)
     feats = []
     with tqdm(total=len(faces), desc="IJB images", unit="img", disable=not progress) as bar:
         try:
             for batch in loader:
-                feats.append(np.asarray(embed_images(embedder, batch, batch_size=batch_size, flip=True,
-                                                     progress=False), np.float32))
+                feats.append(np.asarray(embedder.embed_images(batch, batch_size=batch_size, flip=True, progress=False),
+                                        np.float32))
                 bar.update(len(batch))
         except DataError as err:
             # from a worker process the message carries the worker's traceback: keep its last line
@@ -324,9 +322,9 @@ def evaluate_ijb(model, root, dataset="IJBC", *, faceness=True, mask_probe=False
     if meta is None:
         meta = read_ijb_meta(root, dataset)
     check_images_exist(meta)
-    from .embedder import load_embedder
+    from ..embedders.factory import build_embedder
 
-    embedder = load_embedder(model, device=device)
+    embedder = build_embedder(model, device=device)
     n_images = len(meta.image_names)
     masked_t = probe_templates(meta, mask_select, seed) if mask_probe else np.zeros(0, np.int64)
     mask = np.isin(meta.templates, masked_t)

@@ -1,5 +1,5 @@
-"""Model arguments on the command line: "LABEL=SPEC", SPEC as `embedder.load_embedder` takes it
-("network:checkpoint" or "model.onnx")."""
+"""Model arguments on the command line: "LABEL=SPEC", SPEC as `embedders.factory.build_embedder`
+takes it ("network:checkpoint", "model.onnx", "dlib")."""
 from ..errors import ConfigError
 
 

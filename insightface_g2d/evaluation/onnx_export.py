@@ -23,7 +23,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError
 from ..fileio import atomic_open
-from .embedder import MXNET_PREFIXES, normalises_inside
+from ..embedders.onnx_model import MXNET_PREFIXES, normalises_inside
 
 INPUT_NAME = "input.1"
 OUTPUT_NAME = "embedding"
@@ -99,11 +99,11 @@ def export_onnx(model, path, opset=17, image_size=112):
 
 def load_network(network, checkpoint, num_features=None):
     """get_model(network) with `checkpoint` loaded strictly (embedding size read from it)."""
-    from .embedder import build_torch_model
+    from ..embedders.torch_network import build_network
 
     if checkpoint is None:
         raise CheckpointError(f"no checkpoint given for {network!r}; export needs trained weights")
-    return build_torch_model(network, checkpoint, num_features).eval()
+    return build_network(network, checkpoint, num_features).eval()
 
 
 def _session(path):

@@ -322,7 +322,7 @@ def evaluate_pairs(embedder, root, pairs, landmarks=None, protocols=("clean",), 
     pairs: a PairList or a pairs-file path; protocols: names from protocols.py (synthetic masks
     on the aligned faces). Folds come from the file when it has them.
     """
-    from .protocols import evaluate_protocols
+    from .engine import evaluate_protocols
 
     if isinstance(protocols, str):
         protocols = (protocols,)

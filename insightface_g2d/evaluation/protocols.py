@@ -144,35 +144,3 @@ def write_masked_bin(src_bin, dst_bin, protocol, seed=0, quality=95, synthesizer
             bins[i] = encode_image(masked_faces[k], quality)
     write_bin_records(dst_bin, bins, issame)
     return dict(num_pairs=len(issame), num_masked=int(len(idx)), protocol=protocol, seed=int(seed))
-
-
-def evaluate_protocols(embedder, images, issame, protocols=("clean",), seed=0, batch_size=64, flip=True,
-                       nfolds=10, folds=None, synthesizer=None, progress=True):
-    """verification_metrics of `embedder` on a set of faces under each protocol: {protocol: metrics}.
-
-    images uint8 [2N, 112, 112, 3] clean aligned faces; issame [N]. Faces a protocol leaves clean
-    are embedded once and shared between protocols; masked faces are embedded per protocol.
-    """
-    from .embedder import embed_images, load_embedder
-    from .verification import verification_metrics
-
-    embedder = load_embedder(embedder)
-    images = np.asarray(images)
-    plans = {p: protocol_plan(len(images), p) for p in protocols}  # validates names up front
-    clean_emb = None
-    results = {}
-    for protocol, (masked, style) in plans.items():
-        if not masked.all() and clean_emb is None:
-            clean_emb = embed_images(embedder, images, batch_size, flip, progress, desc="embedding clean")
-        idx = np.nonzero(masked)[0]
-        if len(idx):
-            faces = mask_images(images[idx], idx, seed, style, synthesizer, progress)
-            masked_emb = embed_images(embedder, faces, batch_size, flip, progress, desc=f"embedding {protocol}")
-            emb = np.empty((len(images), masked_emb.shape[1]), dtype=np.float32)
-            emb[idx] = masked_emb
-            if clean_emb is not None:
-                emb[~masked] = clean_emb[~masked]
-        else:
-            emb = clean_emb
-        results[protocol] = verification_metrics(emb, issame, nfolds=nfolds, folds=folds)
-    return results

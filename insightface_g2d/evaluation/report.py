@@ -132,3 +132,25 @@ def plot_roc(curves, path, title="ROC", far_range=None, tar_range=None):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def plot_protocol_rocs(curves, path, title="ROC"):
+    """One PNG of {label: {protocol: (fpr, tpr)}}: colour = model, line style = protocol."""
+    dashes = ("-", "--", ":", "-.")
+    lines = [(f"{label} · {protocol}", fpr, tpr, dict(color=f"C{i % 10}", linestyle=dashes[j % len(dashes)]))
+             for i, (label, per_protocol) in enumerate(curves.items())
+             for j, (protocol, (fpr, tpr)) in enumerate(per_protocol.items())]
+    return plot_roc(lines, path, title=title)
+
+
+def protocol_table(results, protocols, far):
+    """Markdown table of {label: {protocol: metrics}}: one row per model; accuracy per protocol,
+    TAR@FAR on the hardest masked protocol (masked-clean when evaluated, else the last)."""
+    tar_protocol = "masked-clean" if "masked-clean" in protocols else protocols[-1]
+    header = ["model"] + [f"{p} acc" for p in protocols] + [f"TAR@FAR={far:.0e} ({tar_protocol})"]
+    rows = []
+    for label, per_protocol in results.items():
+        row = [label] + [fmt_percent(per_protocol[p]["accuracy"], per_protocol[p]["accuracy_std"]) for p in protocols]
+        row.append(fmt_percent(per_protocol[tar_protocol]["tar_at_far"].get(far)))
+        rows.append(row)
+    return markdown_table(header, rows)

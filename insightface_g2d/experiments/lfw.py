@@ -92,7 +92,7 @@ def train_arm(arm, out, devtrain, cache, threads=1, overrides=(), resume="auto")
 
 
 def arm_model_spec(arm, out):
-    """Model spec (for evaluation.embedder) of a trained arm."""
+    """Model spec (for embedders.factory.build_embedder) of a trained arm."""
     if arm.config is None:
         return "dlib"
     summary = json.loads((out / arm.name / "run_summary.json").read_text())

@@ -24,7 +24,8 @@ def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", workers=2, pro
 def build_dlib_cache(devtrain, out, progress=True):
     """g2d-cache build --teacher-dlib --flips reuse over the aligned DevTrain folder."""
     from ..data.factory import build_face_dataset
-    from ..teachers import build_teacher, build_teacher_cache
+    from ..embedders.factory import build_teacher
+    from ..teachers import build_teacher_cache
 
     teacher = build_teacher({"dlib": True, "workers": os.cpu_count() or 1})
     return build_teacher_cache(teacher, build_face_dataset(str(devtrain)), str(out), batch_size=64,

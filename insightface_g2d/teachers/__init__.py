@@ -1,10 +1,10 @@
-"""Teachers for the distillation stages: frozen PyTorch nets, ONNX models, and embedding caches."""
-from .cache import TeacherCache, build_teacher_cache, import_embeddings
-from .factory import build_teacher, teacher_targets
-from .onnx_teacher import OnnxTeacher
-from .torch_teacher import TorchTeacher
+"""What turns a face model into distillation targets: embedding caches, target geometry, lookups.
 
-__all__ = [
-    "OnnxTeacher", "TeacherCache", "TorchTeacher", "build_teacher", "build_teacher_cache", "import_embeddings",
-    "teacher_targets",
-]
+The models themselves (PyTorch networks, ONNX, dlib, a stage of the run) are face embedders
+(`insightface_g2d.embedders`); `embedders.factory.build_teacher` builds any of them, or a cache,
+from config.teacher.
+"""
+from .cache import TeacherCache, build_teacher_cache, import_embeddings
+from .targets import teacher_targets
+
+__all__ = ["TeacherCache", "build_teacher_cache", "import_embeddings", "teacher_targets"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_open
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 FORMAT = "insightface_g2d.teacher_cache"
 VERSION = 1
@@ -45,7 +45,9 @@ def rebuild_hint(directory, manifest=None):
     manifest = manifest or {}
     dataset = manifest.get("dataset_spec") or "DATASET"
     spec = manifest.get("teacher_spec") or {}
-    if "onnx" in spec:
+    if manifest.get("teacher_arg"):
+        teacher = f"--teacher {manifest['teacher_arg']}"
+    elif "onnx" in spec:
         teacher = f"--teacher-onnx {spec['onnx']}"
     elif spec.get("dlib"):
         teacher = f"--teacher-dlib --flips {'reuse' if manifest.get('flipped') == 'reused-clean' else 'compute'}"
@@ -92,6 +94,9 @@ class TeacherCache:
     """
 
     differentiable = False
+    # the "cache" type of embedders.registry: dict(cache="dir") or the directory as a string
+    options = ()
+    string_form = "a teacher cache directory (g2d-cache build)"
 
     def __init__(self, directory, dataset=None, dim=None):
         self.directory = os.fspath(directory)
@@ -125,6 +130,26 @@ class TeacherCache:
                 f"teacher cache {self.directory!r} holds {self.dim}-d embeddings of {self.name!r}, but "
                 f"{int(dim)}-d are needed; use a cache of the right teacher or rebuild with: {hint}"
             )
+
+    @classmethod
+    def parse_string(cls, key, text):
+        return {key: text} if os.path.isdir(text) else None
+
+    @classmethod
+    def check_files(cls, value, options, where):
+        if not os.path.isdir(os.fspath(value)):
+            raise CheckpointError(f"teacher cache {os.fspath(value)!r} ({where}) does not exist; build it with "
+                                  "g2d-cache build or fix config.teacher.cache")
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        if ctx.differentiable:
+            raise ConfigError("a teacher cache holds fixed embeddings and cannot pass gradients; "
+                              "use a PyTorch teacher (network + checkpoint) for the identity loss")
+        if ctx.purpose != "teacher":
+            raise ConfigError(f"{os.fspath(value)!r} is a teacher cache: it holds the embeddings of one training set "
+                              "and cannot embed other faces; evaluate the teacher model itself")
+        return cls(value, dataset=ctx.dataset)
 
     def check_dataset(self, dataset):
         """Raise ConfigError unless this cache was built for `dataset`."""
@@ -241,14 +266,15 @@ def _image_batches(ds, start, batch_size, num_workers):
 
 def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers=0, progress=True,
                         dtype="float16", overwrite=False, flush_every=20, dataset_spec=None, teacher_spec=None,
-                        flips="computed"):
+                        flips="computed", teacher_arg=None):
     """Run `teacher` over every clean face of `dataset` and its flip; write the cache to `directory`.
 
     flips: "computed" runs the teacher on each mirrored face too; "reused-clean" stores the clean
     embedding for the mirrored face as well (half the teacher time; the manifest records which).
 
     Resumes an interrupted build of the same teacher and dataset found at DIR.partial. Returns the
-    finished TeacherCache. `dataset_spec`/`teacher_spec` are recorded only for the rebuild hint.
+    finished TeacherCache. `dataset_spec`/`teacher_spec`/`teacher_arg` (g2d-cache build --teacher) are
+    recorded only for the rebuild hint.
     """
     from tqdm import tqdm
 
@@ -282,7 +308,8 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
         os.makedirs(tmp)
         arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
         manifest = _base_manifest(ds, count, dim, dtype, teacher.name, flips,
-                                  {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec})
+                                  {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec,
+                                   "teacher_arg": teacher_arg})
         _write_json(os.path.join(tmp, MANIFEST), manifest)
     done = int(manifest.get("done", 0))
     bar = tqdm(total=count, initial=done, unit="img", desc=f"teacher {teacher.name}", disable=not progress)

@@ -31,8 +31,6 @@ from ..errors import ConfigError, suggest
 BASE_NAME = "g2d_base.py"
 OPTIMIZERS = ("sgd", "adamw", "adam")
 MASK_KEYS = ("prob", "styles", "positions")
-TEACHER_KEYS = ("network", "checkpoint", "onnx", "cache", "stage", "dlib", "num_features", "fp16", "input_range",
-                "geometry")
 EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
 MERGED_DICTS = ("masks", "eval")
 # Keys whose base value is None but that still have a type.
@@ -265,16 +263,16 @@ def check_masks(masks, where="config.masks"):
 
 
 def check_teacher(teacher, where="config.teacher"):
-    """None, a string spec, or a dict of known teacher keys (what each means is checked when built)."""
+    """None, a string spec, or a dict whose keys the teacher types of `embedders.registry` declare
+    (plus `geometry`); what each value means is checked when the teacher is built."""
     if teacher is None or isinstance(teacher, str):
         return
     if not isinstance(teacher, dict):
         raise ConfigError(f"{where} must be a dict like dict(network='r100', checkpoint='backbone.pth') or a "
                           f"string, got {teacher!r}")
-    for k in teacher:
-        if k not in TEACHER_KEYS:
-            raise ConfigError(f"unknown key {k!r} in {where}{suggest(k, TEACHER_KEYS)}; "
-                              f"known: {', '.join(TEACHER_KEYS)}")
+    from ..embedders.factory import check_spec
+
+    check_spec(teacher, where, extra=("geometry",))
     if teacher.get("geometry") is not None:
         from ..teachers.geometry import check_geometry
 

@@ -85,54 +85,29 @@ def default_models(stages):
 
 
 def resolve_model(spec, models, stages, device):
-    """An embedder for a model spec: "model" (this run's backbone), "stage:NAME" (an arcface
-    stage's network), or anything `evaluation.embedder.load_embedder` takes."""
-    from ..evaluation.embedder import TorchEmbedder, load_embedder
+    """An embedder for a model spec: "model" (this run's backbone), "stage:NAME" (a network of this
+    run), or any spec of `embedders.factory.build_embedder`."""
+    from ..embedders.factory import build_embedder
+    from ..embedders.torch_network import TorchEmbedder
     from .runner import final_backbone
 
     if spec == "model":
         name = final_backbone(models, stages)[0]
         return TorchEmbedder(copy.deepcopy(models.get(name)), device)
-    if isinstance(spec, str) and spec.startswith("stage:"):
-        name = spec.split(":", 1)[1]
+
+    def run_network(name):
         if name not in models:
             raise ConfigError(f"config.eval.models: no module {name!r} in this run (stages: "
                               f"{', '.join(s.name for s in stages)})")
-        return TorchEmbedder(copy.deepcopy(models.get(name)), device)
-    return load_embedder(spec, device=str(device))
+        return copy.deepcopy(models.get(name))
 
-
-def results_table(results, protocols, far):
-    """Markdown table: one row per model; accuracy per protocol, TAR@FAR on the hardest masked protocol."""
-    from ..evaluation.report import fmt_percent, markdown_table
-
-    tar_protocol = "masked-clean" if "masked-clean" in protocols else protocols[-1]
-    header = ["model"] + [f"{p} acc" for p in protocols] + [f"TAR@FAR={far:.0e} ({tar_protocol})"]
-    rows = []
-    for label, per_protocol in results.items():
-        row = [label] + [fmt_percent(per_protocol[p]["accuracy"], per_protocol[p]["accuracy_std"]) for p in protocols]
-        tar = per_protocol[tar_protocol]["tar_at_far"].get(far)
-        row.append(fmt_percent(tar))
-        rows.append(row)
-    return markdown_table(header, rows)
-
-
-def write_roc(results, path, title):
-    """ROC curves of {label: {protocol: metrics}} as one PNG: colour = model, line style = protocol."""
-    from ..evaluation.report import downsample_roc, plot_roc
-
-    dashes = ("-", "--", ":", "-.")
-    curves = [(f"{label} · {protocol}", *downsample_roc(*m["roc"]), dict(color=f"C{i % 10}",
-                                                                        linestyle=dashes[j % len(dashes)]))
-              for i, (label, per_protocol) in enumerate(results.items())
-              for j, (protocol, m) in enumerate(per_protocol.items())]
-    return plot_roc(curves, path, title=title)
+    return build_embedder(spec, device=device, run_network=run_network)
 
 
 def evaluate_run(cfg, models, stages, output, device="cpu"):
     """Evaluate the configured models; write eval.json and eval.md; return the JSON-ready dict."""
-    from ..evaluation.protocols import evaluate_protocols
-    from ..evaluation.report import write_json, write_text
+    from ..evaluation.engine import evaluate_models
+    from ..evaluation.report import downsample_roc, plot_protocol_rocs, protocol_table, write_json, write_text
     from ..evaluation.verification import metrics_to_json
 
     log = get_logger()
@@ -142,18 +117,20 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
     specs = ev.get("models") or default_models(stages)
     images, issame = load_pairs(ev, skip_bad=bool(cfg.get("skip_bad", False)))
     log.info(f"evaluation: {len(issame)} pairs from {ev.get('pairs')}, protocols {', '.join(protocols)}")
-    results, doc = {}, {"pairs": str(ev.get("pairs")), "num_pairs": int(len(issame)), "seed": ev.get("seed", 0),
-                        "protocols": list(protocols), "models": {}}
+    doc = {"pairs": str(ev.get("pairs")), "num_pairs": int(len(issame)), "seed": ev.get("seed", 0),
+           "protocols": list(protocols), "models": {}}
+    embedders = {label: resolve_model(spec, models, stages, device) for label, spec in specs.items()}
+    results = evaluate_models(embedders, images, issame, protocols=protocols, seed=int(ev.get("seed", 0)),
+                              batch_size=int(ev.get("batch_size") or 64), nfolds=int(ev.get("nfolds") or 10),
+                              progress=True)
     for label, spec in specs.items():
-        embedder = resolve_model(spec, models, stages, device)
-        metrics = evaluate_protocols(embedder, images, issame, protocols=protocols, seed=int(ev.get("seed", 0)),
-                                     batch_size=int(ev.get("batch_size") or 64), nfolds=int(ev.get("nfolds") or 10),
-                                     progress=True)
-        results[label] = metrics
-        doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in metrics.items()}}
-    table = results_table(results, protocols, far)
+        doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in results[label].items()}}
+    table = protocol_table(results, protocols, far)
     doc["table"] = table
-    doc["roc_png"] = write_roc(results, os.path.join(output, "eval_roc.png"), f"ROC on {len(issame)} pairs of {ev.get('pairs')}")
+    curves = {label: {p: downsample_roc(*m["roc"]) for p, m in per_protocol.items()}
+              for label, per_protocol in results.items()}
+    doc["roc_png"] = plot_protocol_rocs(curves, os.path.join(output, "eval_roc.png"),
+                                        f"ROC on {len(issame)} pairs of {ev.get('pairs')}")
     write_json(os.path.join(output, "eval.json"), doc)
     write_text(os.path.join(output, "eval.md"),
                f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n{table}")

@@ -1,13 +1,11 @@
 """Teachers of a run, built from `config.teacher` (or a stage's own `teacher`) when a stage needs one.
 
-Besides what `teachers.build_teacher` accepts, a config may name a stage of the same run:
-`teacher = dict(stage="baseline")` uses the network trained by the `arcface` stage "baseline"
-(the CPU demo trains its own teacher this way).
+Any spec of `embedders.factory` works; `teacher = dict(stage="baseline")` uses the network trained
+by the `arcface` stage "baseline" of the same run (the CPU demo trains its own teacher this way).
 """
 import copy
-import os
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 
 
 def describe(spec):
@@ -18,31 +16,15 @@ def describe(spec):
 
 def check_teacher_files(spec, stage_name):
     """Fail early (before any training) when a teacher file named in the config is missing."""
+    from ..embedders.factory import check_files
+
     if spec is None:
         raise ConfigError(
             f"stage {stage_name!r} needs a teacher: set config.teacher = dict(network='r100', "
             "checkpoint='ms1mv3_arcface_r100_fp16/backbone.pth') (or onnx=..., cache=..., stage=...)")
-    if isinstance(spec, str):
-        return
-    if "stage" in spec:
-        return
-    if spec.get("dlib"):
-        from ..teachers.dlib_teacher import model_file
-
-        model_file("dlib_face_recognition_resnet_model_v1.dat")  # ConfigError with the install line
-    if spec.get("network") and not spec.get("checkpoint"):
-        raise ConfigError(
-            f"stage {stage_name!r}: config.teacher names network {spec['network']!r} but no checkpoint; set "
-            "config.teacher.checkpoint to its arcface_torch backbone.pth (e.g. ms1mv3_arcface_r100_fp16/backbone.pth)")
-    for key in ("checkpoint", "onnx"):
-        path = spec.get(key)
-        if path and not os.path.isfile(os.fspath(path)):
-            raise CheckpointError(
-                f"teacher {key} {os.fspath(path)!r} (stage {stage_name!r}) does not exist; download it or fix "
-                "config.teacher")
-    if spec.get("cache") and not os.path.isdir(os.fspath(spec["cache"])):
-        raise CheckpointError(f"teacher cache {os.fspath(spec['cache'])!r} (stage {stage_name!r}) does not exist; "
-                              "build it with g2d-cache build or fix config.teacher.cache")
+    if isinstance(spec, dict):
+        spec = {k: v for k, v in spec.items() if k != "geometry"}
+    check_files(spec, f"stage {stage_name!r}")
 
 
 class TeacherProvider:
@@ -66,7 +48,7 @@ class TeacherProvider:
 
         key, geometry = describe(spec), DEFAULT_GEOMETRY
         if isinstance(spec, dict):
-            spec = dict(spec)
+            spec = {k: v for k, v in spec.items() if v is not None}
             geometry = spec.pop("geometry", None) or DEFAULT_GEOMETRY
         teacher = self._build_raw(spec, stage_name, differentiable, finished)
         # a live teacher's statistics cost a pass over the training sample: fit them once per teacher,
@@ -77,21 +59,22 @@ class TeacherProvider:
         return wrapped
 
     def _build_raw(self, spec, stage_name, differentiable, finished):
-        if isinstance(spec, dict) and "stage" in spec:
-            source = spec["stage"]
-            other = self.stage_specs.get(source)
-            if other is None or other.get("kind") != "arcface":
-                raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not an arcface stage "
-                                  "of this config")
-            if source not in finished:
-                raise ConfigError(f"stage {stage_name!r} uses the network of stage {source!r} as teacher, but "
-                                  f"{source!r} has not been trained yet: run it first (drop --stage)")
-            from ..teachers import TorchTeacher
+        """The teacher `spec` names, before its target geometry (embedders.factory.build_teacher)."""
+        from ..embedders.factory import build_teacher
 
-            net = copy.deepcopy(self.models.get(source))
-            return TorchTeacher.from_module(net, name=f"stage:{source}", device=self.device,
-                                            differentiable=differentiable)
-        from ..teachers import build_teacher
+        def run_network(source):
+            return self._stage_network(source, stage_name, finished)
 
-        spec = {k: v for k, v in spec.items() if v is not None} if isinstance(spec, dict) else spec
-        return build_teacher(spec, dataset=self.dataset, device=str(self.device), differentiable=differentiable)
+        return build_teacher(spec, dataset=self.dataset, device=str(self.device), differentiable=differentiable,
+                             run_network=run_network)
+
+    def _stage_network(self, source, stage_name, finished):
+        """A copy of the network stage `source` of this run trained (for a "stage" teacher)."""
+        other = self.stage_specs.get(source)
+        if other is None or other.get("kind") != "arcface":
+            raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not an arcface stage "
+                              "of this config")
+        if source not in finished:
+            raise ConfigError(f"stage {stage_name!r} uses the network of stage {source!r} as teacher, but "
+                              f"{source!r} has not been trained yet: run it first (drop --stage)")
+        return copy.deepcopy(self.models.get(source))

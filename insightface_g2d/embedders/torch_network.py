@@ -1,0 +1,150 @@
+"""PyTorch face networks: TorchEmbedder wraps any nn.Module; the "network" type builds one of
+`get_model`'s networks from a checkpoint (backbone.pth, model.pt, a stage or resume checkpoint).
+
+Spec: dict(network="r100", checkpoint="ms1mv3_arcface_r100_fp16/backbone.pth"[, num_features, fp16])
+or the string "NETWORK:CHECKPOINT" ("NETWORK" alone: random weights, for evaluation smoke tests).
+The embedding size is read from the checkpoint (`embedding_size_of`) unless num_features says it.
+"""
+import contextlib
+import os
+
+import torch
+
+from ..errors import CheckpointError, ConfigError, suggest
+from .base import FaceEmbedder
+
+
+def _known_network(network):
+    from ..backbones.registry import list_models
+
+    if network not in list_models():
+        raise ConfigError(f"unknown network {network!r}{suggest(str(network), list_models())}; "
+                          f"known: {', '.join(list_models())}")
+
+
+def embedding_size_of(network, state, default=512):
+    """The embedding size a state dict of `network` was trained with: the length of its final
+    BatchNorm1d's running mean (the network is laid out on the meta device: no memory, no RNG)."""
+    from ..backbones.registry import get_model
+
+    with torch.device("meta"):
+        model = get_model(network, num_features=default)
+    key = None
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            key = f"{name}.running_mean"
+    value = state.get(key) if key else None
+    if torch.is_tensor(value) and value.dim() == 1:
+        return int(value.shape[0])
+    return default
+
+
+def build_network(network, checkpoint=None, num_features=None, fp16=False):
+    """get_model(network) with the weights of `checkpoint` (random weights without one)."""
+    from ..backbones.checkpoint import load_backbone_weights, read_state_dict
+    from ..backbones.registry import get_model
+
+    _known_network(network)
+    state = None
+    if checkpoint is not None:
+        if not os.path.isfile(os.fspath(checkpoint)):
+            raise CheckpointError(
+                f"checkpoint {os.fspath(checkpoint)!r} of network {network!r} does not exist: pass its trained "
+                "weights (an arcface_torch backbone.pth, a g2d-train model.pt or stage checkpoint)")
+        state = read_state_dict(checkpoint)
+        if num_features is None:
+            num_features = embedding_size_of(network, state)
+    try:
+        model = get_model(network, dropout=0.0, fp16=bool(fp16), num_features=num_features or 512)
+    except ValueError as err:
+        raise ConfigError(f"network {network!r}: {err}") from None
+    if state is not None:
+        try:
+            load_backbone_weights(model, state, network)
+        except CheckpointError as err:
+            raise CheckpointError(f"checkpoint {os.fspath(checkpoint)!r}: {err}") from None
+    return model
+
+
+class TorchEmbedder(FaceEmbedder):
+    """An nn.Module as a face embedder, always in eval mode with its weights frozen.
+
+    Without `differentiable` it runs under no_grad; with it gradients flow to the faces (the
+    inpainting stage's identity loss) while the weights stay frozen.
+    channels_last: feed batches in channels-last memory layout (None: on CPU only). oneDNN's CPU
+    convolutions are about 1.2-1.5x faster that way; teachers keep the default layout (False) so
+    training targets stay bit-for-bit what they were.
+    """
+
+    options = ("checkpoint", "num_features", "fp16")
+    string_form = "NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth)"
+
+    def __init__(self, model, device=None, name=None, differentiable=False, channels_last=None):
+        if device is None:
+            params = list(model.parameters())
+            device = params[0].device if params else "cpu"
+        super().__init__(name or type(model).__name__, device, differentiable=differentiable)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = model.to(self.device)
+        self.channels_last = self.device.type == "cpu" if channels_last is None else bool(channels_last)
+        self.network = self.checkpoint = None
+
+    @classmethod
+    def from_checkpoint(cls, network, checkpoint=None, device="cpu", num_features=None, fp16=False,
+                        differentiable=False, channels_last=None):
+        """`build_network` wrapped; named NETWORK:FOLDER/FILE (a teacher cache records this name)."""
+        model = build_network(network, checkpoint, num_features, fp16)
+        name = network
+        if checkpoint is not None:
+            folder = os.path.basename(os.path.dirname(os.path.abspath(checkpoint)))
+            name = f"{network}:{folder}/{os.path.basename(checkpoint)}"
+        self = cls(model, device, name, differentiable, channels_last)
+        self._dim = num_features or embedding_size_of(network, self.model.state_dict())
+        self.network, self.checkpoint = network, None if checkpoint is None else os.fspath(checkpoint)
+        return self
+
+    @classmethod
+    def parse_string(cls, key, text):
+        from ..backbones.registry import list_models
+
+        network, sep, checkpoint = text.partition(":")
+        if network not in list_models():
+            return None
+        return {key: network, "checkpoint": checkpoint} if sep and checkpoint else {key: network}
+
+    @classmethod
+    def check_files(cls, value, options, where):
+        checkpoint = options.get("checkpoint")
+        if not checkpoint:
+            raise ConfigError(
+                f"{where}: config.teacher names network {value!r} but no checkpoint; set config.teacher.checkpoint to "
+                "its arcface_torch backbone.pth (e.g. ms1mv3_arcface_r100_fp16/backbone.pth)")
+        if not os.path.isfile(os.fspath(checkpoint)):
+            raise CheckpointError(f"teacher checkpoint {os.fspath(checkpoint)!r} ({where}) does not exist; download it "
+                                  "or fix config.teacher")
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        checkpoint = options.get("checkpoint")
+        if ctx.purpose == "teacher" and checkpoint is None:
+            raise ConfigError(f"teacher network {value!r} has no checkpoint: a teacher needs trained weights "
+                              "(checkpoint=.../backbone.pth, or the string NETWORK:CHECKPOINT)")
+        return cls.from_checkpoint(value, checkpoint, device=ctx.device, num_features=options.get("num_features"),
+                                   fp16=options.get("fp16", False), differentiable=ctx.differentiable,
+                                   channels_last=ctx.channels_last)
+
+    def forward(self, faces):
+        fmt = torch.channels_last if self.channels_last and faces.dim() == 4 else torch.preserve_format
+        x = faces.to(self.device, memory_format=fmt)
+        self.model.eval()  # in case someone called .train() on the wrapped network
+        with contextlib.nullcontext() if self.differentiable else torch.no_grad():
+            out = self.model(x)
+        if isinstance(out, (tuple, list)):  # some networks return (embedding, extras)
+            out = out[0]
+        return out
+
+    def to(self, device):
+        self.model.to(device)
+        return super().to(device)
