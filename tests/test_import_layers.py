@@ -1,7 +1,7 @@
 """The package's layers: a module imports only from its own layer or the ones below it.
 
-    errors, fileio, version  ->  backbones, losses, data  ->  teachers, evaluation  ->  training
-    ->  experiments  ->  cli
+    errors, fileio, version, devices  ->  backbones, losses, data  ->  embedders, teachers, evaluation
+    ->  training  ->  experiments  ->  cli
 
 Read from the source with ast, function-local imports included (they are how upward imports hide).
 """
@@ -12,9 +12,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "insightface_g2d"
 LAYERS = (
-    ("errors", "fileio", "version"),
+    ("errors", "fileio", "version", "devices"),
     ("backbones", "losses", "data"),
-    ("teachers", "evaluation"),
+    ("embedders", "teachers", "evaluation"),
     ("training",),
     ("experiments",),
     ("cli",),
