@@ -78,20 +78,22 @@ def load_pairs(ev, skip_bad=False):
 
 
 def default_models(stages):
-    models = {s.name: f"stage:{s.name}" for s in stages if s.kind == "arcface"}
-    if any(s.kind != "arcface" for s in stages):
-        models["G2D"] = "model"
+    """{label: model spec} each stage asks to be reported (Stage.eval_models); the stages that yield
+    model.pt last."""
+    models = {}
+    for stage in sorted(stages, key=lambda s: s.final_priority):
+        models.update(stage.eval_models())
     return models
 
 
 def resolve_model(spec, models, stages, device):
-    """An embedder for a model spec: "model" (this run's backbone), "stage:NAME" (an arcface
-    stage's network), or anything `evaluation.embedder.load_embedder` takes."""
+    """An embedder for a model spec: "model" (this run's model.pt network), "stage:NAME" (the
+    network of stage NAME), or anything `evaluation.embedder.load_embedder` takes."""
     from ..evaluation.embedder import TorchEmbedder, load_embedder
-    from .runner import final_backbone
+    from .kinds import final_network
 
     if spec == "model":
-        name = final_backbone(models, stages)[0]
+        name = final_network(stages).module
         return TorchEmbedder(copy.deepcopy(models.get(name)), device)
     if isinstance(spec, str) and spec.startswith("stage:"):
         name = spec.split(":", 1)[1]
