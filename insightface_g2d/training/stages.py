@@ -20,7 +20,7 @@ def resolve_stage(entry, cfg, index):
     """A config stage entry -> fully resolved spec dict (every key set). Raises ConfigError."""
     where = f"config.stages[{index}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where} must be a dict like dict(name='reform', epochs=10), got {entry!r}")
+        raise ConfigError(f"{where} must be a dict like dict(name='mine', kind='...', steps=100), got {entry!r}")
     name = entry.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"{where}: name must be a word of letters, digits, '_' or '-' (it names files), got {name!r}")
