@@ -34,6 +34,11 @@ TEACHER_KEYS = ("network", "checkpoint", "onnx", "cache", "stage", "dlib", "num_
                 "geometry")
 EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
 MERGED_DICTS = ("masks", "eval")
+# arcface_torch keys a config may carry (its job files set them) that g2d-train never reads: a job
+# that sets one to a value other than g2d_base.py's gets a note at training start. (using_wandb is
+# read: True is refused; num_image is compared with the dataset by the runner.)
+ARCFACE_TORCH_ONLY = ("save_all_states", "sample_rate", "verbose", "dali", "dali_aug", "wandb_key", "suffix_run_name",
+                      "wandb_entity", "wandb_project", "wandb_log_all", "save_artifacts", "wandb_resume", "val_targets")
 # Keys whose base value is None but that still have a type.
 _NULLABLE_TYPES = {
     "output": (str,), "num_classes": (int,), "num_image": (int,), "suffix_run_name": (str,),
@@ -303,4 +308,9 @@ def load_config(path, overrides=None):
         f"{', '.join(f'config.{k} = {cfg[k]!r}' for k in unread)} {'is' if len(unread) == 1 else 'are'} read by "
         "no stage (every stage sets its own value or has its kind's default); set it in the stages to change "
         "training"] if unread else []
+    ignored = [k for k in dict.fromkeys(set_here) if k in ARCFACE_TORCH_ONLY and cfg.get(k) != base.get(k)]
+    if ignored:
+        cfg["config_notes"].append(
+            f"config keys accepted for arcface_torch compatibility but not used by g2d-train: "
+            f"{', '.join(f'{k} = {cfg[k]!r}' for k in ignored)}")
     return cfg

@@ -54,6 +54,15 @@ def load_dataset(cfg):
     return dataset
 
 
+def dataset_notes(cfg, dataset):
+    """Warnings about the dataset's size keys: num_image (arcface_torch sizes its schedule with it;
+    g2d-train counts the data) when it disagrees with the data."""
+    if cfg.get("num_image") not in (None, len(dataset)):
+        return [f"config.num_image = {cfg.num_image} but dataset {cfg.rec!r} has {len(dataset)} images; g2d-train "
+                "uses the dataset's count (fix num_image, or set it to None, for arcface_torch)"]
+    return []
+
+
 def stage_dataset(base, stage, seed, num_workers=0):
     """MaskedPairDataset over `base` with the stage's mask settings."""
     from ..data.masked_pairs import MaskedPairDataset
@@ -361,7 +370,7 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     if note:
         run.log.warning(note)
     remove_stale_temp_files(output, rt, run.log)
-    for line in cfg.get("config_notes") or ():
+    for line in list(cfg.get("config_notes") or ()) + dataset_notes(cfg, run.base):
         run.log.warning(line)
     if rt.is_main:
         _write_json(run.path("config.json"), cfg)
