@@ -75,6 +75,7 @@ class Stage:
     primary_group = "main"   # the optimizer group whose learning rate is logged as `lr`
     serves_as_teacher = False  # True: `teacher=dict(stage=NAME)` may name it (its network() teaches)
     final_priority = 0       # model.pt holds the network() of the stage with the highest value (last wins ties)
+    teacher_size_advice = ""  # how to drop the loss that needs teacher_embedding_size(), for the error
 
     def __init__(self, spec, cfg):
         self.spec = edict(spec)
@@ -128,8 +129,6 @@ class Stage:
     def teacher_embedding_size(self):
         """The size the teacher's embeddings must have for this stage's losses, or None (any)."""
         return None
-
-    teacher_size_advice = ""  # how to drop the loss that needs teacher_embedding_size()
 
     def check_teacher_size(self, dim, origin=""):
         """ConfigError when teacher embeddings of `dim` dimensions (from `origin`, e.g. " (stage
