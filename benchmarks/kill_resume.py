@@ -219,7 +219,7 @@ def compare_outputs(ref, other):
     """Names of tensors that differ between two finished outputs ([] when every one is equal)."""
     import torch
 
-    from insightface_g2d.training.loop import checkpoint_modules
+    from insightface_g2d.training.checkpoint import checkpoint_modules
 
     diffs = []
     names = sorted(p.name for p in Path(ref).glob("stage_*.pt")) + ["model.pt"]

@@ -15,9 +15,10 @@ from insightface_g2d.training.integrity import content_checksum, seal
 from insightface_g2d.training.runner import run_training
 
 from training_tools import load, one_thread, write_job
-import trust_tools  # noqa: F401  (registers the quad stage kind)
+from trust_tools import quad_kind  # noqa: F401  (the fixture registering the quad stage kind)
 
 _threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("quad_kind")
 
 ARC = '[dict(name="base", kind="arcface", network="g2d_t", steps=4, optimizer="adamw", lr=1e-3, scale=16.0)]'
 

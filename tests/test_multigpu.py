@@ -238,6 +238,7 @@ class FakeStage:
     """The least a StageTrainer needs: one module "net", SGD, a step given as a function."""
 
     kind = "fake"
+    primary_group = "main"  # the group logged as `lr`
 
     def __init__(self, step, **spec):
         self.name = "fake"

@@ -16,9 +16,10 @@ from insightface_g2d.training.config import load_config
 from insightface_g2d.training.runner import run_training
 
 from training_tools import one_thread, write_job
-import trust_tools  # noqa: F401  (registers the quad stage kind)
+from trust_tools import quad_kind  # noqa: F401  (the fixture registering the quad stage kind)
 
 _threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("quad_kind")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -13,9 +13,10 @@ from insightface_g2d.training.config import load_config
 from insightface_g2d.training.runner import run_training
 
 from training_tools import load, one_thread, write_job
-from trust_tools import expected_w
+from trust_tools import expected_w, quad_kind  # noqa: F401  (the fixture registering the quad stage kind)
 
 _threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("quad_kind")
 
 QUAD = '[dict(name="q", kind="quad", steps=40, lr=3.0, batch_size=8)]'
 EVERY_10 = "config.checkpoint_every = 10\nconfig.frequent = 1000\n"

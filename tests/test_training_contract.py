@@ -1,19 +1,28 @@
-"""The loop's contract with every stage kind: the modules a stage trains are in train mode (every
-submodule) at every step, and nothing but the data and the seed decides the final weights: not
-how often previews, log lines or checkpoints are written."""
+"""The contract between the loop and every registered stage kind, parametrised over the registry.
+
+Each kind's declarations (kinds/base.py) must agree with what it builds and does; the modules a
+stage trains are in train mode (every submodule) at every step; nothing but the data and the seed
+decides the final weights (not how often previews, log lines or checkpoints are written, nor a stop
+and resume in the middle of the stage)."""
+import copy
+import dataclasses
+import os
+
 import pytest
 
-from insightface_g2d.training import stage_kinds
 from insightface_g2d.training.config import load_config
+from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS, final_network
+from insightface_g2d.training.kinds.registry import check_kind
 from insightface_g2d.training.modes import all_training
 from insightface_g2d.training.runner import run_training
-from insightface_g2d.training.stages import STAGE_KINDS
+from insightface_g2d.training.stages import build_stage
 
 from training_tools import assert_states_equal, load, module_states, one_thread, write_job
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 BASE = 'dict(name="base", kind="arcface", network="g2d_t", steps={n}, optimizer="adamw", lr=1e-3, scale=16.0)'
+# A tiny run per kind: the stages before it that it needs (a teacher), then the kind's own stage.
 CASES = {
     "arcface": [BASE.format(n=3)],
     "inpaint": [BASE.format(n=1), 'dict(name="inpaint", steps=3, batch_size=4, decoder_widths=(16, 8, 8), '
@@ -24,14 +33,68 @@ CASES = {
 }
 BUSY = "config.preview_every = 1\nconfig.frequent = 1\nconfig.checkpoint_every = 1\n"
 QUIET = "config.preview_every = 1000\nconfig.frequent = 1000\nconfig.checkpoint_every = 1000\n"
+KINDS = sorted(STAGE_KINDS)
 
 
-def test_every_built_in_stage_kind_has_a_contract_case():
-    built_in = {k for k, cls in STAGE_KINDS.items() if cls.__module__ == stage_kinds.__name__}
-    assert built_in == set(CASES)
+def _stages(kind):
+    return "[" + ", ".join(CASES[kind]) + "]"
 
 
-@pytest.mark.parametrize("kind", sorted(CASES))
+def test_every_registered_stage_kind_has_a_contract_case():
+    assert set(KINDS) == set(CASES)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_declarations_are_consistent(kind):
+    cls = STAGE_KINDS[kind]
+    assert check_kind(cls) is cls and cls.kind == kind
+    assert dataclasses.is_dataclass(cls.settings) and cls.settings.__dataclass_params__.frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):  # defaults cannot be changed at run time
+        setattr(cls.settings(), dataclasses.fields(cls.settings)[0].name, None)
+    weights = cls.default_losses()
+    assert weights and all(isinstance(w, float) and w >= 0 for w in weights.values()) and any(weights.values())
+    assert set(cls.trainable) <= set(cls.allowed_train)
+    assert isinstance(cls.primary_group, str) and isinstance(cls.serves_as_teacher, bool)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path, kind, monkeypatch):
+    cls = STAGE_KINDS[kind]
+    real = cls.resolve.__func__
+    seen = []
+
+    def watched(klass, spec, cfg):
+        before = copy.deepcopy(spec)
+        out = real(klass, spec, cfg)
+        seen.append((spec == before, out is not spec))
+        return out
+
+    monkeypatch.setattr(cls, "resolve", classmethod(watched))
+    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    assert seen and all(unchanged and copied for unchanged, copied in seen)
+    spec = cfg.stages[-1]
+    assert set(spec) == set(COMMON_DEFAULTS) | set(cls.default_values())
+    assert set(spec["losses"]) == set(cls.default_losses())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
+    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    stage = build_stage(cfg.stages[-1], cfg)
+    built = stage.module_factories(4)
+    assert set(stage.used_modules()) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
+    groups = stage.optimizer_groups()
+    assert stage.primary_group in groups
+    assert sorted(m for names in groups.values() for m in names) == sorted(stage.spec.train)
+    assert set(stage.heads()) <= set(built)
+    net = stage.network()
+    if stage.serves_as_teacher:
+        assert net is not None
+    if net is not None:
+        assert net.module in built and net.embedding_size >= 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weights(tmp_path, kind, monkeypatch):
     cls = STAGE_KINDS[kind]
     real_step = cls.step
@@ -44,10 +107,9 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
         return real_step(self, batch, ctx)
 
     monkeypatch.setattr(cls, "step", checked_step)
-    stages = "[" + ", ".join(CASES[kind]) + "]"
     outputs = {}
     for label, knobs in (("busy", BUSY), ("quiet", QUIET)):
-        cfg = load_config(write_job(tmp_path, stages, knobs, name=f"{label}.py"))
+        cfg = load_config(write_job(tmp_path, _stages(kind), knobs, name=f"{label}.py"))
         out = tmp_path / label
         assert run_training(cfg, output=str(out), evaluate=False)["status"] == "finished"
         outputs[label] = out
@@ -55,13 +117,41 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
     assert len(trained) == 2 * 3 * len(cfg.stages[-1]["train"])  # both runs, 3 steps, each trained module
     bad = [s for s in seen if s[3]]
     assert not bad, f"trained modules in eval mode: {bad[:3]}"
-    if kind == "inpaint":  # the busy run really wrote previews between steps
-        assert len(list((outputs["busy"] / "previews").glob("inpaint_step*.png"))) == 3
-    for stage in cfg.stages:
-        assert_states_equal(module_states(outputs["busy"] / f"stage_{stage['name']}.pt"),
-                            module_states(outputs["quiet"] / f"stage_{stage['name']}.pt"))
+    stage = build_stage(cfg.stages[-1], cfg)
+    if stage.restores_faces:  # the busy run really wrote previews between steps
+        assert len(list((outputs["busy"] / "previews").glob(f"{stage.name}_step*.png"))) == 3
+    for name in stage.export_files():
+        assert (outputs["busy"] / name).is_file()
+    for stage_spec in cfg.stages:
+        assert_states_equal(module_states(outputs["busy"] / f"stage_{stage_spec['name']}.pt"),
+                            module_states(outputs["quiet"] / f"stage_{stage_spec['name']}.pt"))
     a, b = load(outputs["busy"] / "model.pt"), load(outputs["quiet"] / "model.pt")
     assert_states_equal({"model": a}, {"model": b})
+    # model.pt is the network the stages declare as final
+    final = final_network([build_stage(s, cfg) for s in cfg.stages])
+    assert_states_equal({"model": a}, {"model": module_states(outputs["busy"] / f"stage_{stage.name}.pt")[final.module]})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_and_resume_in_the_middle_of_the_stage_gives_the_same_weights(tmp_path, kind):
+    straight = load_config(write_job(tmp_path, _stages(kind), QUIET, name="straight.py"))
+    assert run_training(straight, output=str(tmp_path / "straight"), evaluate=False)["status"] == "finished"
+
+    cfg = load_config(write_job(tmp_path, _stages(kind), QUIET, name="stopped.py"))
+    out = tmp_path / "stopped"
+
+    def stop(run, step):
+        if run.stage.kind == kind and step == 2:
+            run.stop.request()
+
+    assert run_training(cfg, output=str(out), evaluate=False, on_step=stop)["status"] == "stopped"
+    assert os.path.isfile(out / "checkpoint_gpu_0.pt")
+    assert run_training(cfg, output=str(out), evaluate=False)["status"] == "finished"
+    for stage_spec in cfg.stages:
+        name = f"stage_{stage_spec['name']}.pt"
+        assert_states_equal(module_states(tmp_path / "straight" / name), module_states(out / name))
+    last = f"stage_{cfg.stages[-1]['name']}.pt"
+    assert load(tmp_path / "straight" / last)["trainer"]["global_step"] == load(out / last)["trainer"]["global_step"] == 3
 
 
 def test_a_preview_leaves_every_submodule_mode_and_weight_as_it_was():
@@ -71,7 +161,6 @@ def test_a_preview_leaves_every_submodule_mode_and_weight_as_it_was():
     from insightface_g2d.training.models import ModelSet
     from insightface_g2d.training.modes import module_modes
     from insightface_g2d.training.preview import write_preview
-    from insightface_g2d.training.stages import Stage
 
     torch.manual_seed(0)
     models = ModelSet()
@@ -91,8 +180,9 @@ def test_a_preview_leaves_every_submodule_mode_and_weight_as_it_was():
     batch = {"masked": torch.rand(2, 3, 112, 112) * 2 - 1, "clean": torch.rand(2, 3, 112, 112) * 2 - 1}
     import tempfile
 
+    restoring = next(cls for cls in STAGE_KINDS.values() if cls.restores_faces)
     with tempfile.TemporaryDirectory() as tmp:
-        write_preview(f"{tmp}/p.png", Stage({"name": "x"}, {}), batch, ctx)
+        write_preview(f"{tmp}/p.png", restoring({"name": "x"}, {}), batch, ctx)
     assert {n: module_modes(m) for n, m in models.modules.items()} == before
     assert_states_equal(models.state_dicts(), weights)
     assert before["backbone"]["encoder"] and not before["backbone"][""]  # the case the old preview broke

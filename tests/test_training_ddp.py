@@ -73,7 +73,7 @@ def test_two_process_gloo_run_stops_and_resumes_under_torchrun(stopped_run, tmp_
 
 
 def test_ranks_resuming_from_different_steps_are_refused_on_every_rank(stopped_run, tmp_path):
-    from insightface_g2d.training.integrity import save_checkpoint_file
+    from insightface_g2d.training.checkpoint import save_checkpoint_file
 
     job, out = copy_run(stopped_run, tmp_path)
     path = os.path.join(out, "checkpoint_gpu_1.pt")

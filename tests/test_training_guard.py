@@ -1,4 +1,7 @@
 """A stage kind added from outside the loop; the numeric guard; gradient accumulation."""
+import dataclasses
+from typing import Optional
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,17 +10,28 @@ from torch import nn
 from insightface_g2d.errors import TrainingError
 from insightface_g2d.training.config import load_config
 from insightface_g2d.training.runner import run_training
-from insightface_g2d.training.stages import STAGE_KINDS, Stage, register_stage_kind
+from insightface_g2d.training.kinds import STAGE_KINDS, KindSettings, Stage
 
 from training_tools import load, module_states, one_thread, write_job
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbeSettings(KindSettings):
+    optimizer: str = "sgd"
+    lr: float = 0.5
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nan_at: Optional[int] = None
+    nan_grad_at: Optional[int] = None
+
+
 class ProbeStage(Stage):
     """Linear probe on 4 x 4 pooled clean faces. nan_at / nan_grad_at poison step N (1-based)."""
 
-    defaults = dict(optimizer="sgd", lr=0.5, momentum=0.0, weight_decay=0.0, nan_at=None, nan_grad_at=None)
+    kind = "probe"
+    settings = ProbeSettings
     loss_weights = dict(ce=1.0, l2=0.01)
     trainable = ("probe",)
     allowed_train = ("probe",)
@@ -44,8 +58,9 @@ class ProbeStage(Stage):
         return terms
 
 
-if "probe" not in STAGE_KINDS:
-    register_stage_kind("probe")(ProbeStage)
+@pytest.fixture(autouse=True)
+def _probe_kind(monkeypatch):
+    monkeypatch.setitem(STAGE_KINDS, ProbeStage.kind, ProbeStage)  # registered for each test, then removed
 
 EXTRA = "config.checkpoint_every = 1\n"
 

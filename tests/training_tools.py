@@ -39,7 +39,7 @@ def load(path):
 
 def module_states(stage_path):
     """name -> state dict of every module stored in a stage file or checkpoint."""
-    from insightface_g2d.training.loop import checkpoint_modules
+    from insightface_g2d.training.checkpoint import checkpoint_modules
 
     return checkpoint_modules(load(stage_path))
 

@@ -5,15 +5,30 @@ w <- w - lr * 2w = (1 - 2 lr) w, so lr 3 multiplies w by -5 per step and the los
 float32 (to inf) at step 29, while lr 0.3 shrinks w by 0.4 per step. `poison_at` puts a NaN into
 the weight after the update of that step (the loss of that step stays finite).
 """
+import dataclasses
+from typing import Optional
+
+import pytest
 import torch
 from torch import nn
 
-from insightface_g2d.training.stages import STAGE_KINDS, Stage, register_stage_kind
+from insightface_g2d.training.kinds import STAGE_KINDS, KindSettings, Stage
+
+
+@dataclasses.dataclass(frozen=True)
+class QuadSettings(KindSettings):
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_power: float = 0.0
+    poison_at: Optional[int] = None
+    grad_clip: Optional[float] = None  # unclipped: the divergence below is exact
 
 
 class QuadStage(Stage):
-    defaults = dict(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, lr_power=0.0, poison_at=None,
-                    grad_clip=None)  # unclipped: the divergence below is exact
+    kind = "quad"
+    settings = QuadSettings
     loss_weights = dict(sq=1.0)
     trainable = ("quad",)
     allowed_train = ("quad",)
@@ -38,8 +53,11 @@ class QuadStage(Stage):
         return terms
 
 
-if "quad" not in STAGE_KINDS:
-    register_stage_kind("quad")(QuadStage)
+@pytest.fixture
+def quad_kind(monkeypatch):
+    """The quad kind registered for one test (the registry line, undone afterwards)."""
+    monkeypatch.setitem(STAGE_KINDS, QuadStage.kind, QuadStage)
+    return QuadStage
 
 
 def expected_w(schedule):

@@ -19,7 +19,7 @@ def __getattr__(name):
 
         return run_training
     if name in ("register_stage_kind", "Stage"):
-        from . import stages
+        from . import kinds
 
-        return getattr(stages, name)
+        return getattr(kinds, name)
     raise AttributeError(name)

@@ -1,4 +1,13 @@
-"""Writing checkpoints atomically, reading them safely, and carrying RNG states through them.
+"""The checkpoint format, in one place: what a step checkpoint or stage file holds, which stage it
+belongs to, writing it atomically, reading it safely, and the RNG states it carries.
+
+A checkpoint is a dict (every value loadable with weights_only=True):
+    format "g2d-train-checkpoint"; stage (its name), kind; finished (True in stage_<name>.pt);
+    epoch, batch_in_epoch, global_step, total_steps; world_size, rank; stage_spec (the resolved
+    spec, JSON); trainer (optimizers, schedulers, AMP scaler, step counters); rng; modules
+    {name: state dict}, except the backbone's, stored as state_dict_backbone (arcface_torch's key,
+    so its backbone loaders read these files); dataset (training.integrity.dataset_record);
+    checksum (sealed when written, training.integrity).
 
 Every file is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
 over the target with os.replace: a crash or a full disk mid-write leaves the previous file intact.
@@ -8,6 +17,7 @@ plain Python values.
 A process killed while writing (SIGKILL, OOM killer, preemption) leaves its temporary file
 `.<target>.<random>.tmp` behind; `remove_stale_temps` deletes such leftovers when a run starts.
 """
+import json
 import os
 import random
 import re
@@ -16,7 +26,12 @@ import numpy as np
 import torch
 
 from ..backbones.checkpoint import load_tensor_file
+from ..errors import CheckpointError
 from ..fileio import atomic_open
+from .integrity import check_checkpoint_finite, check_finite, seal, verify
+from .output_errors import os_error_in, write_error
+
+CHECKPOINT_FORMAT = "g2d-train-checkpoint"
 
 
 TEMP_SUFFIX = ".tmp"
@@ -64,8 +79,6 @@ def atomic_save(obj, path):
         with atomic_open(path, suffix=TEMP_SUFFIX) as f:
             torch.save(obj, f)
     except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
-        from .output_folder import os_error_in, write_error
-
         err = os_error_in(exc)
         if err is None:
             raise
@@ -90,12 +103,78 @@ def _fsync_dir(folder):
 def load_checkpoint(path, hint="delete it to start the stage over"):
     """A checkpoint dict read with weights_only=True, its checksum verified and its weights finite;
     CheckpointError when missing, unreadable, damaged or holding NaN/inf (see training.integrity)."""
-    from .integrity import check_finite, verify
-
     ckpt = load_tensor_file(path, hint=hint)
     verify(ckpt, path, hint)
-    check_finite(ckpt, path, hint)
+    check_finite(checkpoint_modules(ckpt), path, hint)
     return ckpt
+
+
+def save_checkpoint_file(ckpt, path, what):
+    """Refuse non-finite weights (TrainingError naming them), seal, write atomically."""
+    check_writable(ckpt, what, path)
+    return atomic_save(seal(ckpt), path)
+
+
+def check_writable(ckpt, what, path):
+    """TrainingError naming the NaN/inf weights of `ckpt`, about to be written to `path`."""
+    check_checkpoint_finite(checkpoint_modules(ckpt), what, path)
+
+
+# ------------------------------------------------------------------------------------- the format
+def checkpoint_name(rank):
+    """Per-rank step checkpoint, named like arcface_torch's (each rank keeps its own RNG states)."""
+    return f"checkpoint_gpu_{rank}.pt"
+
+
+def stage_file(name):
+    """The file that holds every module after stage `name` (and marks it finished)."""
+    return f"stage_{name}.pt"
+
+
+def build_checkpoint(stage, states, trainer_state, position, progress, finished=False):
+    """A checkpoint of `stage`: module `states` {name: state dict}, the trainer's state dict, the
+    data `position` {epoch, batch_in_epoch} and `progress` {global_step, total_steps, world_size,
+    rank}; the current RNG states of `progress["device"]`."""
+    states = dict(states)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "stage": stage.name,
+        "kind": stage.kind,
+        "finished": bool(finished),
+        "epoch": int(position["epoch"]),
+        "batch_in_epoch": int(position["batch_in_epoch"]),
+        "global_step": progress["global_step"],
+        "total_steps": progress["total_steps"],
+        "world_size": progress["world_size"],
+        "rank": progress["rank"],
+        "stage_spec": json.dumps(stage.spec, sort_keys=True, default=str),
+        "trainer": trainer_state,
+        "rng": capture_rng(progress["device"]),
+    }
+    if "backbone" in states:  # arcface_torch's key, so backbone loaders read this file directly
+        ckpt["state_dict_backbone"] = states.pop("backbone")
+    ckpt["modules"] = states
+    return ckpt
+
+
+def checkpoint_modules(ckpt):
+    """Module name -> state dict stored in a checkpoint or stage file."""
+    states = dict(ckpt.get("modules", {}))
+    if "state_dict_backbone" in ckpt:
+        states["backbone"] = ckpt["state_dict_backbone"]
+    return states
+
+
+def checkpoint_stage(ckpt):
+    """The name of the stage a checkpoint belongs to."""
+    return ckpt.get("stage")
+
+
+def check_belongs(ckpt, stage_name, source):
+    """CheckpointError when checkpoint `source` does not belong to stage `stage_name`."""
+    if checkpoint_stage(ckpt) != stage_name:
+        raise CheckpointError(f"{source} belongs to stage {checkpoint_stage(ckpt)!r}, not {stage_name!r} (the "
+                              "next stage to run)")
 
 
 def capture_rng(device=None):

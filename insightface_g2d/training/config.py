@@ -19,7 +19,6 @@ only ever executes the paths the user names (and the `g2d_base.py` beside them).
 """
 import ast
 import copy
-import math
 import os
 import runpy
 from pathlib import Path
@@ -27,12 +26,17 @@ from pathlib import Path
 from easydict import EasyDict as edict
 
 from ..errors import ConfigError, suggest
+from .checks import MASK_KEYS, OPTIMIZERS, check_margin_list, check_masks, is_real
+from .stages import resolve_stages, unread_fallbacks
 
 BASE_NAME = "g2d_base.py"
-OPTIMIZERS = ("sgd", "adamw", "adam")
-MASK_KEYS = ("prob", "styles", "positions")
 EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
 MERGED_DICTS = ("masks", "eval")
+# arcface_torch keys a config may carry (its job files set them) that g2d-train never reads: a job
+# that sets one to a value other than g2d_base.py's gets a note at training start. (using_wandb is
+# read: True is refused; num_image is compared with the dataset by the runner.)
+ARCFACE_TORCH_ONLY = ("save_all_states", "sample_rate", "verbose", "dali", "dali_aug", "wandb_key", "suffix_run_name",
+                      "wandb_entity", "wandb_project", "wandb_log_all", "save_artifacts", "wandb_resume", "val_targets")
 # Keys whose base value is None but that still have a type.
 _NULLABLE_TYPES = {
     "output": (str,), "num_classes": (int,), "num_image": (int,), "suffix_run_name": (str,),
@@ -201,33 +205,12 @@ def _type_ok(value, default, key):
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, float) or (key in REAL_KEYS and isinstance(default, int)):
-        return _is_real(value)
+        return is_real(value)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     return isinstance(value, type(default))
-
-
-def _is_real(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _finite_real(value):
-    """A real number that float() can hold and that is not nan/inf."""
-    try:
-        return _is_real(value) and math.isfinite(value)
-    except OverflowError:  # an int too big for a float
-        return False
-
-
-def check_margin_list(margin_list, where="config.margin_list"):
-    """Three finite real numbers (m1, m2, m3), as arcface_torch's CombinedMarginLoss takes."""
-    ok = isinstance(margin_list, (list, tuple)) and len(margin_list) == 3 and all(
-        _finite_real(m) for m in margin_list)
-    if not ok:
-        raise ConfigError(f"{where} must be 3 numbers (m1, m2, m3) like (1.0, 0.5, 0.0) for ArcFace or "
-                          f"(1.0, 0.0, 0.4) for CosFace, got {margin_list!r}")
 
 
 def _check_subdict(cfg, key, allowed):
@@ -239,27 +222,6 @@ def _check_subdict(cfg, key, allowed):
     for k in value:
         if k not in allowed:
             raise ConfigError(f"unknown key {k!r} in config.{key}{suggest(k, allowed)}; known: {', '.join(allowed)}")
-
-
-def check_masks(masks, where="config.masks"):
-    """Validate a masks dict (prob in [0, 1], known styles and positions)."""
-    prob = masks.get("prob", 1.0)
-    if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
-        raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
-    try:
-        from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
-    except ImportError:  # mask synthesis not installed: nothing to check against
-        return
-    for field, known in (("styles", MASK_STYLES), ("positions", MASK_POSITIONS)):
-        names = masks.get(field)
-        if names is None:
-            continue
-        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
-            raise ConfigError(f"{where}.{field} must be a non-empty list (or None for all), got {names!r}")
-        for n in names:
-            if n not in known:
-                raise ConfigError(f"{where}.{field}: unknown {field[:-1]} {n!r}{suggest(n, known)}; "
-                                  f"known: {', '.join(known)}")
 
 
 def check_teacher(teacher, where="config.teacher"):
@@ -313,9 +275,9 @@ def validate(cfg, base):
     check_masks(cfg["masks"])
     check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built
     _check_subdict(cfg, "eval", EVAL_KEYS)
-    from .stages import resolve_stages
-
     cfg["stages"] = resolve_stages(cfg)
+    for stage in cfg["stages"]:
+        check_teacher(stage["teacher"], where=f"stage {stage['name']!r} teacher")
     return edict(cfg)
 
 
@@ -337,8 +299,6 @@ def load_config(path, overrides=None):
     cfg = apply_overrides(cfg, overrides)
     cfg["config_path"] = str(path)
     cfg["job_name"] = path.stem
-    from .stages import unread_fallbacks
-
     set_here = list(job) + [str(o).partition("=")[0].strip() for o in overrides or ()]
     unread = unread_fallbacks(cfg, list(dict.fromkeys(set_here)))
     cfg = validate(cfg, base)
@@ -346,4 +306,9 @@ def load_config(path, overrides=None):
         f"{', '.join(f'config.{k} = {cfg[k]!r}' for k in unread)} {'is' if len(unread) == 1 else 'are'} read by "
         "no stage (every stage sets its own value or has its kind's default); set it in the stages to change "
         "training"] if unread else []
+    ignored = [k for k in dict.fromkeys(set_here) if k in ARCFACE_TORCH_ONLY and cfg.get(k) != base.get(k)]
+    if ignored:
+        cfg["config_notes"].append(
+            f"config keys accepted for arcface_torch compatibility but not used by g2d-train: "
+            f"{', '.join(f'{k} = {cfg[k]!r}' for k in ignored)}")
     return cfg

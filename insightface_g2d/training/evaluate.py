@@ -78,9 +78,11 @@ def load_pairs(ev, skip_bad=False):
 
 
 def default_models(stages):
-    models = {s.name: f"stage:{s.name}" for s in stages if s.kind == "arcface"}
-    if any(s.kind != "arcface" for s in stages):
-        models["G2D"] = "model"
+    """{label: model spec} each stage asks to be reported (Stage.eval_models); the stages that yield
+    model.pt last."""
+    models = {}
+    for stage in sorted(stages, key=lambda s: s.final_priority):
+        models.update(stage.eval_models())
     return models
 
 
@@ -89,10 +91,10 @@ def resolve_model(spec, models, stages, device):
     run), or any spec of `embedders.factory.build_embedder`."""
     from ..embedders.factory import build_embedder
     from ..embedders.torch_network import TorchEmbedder
-    from .runner import final_backbone
+    from .kinds import final_network
 
     if spec == "model":
-        name = final_backbone(models, stages)[0]
+        name = final_network(stages).module
         return TorchEmbedder(copy.deepcopy(models.get(name)), device)
 
     def run_network(name):

@@ -5,7 +5,7 @@
   still unpickles (bytes changed inside a tensor, a flipped number) is caught here; damage that does
   not is caught by the reader (`backbones.checkpoint.load_tensor_file`).
 - Non-finite weights are refused when a checkpoint is loaded and never written into a checkpoint
-  or a finished stage file (`save_checkpoint_file`).
+  or a finished stage file (training.checkpoint calls `check_finite` / `check_checkpoint_finite`).
 - `dataset_record` describes the training data (spec, fingerprint, sizes); checkpoints carry it and
   `check_dataset` refuses to continue a stage or reuse a finished one on other data.
 
@@ -84,34 +84,22 @@ def non_finite(states, limit=3):
     return bad
 
 
-def _modules(ckpt):
-    from .loop import checkpoint_modules
-
-    return checkpoint_modules(ckpt)
-
-
-def check_finite(ckpt, path, hint="delete it to start the stage over"):
-    """Raise CheckpointError when a checkpoint holds non-finite weights."""
-    bad = non_finite(_modules(ckpt))
+def check_finite(states, path, hint="delete it to start the stage over"):
+    """Raise CheckpointError when the module states {module: state dict} of the checkpoint read
+    from `path` hold non-finite weights."""
+    bad = non_finite(states)
     if bad:
         raise CheckpointError(f"checkpoint {str(path)!r} holds NaN/inf weights ({', '.join(bad)}); it cannot be "
                               f"trained from; {hint}")
 
 
-def check_checkpoint_finite(ckpt, what, path):
-    """TrainingError naming the NaN/inf weights of a checkpoint about to be written to `path`."""
-    bad = non_finite(_modules(ckpt))
+def check_checkpoint_finite(states, what, path):
+    """TrainingError naming the NaN/inf weights in the module states {module: state dict} of a
+    checkpoint about to be written to `path`."""
+    bad = non_finite(states)
     if bad:
         raise TrainingError(f"{what}: the weights hold NaN/inf ({', '.join(bad)}); {path} was not written. "
                             "Lower the learning rate or check the inputs")
-
-
-def save_checkpoint_file(ckpt, path, what):
-    """Refuse non-finite weights (TrainingError naming them), seal, write atomically."""
-    from .checkpoint import atomic_save
-
-    check_checkpoint_finite(ckpt, what, path)
-    return atomic_save(seal(ckpt), path)
 
 
 def check_state_finite(state, what, path):

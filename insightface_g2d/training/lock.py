@@ -56,7 +56,7 @@ class OutputLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as err:
-            from .output_folder import write_error
+            from .output_errors import write_error
 
             raise write_error(err, self.path, "lock file") from None
         try:

@@ -7,7 +7,6 @@ a stage's `step(batch, ctx)` calls `ctx.update(optimizer_name, terms, weights)` 
 optimizers and returns what to log.
 """
 import contextlib
-import json
 import math
 import os
 import time
@@ -19,25 +18,14 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, TrainingError
 from ..losses.guards import check_finite
-from .checkpoint import capture_rng, restore_rng
+from .checkpoint import (build_checkpoint, check_belongs, checkpoint_modules, checkpoint_name, restore_rng,
+                         save_checkpoint_file)
 from .distributed import barrier
 from .logger import format_eta, get_logger
 from .optim import WarmupPolyLR, build_optimizer, lr_groups
 from .precision import resolve_precision, strip_module_autocast
 from .sampler import ResumableSampler
 from .step_checks import OverflowGuard, StepChecks, clip_to, grad_norm, nonfinite_names
-
-CHECKPOINT_FORMAT = "g2d-train-checkpoint"
-
-
-def checkpoint_name(rank):
-    """Per-rank step checkpoint, named like arcface_torch's (each rank keeps its own RNG states)."""
-    return f"checkpoint_gpu_{rank}.pt"
-
-
-def stage_file(name):
-    return f"stage_{name}.pt"
-
 
 class StepContext:
     """What a stage's `step` sees: modules, teacher, device and the update callback."""
@@ -254,39 +242,6 @@ def stage_length(stage, dataset_len, rt):
     return int(total), int(min(warmup, total)), batches
 
 
-def build_checkpoint(trainer, position, finished=False):
-    """Everything needed to continue (or inspect) a stage, as weights_only-loadable values."""
-    stage, models = trainer.stage, trainer.models
-    states = models.state_dicts()
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "stage": stage.name,
-        "kind": stage.kind,
-        "finished": bool(finished),
-        "epoch": int(position["epoch"]),
-        "batch_in_epoch": int(position["batch_in_epoch"]),
-        "global_step": trainer.global_step,
-        "total_steps": trainer.total_steps,
-        "world_size": trainer.rt.world_size,
-        "rank": trainer.rt.rank,
-        "stage_spec": json.dumps(stage.spec, sort_keys=True, default=str),
-        "trainer": trainer.state_dict(),
-        "rng": capture_rng(trainer.rt.device),
-    }
-    if "backbone" in states:  # arcface_torch's key, so backbone loaders read this file directly
-        ckpt["state_dict_backbone"] = states.pop("backbone")
-    ckpt["modules"] = states
-    return ckpt
-
-
-def checkpoint_modules(ckpt):
-    """Module name -> state dict stored in a checkpoint or stage file."""
-    states = dict(ckpt.get("modules", {}))
-    if "state_dict_backbone" in ckpt:
-        states["backbone"] = ckpt["state_dict_backbone"]
-    return states
-
-
 class StageRun:
     """Runs one stage over a dataset: resumable data order, logging, checkpoints, stop, guard."""
 
@@ -315,8 +270,7 @@ class StageRun:
         from ..errors import CheckpointError
         from .resume_changes import apply_to_trainer, check_changes, describe_applied, spec_changes
 
-        if ckpt.get("stage") != self.stage.name:
-            raise CheckpointError(f"{source} belongs to stage {ckpt.get('stage')!r}, not {self.stage.name!r}")
+        check_belongs(ckpt, self.stage.name, source)
         if int(ckpt.get("world_size", 1)) != self.rt.world_size:
             raise CheckpointError(
                 f"{source} was written by {ckpt.get('world_size')} process(es); resume with the same number "
@@ -341,12 +295,24 @@ class StageRun:
         self.log.info(f"stage {self.stage.name}: resumed from {source} at step {self.trainer.global_step}/"
                       f"{self.total_steps} (epoch {self.position['epoch']}, batch {self.position['batch_in_epoch']})")
 
+    def checkpoint(self, finished=False):
+        """The stage's checkpoint now (modules, trainer, data position, RNG, checkpoint_meta)."""
+        tr, rt = self.trainer, self.rt
+        progress = dict(global_step=tr.global_step, total_steps=tr.total_steps, world_size=rt.world_size,
+                        rank=rt.rank, device=rt.device)
+        ckpt = build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
+                                finished=finished)
+        return {**ckpt, **self.checkpoint_meta}
+
+    @property
+    def global_step(self):
+        """Optimizer steps finished so far in this stage."""
+        return self.trainer.global_step
+
     def save_checkpoint(self):
         """Every rank writes its own file at the same step; the barrier makes the set complete
         before any rank goes on (a kill after it finds every rank's file at this step)."""
-        from .integrity import save_checkpoint_file
-
-        ckpt = {**build_checkpoint(self.trainer, self.position), **self.checkpoint_meta}
+        ckpt = self.checkpoint()
         self._guarded(save_checkpoint_file, ckpt, self.checkpoint_path,
                       f"stage {self.stage.name!r} at step {self.trainer.global_step}")
         barrier(self.rt)
@@ -362,7 +328,8 @@ class StageRun:
             pin_memory=self.rt.cuda, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch),
         )
 
-    def _write_preview(self, tag):
+    def write_preview(self, tag):
+        """previews/<stage>_<tag>.png from the preview batch (rank 0 only)."""
         if self.preview is None or not self.rt.is_main:
             return
         from .preview import write_preview
@@ -406,7 +373,7 @@ class StageRun:
                         self._log_step(step, logs, speed, eta)
                         t_last, step_last = now, step
                     if preview_every and step % preview_every == 0:
-                        self._write_preview(f"step{step:07d}")
+                        self.write_preview(f"step{step:07d}")
                     periodic = ckpt_every and step % ckpt_every == 0 and step < self.total_steps
                     if periodic:
                         self.save_checkpoint()
@@ -441,7 +408,7 @@ class StageRun:
             values["loss_scale"] = self.trainer.scaler.get_scale()
             values["overflow_steps"] = self.trainer.overflow.total
         for group, lr in self.trainer.lr().items():
-            values["lr" if group in ("main", "generator") else f"lr_{group}"] = lr
+            values["lr" if group == self.stage.primary_group else f"lr_{group}"] = lr
         values["images_per_s"] = speed
         if self.scalars is not None:
             self.scalars.write(self.stage.name, step, values)

@@ -44,13 +44,12 @@ def memory_bytes(device):
 
 
 def head_bytes(stages, num_classes):
-    """[(module, bytes)] of the float32 classification heads the stages build (identities x embedding)."""
+    """{module: (bytes, embedding size)} of the float32 classification heads the stages build
+    (identities x embedding)."""
     out = {}
     for stage in stages:
-        if not hasattr(stage, "build_head"):
-            continue
-        dim = int(stage.spec.get("embedding_size") or stage.cfg.embedding_size)
-        out[stage.head_module] = (int(num_classes) * dim * 4, dim)
+        for module, dim in stage.heads().items():
+            out[module] = (int(num_classes) * int(dim) * 4, int(dim))
     return out
 
 
@@ -69,19 +68,16 @@ def check_model_memory(stages, num_classes, device, rec):
 
 
 def check_teacher_sizes(run, stages):
-    """Reform stages with a first-order loss need teacher embeddings of embedding_size dimensions:
-    checked before the first step, not when the stage starts (a teacher trained by this run is
-    checked from its stage's embedding_size; any other is built, once, as the stage would)."""
+    """Stages whose losses need teacher embeddings of a given size (Stage.teacher_embedding_size)
+    are checked before the first step, not when the stage starts (a teacher trained by this run is
+    checked from its stage's network; any other is built, once, as the stage would)."""
     for stage in stages:
-        if stage.kind != "reform" or not stage.spec.losses.get("rd1"):
+        if stage.teacher_embedding_size() is None:
             continue
         teacher = stage.spec.teacher
         if isinstance(teacher, dict) and "stage" in teacher:
-            other = next((s for s in run.stages if s.name == teacher["stage"] and s.kind == "arcface"), None)
-            if other is not None and int(other.spec.embedding_size) != int(run.cfg.embedding_size):
-                raise ConfigError(
-                    f"stage {stage.name!r}: teacher embeddings have {other.spec.embedding_size} dimensions (stage "
-                    f"{other.name!r}) but embedding_size is {run.cfg.embedding_size}; set embedding_size = "
-                    f"{other.spec.embedding_size} or losses.rd1 = 0")
+            other = next((s for s in run.stages if s.name == teacher["stage"] and s.serves_as_teacher), None)
+            if other is not None:
+                stage.check_teacher_size(other.network().embedding_size, origin=f" (stage {other.name!r})")
         else:
             run.teachers_for(stage)

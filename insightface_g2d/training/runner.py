@@ -5,7 +5,7 @@ Output folder:
     training.log, scalars.csv (tensorboard/ when TensorBoard is installed)
     checkpoint_gpu_<rank>.pt  step checkpoint of the stage in progress (one per process)
     stage_<name>.pt           every module after stage <name> (also what marks it finished)
-    <arcface stage>_model.pt  plain state dict of a network trained by an arcface stage
+    <exports>                 files a stage exports when it finishes (Stage.export_files)
     model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
     previews/*.png            masked / restored / clean faces
     eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
@@ -22,14 +22,17 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
 from ..fileio import atomic_open
-from .checkpoint import atomic_save, load_checkpoint, remove_stale_temps, seed_everything
+from .checkpoint import (atomic_save, check_belongs, check_writable, checkpoint_modules, checkpoint_name,
+                         checkpoint_stage, load_checkpoint, remove_stale_temps, save_checkpoint_file, seed_everything,
+                         stage_file)
 from .distributed import all_true, barrier, setup, teardown
-from .integrity import (check_checkpoint_finite, check_dataset, check_state_finite, dataset_record,
-                        save_checkpoint_file)
+from .integrity import check_dataset, check_state_finite, dataset_record
+from .kinds import final_network
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
-from .output_folder import check_layout, write_errors
-from .loop import StageRun, build_checkpoint, checkpoint_modules, checkpoint_name, stage_file
+from .output_errors import write_errors
+from .output_folder import check_layout
+from .loop import StageRun
 from .models import ModelSet
 from .resume_agreement import agree_on_resume
 from .signals import GracefulStop
@@ -49,6 +52,15 @@ def load_dataset(cfg):
         raise ConfigError(f"config.num_classes = {cfg.num_classes} but dataset {cfg.rec!r} has {dataset.num_classes} "
                           "identities; fix num_classes (or set it to None to take it from the data)")
     return dataset
+
+
+def dataset_notes(cfg, dataset):
+    """Warnings about the dataset's size keys: num_image (arcface_torch sizes its schedule with it;
+    g2d-train counts the data) when it disagrees with the data."""
+    if cfg.get("num_image") not in (None, len(dataset)):
+        return [f"config.num_image = {cfg.num_image} but dataset {cfg.rec!r} has {len(dataset)} images; g2d-train "
+                "uses the dataset's count (fix num_image, or set it to None, for arcface_torch)"]
+    return []
 
 
 def stage_dataset(base, stage, seed, num_workers=0):
@@ -78,17 +90,6 @@ def build_models(stages, num_classes, seed):
             if name not in models:
                 models.add(name, factory())
     return models
-
-
-def final_backbone(models, stages):
-    """(module name, network name, embedding size) of what model.pt holds."""
-    if "backbone" in models:
-        return "backbone", stages[0].cfg.network, int(stages[0].cfg.embedding_size)
-    arcface = [s for s in stages if s.kind == "arcface"]
-    if not arcface:
-        return None
-    s = arcface[-1]
-    return s.name, s.spec.network, int(s.spec.embedding_size)
 
 
 RANK0_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
@@ -187,11 +188,8 @@ class Run:
         spec = stage.spec.teacher
         teacher = self.teachers.get(spec, stage.name, False, self.finished) if targets else None
         grad_teacher = self.teachers.get(spec, stage.name, True, self.finished) if grad else None
-        if teacher is not None and stage.kind == "reform" and stage.spec.losses.get("rd1"):
-            if teacher.dim != int(self.cfg.embedding_size):
-                raise ConfigError(
-                    f"stage {stage.name!r}: teacher embeddings have {teacher.dim} dimensions but embedding_size is "
-                    f"{self.cfg.embedding_size}; set embedding_size = {teacher.dim} or losses.rd1 = 0")
+        if teacher is not None:
+            stage.check_teacher_size(teacher.dim)
         return teacher, grad_teacher
 
     def find_resume(self, stage):
@@ -203,16 +201,14 @@ class Run:
             if not os.path.isfile(path):
                 return None, None
             ckpt = load_checkpoint(path)
-            if ckpt.get("stage") != stage.name:
-                self.log.info(f"ignoring {path}: it belongs to stage {ckpt.get('stage')!r}")
+            if checkpoint_stage(ckpt) != stage.name:
+                self.log.info(f"ignoring {path}: it belongs to stage {checkpoint_stage(ckpt)!r}")
                 return None, None
             check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
             return ckpt, path
         path = self.resume.replace("{rank}", str(self.rt.rank))  # one file per rank under torchrun
         ckpt = load_checkpoint(path)
-        if ckpt.get("stage") != stage.name:
-            raise CheckpointError(f"--resume {path}: it belongs to stage {ckpt.get('stage')!r} but the next "
-                                  f"stage to run is {stage.name!r}")
+        check_belongs(ckpt, stage.name, f"--resume {path}")
         check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
         self.resume = "auto"  # an explicit file is used once
         return ckpt, path
@@ -249,17 +245,17 @@ class Run:
         if status == "stopped":
             return status
         if rt.is_main:
-            ckpt = {**build_checkpoint(run.trainer, run.position, finished=True), "dataset": self.dataset}
+            ckpt = run.checkpoint(finished=True)
             what = f"stage {stage.name!r} finished"
             exports = {name: {k: v.detach().cpu() for k, v in state.items()}
                        for name, state in stage.exports(self.models).items()}
-            check_checkpoint_finite(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
+            check_writable(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
             for name, state in exports.items():
                 check_state_finite(state, what, name)
             for name, state in exports.items():  # exports first: the stage file is what marks it finished
                 atomic_save(state, self.path(name))
             save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)
-            run._write_preview("final")
+            run.write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
         if os.path.isfile(step_ckpt):
@@ -270,9 +266,9 @@ class Run:
         return status
 
     def write_model(self):
-        found = final_backbone(self.models, self.stages)
+        found = final_network(self.stages)
         if found is None:
-            self.log.info("no backbone or arcface network in this config: no model.pt")
+            self.log.info("no stage of this config trains a network: no model.pt")
             return None, None, None
         name, network, dim = found
         state = {k: v.detach().cpu() for k, v in self.models.get(name).state_dict().items()}
@@ -374,7 +370,7 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     if note:
         run.log.warning(note)
     remove_stale_temp_files(output, rt, run.log)
-    for line in cfg.get("config_notes") or ():
+    for line in list(cfg.get("config_notes") or ()) + dataset_notes(cfg, run.base):
         run.log.warning(line)
     if rt.is_main:
         _write_json(run.path("config.json"), cfg)

@@ -1,11 +1,18 @@
 """Teachers of a run, built from `config.teacher` (or a stage's own `teacher`) when a stage needs one.
 
 Any spec of `embedders.factory` works; `teacher = dict(stage="baseline")` uses the network trained
-by the `arcface` stage "baseline" of the same run (the CPU demo trains its own teacher this way).
+by stage "baseline" of the same run, of a kind whose `serves_as_teacher` is set (the CPU demo
+trains its own teacher this way).
 """
 import copy
 
 from ..errors import ConfigError
+from .kinds import STAGE_KINDS, stage_kind
+
+
+def teaching_kinds():
+    """Names of the stage kinds whose network may teach a later stage (`teacher=dict(stage=NAME)`)."""
+    return sorted(name for name, cls in STAGE_KINDS.items() if cls.serves_as_teacher)
 
 
 def describe(spec):
@@ -71,9 +78,9 @@ class TeacherProvider:
     def _stage_network(self, source, stage_name, finished):
         """A copy of the network stage `source` of this run trained (for a "stage" teacher)."""
         other = self.stage_specs.get(source)
-        if other is None or other.get("kind") != "arcface":
-            raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not an arcface stage "
-                              "of this config")
+        if other is None or not stage_kind(other.get("kind")).serves_as_teacher:
+            raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not a stage of this config "
+                              f"that can teach (kinds: {', '.join(teaching_kinds())})")
         if source not in finished:
             raise ConfigError(f"stage {stage_name!r} uses the network of stage {source!r} as teacher, but "
                               f"{source!r} has not been trained yet: run it first (drop --stage)")

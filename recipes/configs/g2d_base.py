@@ -67,20 +67,20 @@ config.teacher = dict(network="r100", checkpoint=None)
 # Synthetic masks drawn on the training faces (stages may override with masks=dict(...)).
 config.masks = dict(prob=1.0, styles=None, positions=("normal", "high", "low"))
 
-# Greedy, module-wise training. Keys of each stage: insightface_g2d/training/stages.py.
+# Greedy, module-wise training. Each entry sets only the recipe's choices (length, batch size,
+# warm-up, masks); everything else is its kind's default, written once in
+# insightface_g2d/training/kinds/<kind>.py (e.g. inpaint: Adam 2e-4, betas (0.5, 0.9); reform and
+# classify: SGD 0.1, momentum 0.9, wd 5e-4; loss weights l1 1, identity 0.1, adversarial 0.01 and
+# rd1 = rd2 = rd3 = 1).
 config.stages = [
     # 1. encoder + decoder (+ PatchGAN critic) restore the clean face from the masked one
-    dict(name="inpaint", epochs=2, batch_size=64, optimizer="adam", lr=2e-4, betas=(0.5, 0.9),
-         weight_decay=0.0, warmup_steps=500, losses=dict(l1=1.0, identity=0.1, adversarial=0.01),
-         masks=dict(prob=1.0)),
+    dict(name="inpaint", epochs=2, batch_size=64, warmup_steps=500, masks=dict(prob=1.0)),
     # 2. encoder frozen; reformer distils the teacher's relations (masked student, clean teacher)
-    dict(name="reform", epochs=20, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
-         warmup_epochs=1, losses=dict(rd1=1.0, rd2=1.0, rd3=1.0), masks=dict(prob=0.75)),
+    dict(name="reform", epochs=20, warmup_epochs=1, masks=dict(prob=0.75)),
     # 3. backbone frozen; FC + softmax over the training identities on masked and clean faces
-    dict(name="classify", epochs=2, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4,
-         head="softmax", inputs=("masked", "clean"), masks=dict(prob=1.0)),
+    dict(name="classify", epochs=2, masks=dict(prob=1.0)),
     # optional, add to a job's stages: everything trainable with the margin head (margin_list)
-    # dict(name="finetune", epochs=2, lr=0.01, head="margin"),
+    # dict(name="finetune", epochs=2),
 ]
 
 config.cpu_threads = None               # torch threads on CPU (None: torch's default; --threads overrides)

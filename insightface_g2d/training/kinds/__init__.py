@@ -1,0 +1,24 @@
+"""Stage kinds: one module each, registered here with one line each.
+
+    from insightface_g2d.training.kinds import STAGE_KINDS, Stage, register_stage_kind
+
+To add a kind, write `kinds/<kind>.py` with a `Stage` subclass (see kinds/base.py for the
+interface) and add one `register_stage_kind(...)` line below (docs/training.md, "Adding a stage
+kind").
+"""
+from .arcface import ArcFaceStage
+from .base import COMMON_DEFAULTS, KindSettings, Network, Stage, final_network
+from .classify import ClassifyStage
+from .finetune import FinetuneStage
+from .inpaint import InpaintStage
+from .reform import ReformStage
+from .registry import STAGE_KINDS, known_keys, register_stage_kind, stage_kind
+
+register_stage_kind(InpaintStage)
+register_stage_kind(ReformStage)
+register_stage_kind(ClassifyStage)
+register_stage_kind(FinetuneStage)
+register_stage_kind(ArcFaceStage)
+
+__all__ = ["COMMON_DEFAULTS", "KindSettings", "Network", "STAGE_KINDS", "Stage", "final_network", "known_keys",
+           "register_stage_kind", "stage_kind"]

@@ -1,0 +1,52 @@
+"""The `finetune` stage kind (optional): everything trainable, arcface_torch's margin softmax
+(margin_list) on masked and clean faces, for users who continue training in arcface_torch."""
+import dataclasses
+from typing import Optional
+
+from ...errors import ConfigError
+from .base import KindSettings
+from .g2d import G2D_NETWORKS_HINT, G2DStage, backbone_factory, is_g2d
+from .head import HeadStage
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSettings(KindSettings):
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head: str = "margin"                   # "softmax" | "margin"
+    inputs: tuple = ("masked", "clean")
+    margin_list: Optional[tuple] = None    # None: config.margin_list
+    scale: float = 64.0
+    interclass_filtering_threshold: Optional[float] = None  # None: the config's
+
+
+class FinetuneStage(HeadStage, G2DStage):
+    kind = "finetune"
+    settings = FinetuneSettings
+    loss_weights = dict(margin=1.0)
+    loss_name = "margin"
+    head_module = "margin_head"
+    trainable = ("backbone", "margin_head")
+    allowed_train = ("backbone", "encoder", "reformer", "margin_head")
+    uses = ("backbone",)
+
+    @classmethod
+    def resolve(cls, spec, cfg):
+        out = super().resolve(spec, cfg)
+        if ("encoder" in out["train"] or "reformer" in out["train"]) and not is_g2d(cfg.get("network")):
+            raise ConfigError(f"stage {out['name']!r}: encoder/reformer exist only in G2D; {G2D_NETWORKS_HINT} "
+                              "or train 'backbone'")
+        return out
+
+    def module_factories(self, num_classes):
+        return {**backbone_factory(self.cfg), self.head_module: lambda: self.build_head(num_classes)}
+
+    def embed(self, faces, ctx):
+        train = self.spec.train
+        if "backbone" in train:
+            return ctx.module("backbone")(faces)
+        enc = ctx.module("encoder") if "encoder" in train else ctx.raw("encoder")
+        red = ctx.module("reformer") if "reformer" in train else ctx.raw("reformer")
+        return red(enc(faces))

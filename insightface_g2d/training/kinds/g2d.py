@@ -1,0 +1,48 @@
+"""What the G2D stage kinds (inpaint, reform, classify, finetune) share: they train parts of one
+G2D backbone, built from config.network / config.embedding_size, that model.pt holds at the end."""
+from ...errors import ConfigError
+from .base import Network, Stage
+
+G2D_NETWORKS_HINT = "set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l)"
+
+
+def is_g2d(network):
+    from ...backbones.g2d import G2D_SPECS
+
+    return network in G2D_SPECS
+
+
+def backbone_factory(cfg):
+    """{"backbone": builder} of the run's backbone (config.network, config.embedding_size)."""
+    def build():
+        from ...backbones.registry import get_model
+
+        return get_model(cfg.network, dropout=0.0, fp16=bool(cfg.fp16), num_features=int(cfg.embedding_size))
+    return {"backbone": build}
+
+
+def require_g2d(spec, cfg):
+    if not is_g2d(cfg.get("network")):
+        raise ConfigError(f"stage {spec['name']!r} ({spec['kind']}) trains parts of a G2D backbone but "
+                          f"config.network is {cfg.get('network')!r}: {G2D_NETWORKS_HINT}")
+
+
+class G2DStage(Stage):
+    """Base of the stages that train the run's G2D backbone (module "backbone": encoder + reformer)."""
+
+    final_priority = 1  # model.pt is the G2D backbone whenever a stage trains it
+
+    def module_factories(self, num_classes):
+        return backbone_factory(self.cfg)
+
+    def network(self):
+        return Network("backbone", self.cfg.network, int(self.cfg.embedding_size))
+
+    def eval_models(self):
+        return {"G2D": "model"}
+
+    def restore(self, masked, ctx):
+        """The decoder's face from the encoder's descriptor, once the run has a decoder."""
+        if "decoder" not in ctx.models or "backbone" not in ctx.models:
+            return None
+        return ctx.models.get("decoder")(ctx.models.get("encoder")(masked))

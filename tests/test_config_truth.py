@@ -1,0 +1,128 @@
+"""One source of truth for configuration values: each stage kind's settings dataclass holds its
+defaults, g2d_base.py holds only the recipe's choices, every shipped config resolves to them, and
+arcface_torch keys g2d-train does not read are named when a job sets them."""
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from insightface_g2d.training.config import (ARCFACE_TORCH_ONLY, execute_config_file, load_config, merge,
+                                             packaged_base_path)
+from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS
+from insightface_g2d.training.loop import stage_length
+from insightface_g2d.training.stages import build_stage
+
+from training_tools import write_job
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "recipes" / "configs").glob("*.py"))
+PACKAGE = REPO / "insightface_g2d"
+
+
+def _same(resolved, given):
+    """A resolved value against the value a config or a default gave (resolution normalises
+    lists to tuples and ints to floats)."""
+    if isinstance(given, (list, tuple)) and isinstance(resolved, (list, tuple)):
+        return len(given) == len(resolved) and all(_same(r, g) for r, g in zip(resolved, given))
+    return resolved == given
+
+
+def test_the_base_recipe_restates_no_kind_default():
+    base = execute_config_file(packaged_base_path())
+    for entry in base["stages"]:
+        kind = STAGE_KINDS[entry.get("kind") or entry["name"]]
+        defaults = {**COMMON_DEFAULTS, **kind.default_values()}
+        restated = [k for k, v in entry.items() if k not in ("name", "kind", "losses") and _same(v, defaults.get(k))]
+        assert not restated, f"g2d_base.py stage {entry['name']!r} restates defaults of its kind: {restated}"
+        losses = entry.get("losses") or {}
+        assert not [t for t, w in losses.items() if kind.default_losses().get(t) == w]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_stage_resolves_to_its_entry_over_its_kind_defaults(path):
+    """A key the (merged) stage entry sets resolves to that value; one it leaves out resolves to the
+    kind's dataclass default, or for keys left None there, to the top-level config."""
+    cfg = load_config(path)
+    base = execute_config_file(packaged_base_path())
+    job = {} if path.name == "g2d_base.py" else execute_config_file(path)
+    entries = merge(base, job)["stages"]
+    assert [e["name"] for e in entries] == [s["name"] for s in cfg.stages]
+    fallbacks = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "gradient_acc",
+                 "checkpoint_every", "preview_every", "teacher")
+    for entry, spec in zip(entries, cfg.stages):
+        kind = STAGE_KINDS[spec["kind"]]
+        defaults = kind.default_values()
+        for key, default in defaults.items():
+            if key in entry:
+                assert _same(spec[key], entry[key]), (spec["name"], key)
+            elif default is not None:
+                assert _same(spec[key], default), (spec["name"], key)
+        for key in fallbacks:
+            if entry.get(key) is None and {**COMMON_DEFAULTS, **defaults}.get(key) is None:
+                assert _same(spec[key], cfg[key]), (spec["name"], key)
+        weights = {**kind.default_losses(), **(entry.get("losses") or {})}
+        assert spec["losses"] == pytest.approx(weights)
+
+
+def test_the_recipe_reform_stage_warms_up_one_epoch_where_the_kind_default_is_none():
+    cfg = load_config(REPO / "recipes" / "configs" / "ms1mv3_r100.py")
+    reform = next(s for s in cfg.stages if s["name"] == "reform")
+    assert reform["warmup_epochs"] == 1 and reform["warmup_steps"] is None
+    assert STAGE_KINDS["reform"].default_values()["warmup_epochs"] == 0.0
+
+    class OneProcess:
+        world_size = 1
+
+    total, warmup, batches = stage_length(build_stage(reform, cfg), 128 * 50, OneProcess())
+    assert batches == 50 and warmup == 50 and total == 20 * 50  # 1 of 20 epochs at batch 128
+
+
+def _reads(tree, key):
+    """Whether `tree` reads config key `key`: x.key, x["key"] or x.get("key")."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == key and isinstance(node.ctx, ast.Load):
+            return True
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == key:
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == key):
+            return True
+    return False
+
+
+def test_the_keys_reported_as_unused_are_arcface_torch_keys_nothing_reads():
+    base = execute_config_file(packaged_base_path())
+    trees = [ast.parse(p.read_text()) for p in PACKAGE.rglob("*.py")]
+    for key in ARCFACE_TORCH_ONLY:
+        assert key in base, key
+        assert not any(_reads(t, key) for t in trees), f"{key} is read somewhere: drop it from ARCFACE_TORCH_ONLY"
+    assert any(_reads(t, "using_wandb") for t in trees) and any(_reads(t, "num_image") for t in trees)
+
+
+def test_a_job_that_sets_unused_arcface_torch_keys_is_told_once(tmp_path):
+    quiet = load_config(write_job(tmp_path, '[dict(name="classify", steps=1)]', "config.verbose = 2000\n",
+                                  name="same_as_base.py"))
+    assert quiet.config_notes == []  # g2d_base.py's own value: nothing to say
+    cfg = load_config(write_job(tmp_path, '[dict(name="classify", steps=1)]',
+                                'config.dali = True\nconfig.val_targets = ["lfw"]\n'), ["sample_rate=0.3"])
+    assert cfg.config_notes == ["config keys accepted for arcface_torch compatibility but not used by g2d-train: "
+                                "dali = True, val_targets = ['lfw'], sample_rate = 0.3"]
+
+
+def test_num_image_is_compared_with_the_dataset(tmp_path):
+    from insightface_g2d.training.runner import dataset_notes, load_dataset
+
+    cfg = load_config(write_job(tmp_path, '[dict(name="classify", steps=1)]', "config.num_image = 31\n"))
+    data = load_dataset(cfg)
+    assert len(data) == 32
+    assert dataset_notes(cfg, data) == [
+        f"config.num_image = 31 but dataset {cfg.rec!r} has 32 images; g2d-train uses the dataset's count (fix "
+        "num_image, or set it to None, for arcface_torch)"]
+    cfg.num_image = 32
+    assert dataset_notes(cfg, data) == []
+
+
+def test_kind_settings_are_frozen_dataclasses_with_a_default_for_every_field():
+    for cls in STAGE_KINDS.values():
+        assert all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls.settings))
