@@ -1,5 +1,5 @@
 """What every registered mask style must do (used by test_mask_style_contract.py for each style
-of the registry, and for the style a test adds the way docs/data.md says)."""
+of the registry, and for the style a test adds the way docs/architecture.md says)."""
 import cv2
 import numpy as np
 

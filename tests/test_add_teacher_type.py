@@ -1,11 +1,12 @@
-"""docs/training.md "Adding a teacher type", done exactly as written: one module and one registry
-line, then the new type serves as config.teacher of a g2d-train run, in config.eval.models of its
+"""docs/architecture.md "Add a teacher type", done exactly as written: the module and the registry
+line read from that page, then the new type serves as config.teacher of a g2d-train run, in config.eval.models of its
 report, as a model spec of g2d-eval compare and verify, and in g2d-cache build --teacher -- with no
 other edit."""
 import importlib
 import json
+import re
 import sys
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,42 +25,25 @@ from training_tools import one_thread, write_job
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 
-# Step 1 of the recipe: the module of the new type.
-PROJECTION_MODULE = textwrap.dedent('''\
-    """A toy face model: a fixed random projection of the face's 4 x 4 grid of mean colours."""
-    import torch
-
-    from insightface_g2d.embedders.base import FaceEmbedder
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
-    class ProjectionEmbedder(FaceEmbedder):
-        """dict(projection=DIM[, seed]) or "projection:DIM"."""
-
-        options = ("seed",)
-        string_form = "projection:DIM"
-
-        def __init__(self, dim, seed=0, device="cpu", differentiable=False):
-            super().__init__(f"projection{dim}-{seed}", device, dim=dim, differentiable=differentiable)
-            generator = torch.Generator().manual_seed(seed)
-            self.weight = torch.randn(48, dim, generator=generator).to(self.device)
-
-        @classmethod
-        def from_spec(cls, value, options, ctx):
-            return cls(int(value), int(options.get("seed", 0)), ctx.device, ctx.differentiable)
-
-        def forward(self, faces):
-            cells = torch.nn.functional.adaptive_avg_pool2d(faces.to(self.device), 4).flatten(1)
-            return cells @ self.weight
-    ''')
+def recipe_blocks():
+    """The python code blocks of the recipe "Add a teacher type": the module and the registry line."""
+    section = DOCS.read_text().split("### Add a teacher type\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
 @pytest.fixture
 def projection(tmp_path, monkeypatch):
     """The module written and imported, and step 2 of the recipe: its line in the registry."""
-    (tmp_path / "projection_teacher.py").write_text(PROJECTION_MODULE)
+    module_code, registry_line = recipe_blocks()
+    key, cls_name = re.fullmatch(r'\s*"(\w+)": (\w+),\s*', registry_line).group(1, 2)
+    assert (key, cls_name) == ("projection", "ProjectionEmbedder")
+    (tmp_path / "projection_teacher.py").write_text(module_code)
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("projection_teacher")
-    monkeypatch.setitem(registry.EMBEDDER_TYPES, "projection", module.ProjectionEmbedder)
+    monkeypatch.setitem(registry.EMBEDDER_TYPES, key, getattr(module, cls_name))
     yield module.ProjectionEmbedder
     sys.modules.pop("projection_teacher", None)
 

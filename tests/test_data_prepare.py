@@ -1,5 +1,4 @@
 """`g2d-data`: align photos, pack RecordIO (read back by mxnet), a .bin from a pairs list, landmark agreement."""
-import os
 
 import cv2
 import numpy as np

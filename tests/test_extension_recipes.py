@@ -1,4 +1,4 @@
-"""The "add a stage kind" and "add a loss" recipes of docs/training.md, done exactly as written:
+"""The "add a stage kind" and "add a loss" recipes of docs/architecture.md, done exactly as written:
 the module of each recipe is read from the docs, written to a file, imported; its one registry line
 is made with monkeypatch on the registry dict (undone after the test); then g2d-train trains it."""
 import csv
@@ -19,7 +19,7 @@ from training_tools import load, module_states, one_thread, write_job
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 BASE = 'dict(name="base", kind="arcface", network="g2d_t", steps=1, optimizer="adamw", lr=1e-3, scale=16.0)'
 
 
@@ -50,7 +50,7 @@ def logged(out, term):
 
 
 def test_adding_a_stage_kind_as_the_docs_say(tmp_path, monkeypatch):
-    module_code, registry_line = recipe_blocks("Adding a stage kind")
+    module_code, registry_line = recipe_blocks("Add a stage kind")
     assert registry_line.strip() == "register_stage_kind(MseReformStage)"
     path = tmp_path / "mse_reform.py"
     path.write_text(module_code)
@@ -72,7 +72,7 @@ def test_adding_a_stage_kind_as_the_docs_say(tmp_path, monkeypatch):
 
 
 def test_adding_a_loss_as_the_docs_say(tmp_path, monkeypatch):
-    module_code, registry_line = recipe_blocks("Adding a loss")
+    module_code, registry_line = recipe_blocks("Add a loss")
     name, entry = re.fullmatch(r'\s*"(\w+)": (DistillationLoss\(cosine_sq, ([0-9.]+)\)),\s*', registry_line).group(1, 2)
     path = tmp_path / "cosine_sq.py"
     path.write_text(module_code)

@@ -1,5 +1,4 @@
 """The real-face comparison's pieces (experiments/lfw.py, cli/lfw.py); LFW itself only where needed."""
-import json
 
 import pytest
 

@@ -11,6 +11,7 @@ from insightface_g2d.losses import (
     MarginHead, SoftmaxHead, build_head, check_finite, first_order, hinge_d_loss, hinge_g_loss, identity_loss,
     margin_logits, masked_l1, relational_distillation, second_order, third_order,
 )
+from insightface_g2d.losses.registry import DISTILLATION_LOSSES, distillation_terms
 
 
 def rng_tensor(*shape, seed=0):
@@ -271,3 +272,36 @@ def test_check_finite_names_bad_terms():
     msg = str(err.value)
     assert "rd2=nan" in msg and "adv=inf" in msg and "vec" in msg and "step 7" in msg
     assert "ok" not in msg.split(":")[1]
+
+
+# ---------------------------------------------------------------- the distillation-loss registry
+
+
+@pytest.mark.parametrize("name", sorted(DISTILLATION_LOSSES))
+def test_every_registered_distillation_loss_keeps_the_contract(name):
+    """What a reform stage relies on for every term: a finite scalar >= 0 that is 0 when the student
+    reproduces the teacher, gradients that reach the student only, and float32 math under autocast."""
+    loss = DISTILLATION_LOSSES[name]
+    assert callable(loss.fn) and loss.weight >= 0
+    teacher = rng_tensor(12, 16, seed=1).float().requires_grad_()
+    student = rng_tensor(12, 16, seed=2).float().requires_grad_()
+    value = loss.fn(student, teacher)
+    assert value.dim() == 0 and torch.isfinite(value) and float(value) > 1e-3
+    value.backward()
+    assert student.grad is not None and torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
+    assert teacher.grad is None  # the teacher side is a target
+    same = loss.fn(teacher.detach().clone(), teacher.detach())
+    assert float(same) == pytest.approx(0.0, abs=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = loss.fn(student.detach(), teacher.detach())
+    assert low.dtype == torch.float32
+    assert float(low) == pytest.approx(float(loss.fn(student.detach(), teacher.detach())), rel=1e-6, abs=1e-7)
+
+
+def test_distillation_terms_computes_exactly_the_weighted_terms():
+    student, teacher = rng_tensor(8, 16, seed=3).float(), rng_tensor(8, 16, seed=4).float()
+    names = sorted(DISTILLATION_LOSSES)
+    weights = {names[0]: 1.0, **{n: 0.0 for n in names[1:]}}
+    terms = distillation_terms(student, teacher, weights)
+    assert list(terms) == [names[0]]
+    assert float(terms[names[0]]) == pytest.approx(float(DISTILLATION_LOSSES[names[0]].fn(student, teacher)))

@@ -1,5 +1,5 @@
 """Contract of the mask-style registry: every registered style passes the same checks, and a new
-style is one module plus one registry line (the recipe of docs/data.md, run from that page)."""
+style is one module plus one registry line (the recipe of docs/architecture.md, run from that page)."""
 import importlib.util
 import re
 import sys
@@ -15,7 +15,7 @@ from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES, MaskSt
 from insightface_g2d.errors import ConfigError
 from mask_style_contract import check_layers, check_on_faces, smooth_faces
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "data.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 
 @pytest.mark.parametrize("name", tuple(MASK_STYLES))
@@ -53,7 +53,7 @@ def test_mask_style_definition_is_checked(bad, match):
 # adding a style the documented way
 
 def _recipe_module_text():
-    """The style module of the "Add a mask style" recipe in docs/data.md, and its file name."""
+    """The style module of the "Add a mask style" recipe in docs/architecture.md, and its file name."""
     text = DOCS.read_text(encoding="utf-8")
     section = text.split("### Add a mask style", 1)[1].split("\n### ", 1)[0]
     path = re.search(r"`insightface_g2d/data/mask_styles/(\w+)\.py`", section).group(1)

@@ -372,6 +372,7 @@ def _accumulation_worker(rank, world_size, port, out):
             with open(out, "w") as f:
                 json.dump({"flag_all_reduces": len(calls), "first_grads": [g.tolist() for g in grads],
                            "weights_equal": all(torch.equal(w, weights[0]) for w in weights)}, f)
+        dist.barrier()  # neither rank tears gloo down while the other still uses it (that aborts the process)
     finally:
         dist.destroy_process_group()
 

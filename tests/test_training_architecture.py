@@ -88,6 +88,12 @@ def test_training_has_no_import_cycles():
     assert find_cycle(graph) is None
 
 
+def test_the_whole_package_has_no_import_cycles():
+    graph = import_graph(PACKAGE)
+    assert "insightface_g2d.embedders.registry" in graph and "insightface_g2d.cli.train" in graph
+    assert find_cycle(graph) is None
+
+
 def _docstrings(tree):
     out = set()
     for node in ast.walk(tree):

@@ -173,7 +173,7 @@ def test_reform_from_a_teacher_cache_matches_the_live_teacher(tmp_path):
 
 
 def test_resume_removes_stale_temporary_checkpoints(tmp_path, monkeypatch):
-    """Finding T1: a process SIGKILLed inside atomic_save leaves `.<file>.<random>.tmp`; the next
+    """A process SIGKILLed inside atomic_save leaves `.<file>.<random>.tmp`; the next
     run deletes this rank's leftovers (logging it) and resumes exactly, touching nothing else."""
     from insightface_g2d.training import checkpoint as ckpt_mod
 

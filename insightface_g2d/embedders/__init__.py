@@ -8,6 +8,6 @@ model under evaluation alike -- behind one interface (`base.FaceEmbedder`).
     onnx_model.py    "onnx": an ONNX model on onnxruntime
     dlib_resnet.py   "dlib": dlib's ResNet (the [dlib] extra)
     run_stage.py     "stage": the network a stage of this training run trained
-(and "cache": teachers.cache.TeacherCache, precomputed teacher embeddings). docs/training.md
-"Adding a teacher type" says how to add one.
+(and "cache": teachers.cache.TeacherCache, precomputed teacher embeddings). docs/architecture.md
+"Add a teacher type" says how to add one.
 """

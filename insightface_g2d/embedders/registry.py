@@ -4,7 +4,7 @@
 The key is the spec key that selects the type (dict(onnx="m.onnx") is an "onnx"); the class
 declares the rest of its spec (FaceEmbedder's class side, embedders/base.py). A string spec goes to
 the first type, in this order, whose `parse_string` accepts it. Adding a type: one module with its
-class plus one line here (docs/training.md, "Adding a teacher type").
+class plus one line here (docs/architecture.md, "Add a teacher type").
 """
 from ..teachers.cache import TeacherCache
 from .dlib_resnet import DlibEmbedder

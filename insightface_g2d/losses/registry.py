@@ -6,7 +6,7 @@ a target) that returns a scalar, with its default weight. A reform stage compute
 weight is not 0, in this table's order; `losses=dict(name=weight)` in a stage sets the weight.
 
 To add a loss, write its function in a module of this package and add one line to the table
-(docs/training.md, "Adding a loss"). Give a new term default weight 0.0 unless every reform stage
+(docs/architecture.md, "Add a loss"). Give a new term default weight 0.0 unless every reform stage
 should train with it.
 """
 from typing import Callable, NamedTuple

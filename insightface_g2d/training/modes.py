@@ -10,16 +10,6 @@ import copy
 from contextlib import contextmanager
 
 
-def module_modes(module):
-    """{qualified submodule name: training flag} of `module` and all its submodules ('' is itself)."""
-    return {name: m.training for name, m in module.named_modules()}
-
-
-def all_training(module):
-    """Names of submodules of `module` that are in eval mode ([] when all train)."""
-    return [name or "<top>" for name, flag in module_modes(module).items() if not flag]
-
-
 def eval_copy(module):
     """A deep copy of `module` in eval mode: run it without touching the live module's modes."""
     return copy.deepcopy(module).eval()

@@ -3,7 +3,7 @@
     from insightface_g2d.training.kinds import STAGE_KINDS, Stage, register_stage_kind
 
 To add a kind, write `kinds/<kind>.py` with a `Stage` subclass (see kinds/base.py for the
-interface) and add one `register_stage_kind(...)` line below (docs/training.md, "Adding a stage
+interface) and add one `register_stage_kind(...)` line below (docs/architecture.md, "Add a stage
 kind").
 """
 from .arcface import ArcFaceStage
