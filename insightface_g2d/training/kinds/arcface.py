@@ -7,19 +7,15 @@ from typing import Optional
 
 from ...errors import ConfigError, suggest
 from ..checks import check_number
-from .base import KindSettings, Network
-from .head import HeadStage
+from .base import Network
+from .head import HeadSettings, HeadStage
 
 
 @dataclasses.dataclass(frozen=True)
-class ArcFaceSettings(KindSettings):
+class ArcFaceSettings(HeadSettings):
     network: Optional[str] = None          # None: config.network
     embedding_size: Optional[int] = None   # None: config.embedding_size
-    head: str = "margin"                   # "softmax" | "margin"
     inputs: tuple = ("clean",)
-    margin_list: Optional[tuple] = None    # None: config.margin_list
-    scale: float = 64.0
-    interclass_filtering_threshold: Optional[float] = None  # None: the config's
 
 
 class ArcFaceStage(HeadStage):

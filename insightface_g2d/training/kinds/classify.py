@@ -2,26 +2,20 @@
 the training identities on masked and clean faces. It does not change the embedding; it gives the
 classifier of the paper."""
 import dataclasses
-from typing import Optional
 
 import torch
 
-from .base import KindSettings
 from .g2d import G2DStage, backbone_factory
-from .head import HeadStage
+from .head import HeadSettings, HeadStage
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassifySettings(KindSettings):
+class ClassifySettings(HeadSettings):
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    head: str = "softmax"                  # "softmax" | "margin"
-    inputs: tuple = ("masked", "clean")    # the faces classified
-    margin_list: Optional[tuple] = None    # None: config.margin_list
-    scale: float = 64.0
-    interclass_filtering_threshold: Optional[float] = None  # None: the config's
+    head: str = "softmax"
 
 
 class ClassifyStage(HeadStage, G2DStage):

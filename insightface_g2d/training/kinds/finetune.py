@@ -1,25 +1,18 @@
 """The `finetune` stage kind (optional): everything trainable, arcface_torch's margin softmax
 (margin_list) on masked and clean faces, for users who continue training in arcface_torch."""
 import dataclasses
-from typing import Optional
 
 from ...errors import ConfigError
-from .base import KindSettings
 from .g2d import G2D_NETWORKS_HINT, G2DStage, backbone_factory, is_g2d
-from .head import HeadStage
+from .head import HeadSettings, HeadStage
 
 
 @dataclasses.dataclass(frozen=True)
-class FinetuneSettings(KindSettings):
+class FinetuneSettings(HeadSettings):
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    head: str = "margin"                   # "softmax" | "margin"
-    inputs: tuple = ("masked", "clean")
-    margin_list: Optional[tuple] = None    # None: config.margin_list
-    scale: float = 64.0
-    interclass_filtering_threshold: Optional[float] = None  # None: the config's
 
 
 class FinetuneStage(HeadStage, G2DStage):

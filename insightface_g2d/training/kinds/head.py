@@ -1,12 +1,25 @@
 """Shared by the kinds that train a classification head over embeddings (classify, finetune,
 arcface): head type, inputs, margins, the step and per-input accuracy."""
+import dataclasses
+from typing import Optional
+
 import torch
 
 from ...errors import ConfigError
 from ..checks import check_margin_list, check_number
-from .base import Stage
+from .base import KindSettings, Stage
 
 INPUTS = ("masked", "clean")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSettings(KindSettings):
+    """The keys of every head kind; a kind subclasses it with its own defaults."""
+    head: str = "margin"                   # "softmax" | "margin"
+    inputs: tuple = INPUTS                 # the faces classified
+    margin_list: Optional[tuple] = None    # None: config.margin_list
+    scale: float = 64.0
+    interclass_filtering_threshold: Optional[float] = None  # None: the config's
 
 
 def accuracy(logits, labels):
