@@ -1,6 +1,5 @@
 """Image files in and out: decoding untrusted images safely, listing, encoding, writing.
 
-    decode_image_bytes(data, what)  bytes-like -> uint8 H x W x 3 RGB, or DataError
     read_image_file(path)           a file -> uint8 H x W x 3 RGB, or DataError naming the file
     try_decode_image_bytes(data)    (image, None) or (None, reason): for callers that gather failures
     read_photo(path)                read_image_file with the whole-photo size limit
@@ -131,14 +130,6 @@ def try_decode_image_bytes(data, max_pixels=MAX_IMAGE_PIXELS):
     if img.ndim != 3 or img.shape[2] != 3:
         return None, f"decoded to an unexpected shape {img.shape}"
     return (img if _IMREAD_RGB else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), None
-
-
-def decode_image_bytes(data, what="image", max_pixels=MAX_IMAGE_PIXELS):
-    """Encoded image bytes -> uint8 H x W x 3 RGB; DataError "cannot decode <what>: <reason>"."""
-    img, reason = try_decode_image_bytes(data, max_pixels)
-    if img is None:
-        raise DataError(f"cannot decode {what}: {reason}")
-    return img
 
 
 def read_image_file(path, what="image", hint="replace or delete the file", max_pixels=MAX_IMAGE_PIXELS):
