@@ -32,8 +32,9 @@ def chip_mapping(details):
 
 
 def fit_crop_to_chip(images, landmarks):
-    """How CROP_TO_CHIP was derived (on 298 LFW faces). Fit the crop -> chip map on photos: images, a list of uint8 H x W x 3 RGB; landmarks, their
-    [5, 2] ArcFace-order points. Faces dlib's HOG detector misses are skipped.
+    """How CROP_TO_CHIP was derived (on 298 LFW faces). Fit the crop -> chip map on photos: images,
+    a list of uint8 H x W x 3 RGB; landmarks, their [5, 2] ArcFace-order points. Faces dlib's HOG
+    detector misses are skipped.
     Returns (2x3 matrix with rotation 0, per-point residuals in chip pixels, faces used)."""
     from insightface_g2d.data.align import alignment_matrix, transform_points
 
