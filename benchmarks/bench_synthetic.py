@@ -11,12 +11,12 @@ import time
 import cv2
 import numpy as np
 
-from insightface_g2d.data.synthetic import identity_split, synthetic_identity
+from insightface_g2d.data.synthetic import SyntheticFaces, synthetic_identity
 from linear_probe import gallery_split, region_identification  # benchmarks/linear_probe.py
 
 
 def speed(n_ids, per_id):
-    ds, _ = identity_split(n_ids, 1, per_id, seed=12345)
+    ds = SyntheticFaces(n_ids, per_id, seed=12345)
     t = time.process_time()
     for g in range(n_ids):
         synthetic_identity(12345, g)
@@ -68,7 +68,8 @@ def main(argv=None):
     t_id, rate = speed(100, 20)
     print(f"identity setup: {t_id * 1e3:.2f} ms CPU; images/s on one core (identities cached): {rate:.0f}")
 
-    tr, te = identity_split(args.train_ids, args.test_ids, args.per_id, seed=args.seed)
+    tr = SyntheticFaces(args.train_ids, args.per_id, seed=args.seed)
+    te = SyntheticFaces(args.test_ids, args.per_id, seed=args.seed, identity_offset=args.train_ids)
     xtr, ytr = stack(tr)
     xte, yte = stack(te)
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from insightface_g2d import get_model
-from insightface_g2d.losses import relational_distillation
 from insightface_g2d.devices import select_device
 from insightface_g2d.embedders.torch_network import TorchEmbedder
+from insightface_g2d.losses.registry import DISTILLATION_LOSSES, distillation_terms
 from insightface_g2d.teachers import import_embeddings
 
 
@@ -36,6 +36,9 @@ class _Rows:
 
     def fingerprint(self):
         return f"bench-{self.count}"
+
+
+WEIGHTS = {name: loss.weight for name, loss in DISTILLATION_LOSSES.items()}  # the reform stage's defaults
 
 
 def parse_args(argv=None):
@@ -96,7 +99,8 @@ def main(argv=None):
         t1 = time.perf_counter()
         with torch.no_grad():
             desc = student.encode(batch["masked"])
-        loss, _ = relational_distillation(student.reform(desc), target)
+        terms = distillation_terms(student.reform(desc), target, WEIGHTS)
+        loss = sum(WEIGHTS[name] * value for name, value in terms.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

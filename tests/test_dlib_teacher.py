@@ -1,6 +1,7 @@
 """dlib's ResNet as teacher and evaluation model (the [dlib] extra); real-face checks need LFW."""
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,54 @@ dlib = pytest.importorskip("dlib", reason="the [dlib] extra is not installed (pi
 pytest.importorskip("face_recognition_models", reason="the [dlib] extra is not installed")
 
 from insightface_g2d.embedders.dlib_resnet import (CHIP_SIZE, CROP_TO_CHIP, DlibEmbedder,  # noqa: E402
-                                                   crops_to_chips, fit_crop_to_chip)
+                                                   crops_to_chips, model_file)
+
+
+def chip_mapping(details):
+    """dlib chip_details -> 2x3 affine map from the source image to the chip (what
+    dlib.extract_image_chip samples: the rectangle rotated by `angle`, corners to chip corners)."""
+    r, a = details.rect, details.angle
+    cx, cy = (r.left() + r.right()) / 2.0, (r.top() + r.bottom()) / 2.0
+    c, s = np.cos(a), np.sin(a)
+
+    def rotate(x, y):
+        dx, dy = x - cx, y - cy
+        return [cx + c * dx - s * dy, cy + s * dx + c * dy]
+
+    src = np.float32([rotate(r.left(), r.top()), rotate(r.right(), r.top()), rotate(r.right(), r.bottom())])
+    dst = np.float32([[0, 0], [details.cols - 1, 0], [details.cols - 1, details.rows - 1]])
+    return cv2.getAffineTransform(src, dst).astype(np.float64)
+
+
+def fit_crop_to_chip(images, landmarks):
+    """How CROP_TO_CHIP was derived (on 298 LFW faces). Fit the crop -> chip map on photos: images,
+    a list of uint8 H x W x 3 RGB; landmarks, their [5, 2] ArcFace-order points. Faces dlib's HOG
+    detector misses are skipped.
+    Returns (2x3 matrix with rotation 0, per-point residuals in chip pixels, faces used)."""
+    from insightface_g2d.data.align import alignment_matrix, transform_points
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(model_file("shape_predictor_5_face_landmarks.dat"))
+    crop_pts, chip_pts = [], []
+    for img, lmk in zip(images, landmarks):
+        faces = detector(img, 1)
+        if not faces:
+            continue
+        h, w = img.shape[:2]
+        face = min(faces, key=lambda f: (f.center().x - w / 2) ** 2 + (f.center().y - h / 2) ** 2)
+        details = dlib.get_face_chip_details(predictor(img, face), CHIP_SIZE, 0.25)
+        crop_pts.append(transform_points(lmk, alignment_matrix(lmk)))
+        chip_pts.append(transform_points(lmk, chip_mapping(details)))
+    if not crop_pts:
+        raise ValueError("dlib found no face in any of the images")
+    src, dst = np.concatenate(crop_pts), np.concatenate(chip_pts)
+    # scale + translation, least squares: dst = s * src + t
+    sc, dc = src - src.mean(0), dst - dst.mean(0)
+    s = float((sc * dc).sum() / (sc ** 2).sum())
+    t = dst.mean(0) - s * src.mean(0)
+    matrix = np.array([[s, 0.0, t[0]], [0.0, s, t[1]]])
+    residuals = np.linalg.norm(src * s + t - dst, axis=1)
+    return matrix, residuals, len(crop_pts)
 
 
 @pytest.fixture(scope="module")

@@ -73,9 +73,10 @@ def test_pairs_cli_generic_layout(setup, capsys):
     (setup / "pairs.txt").write_text("0.jpg\t1.jpg\t1\n2.jpg\t1.jpg\t0\n")
     rc = run_cli(main, ["pairs", "--model", "g2d_t", "--root", str(root), "--pairs", str(setup / "pairs.txt"),
                         "--nfolds", "2", "--batch-size", "3", "--quiet", "--json", str(setup / "p.json")])
-    assert rc == 0 and f"{setup.name}-pairs [clean]: accuracy" in capsys.readouterr().out
+    # named as g2d-eval compare names it (evaluation.compare.target_name): a pairs.txt by its folder
+    assert rc == 0 and f"\n{setup.name} [clean]: accuracy" in "\n" + capsys.readouterr().out
     res = json.loads((setup / "p.json").read_text())
-    assert res["targets"][f"{setup.name}-pairs"]["clean"]["num_pairs"] == 2
+    assert list(res["targets"]) == [setup.name] and res["targets"][setup.name]["clean"]["num_pairs"] == 2
 
 
 @pytest.mark.parametrize(

@@ -22,14 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from insightface_g2d.errors import ConfigError
+from insightface_g2d.training import config as config_mod
+from insightface_g2d.training.config import load_config
 from test_fuzz_support import Counter, fuzz, time_limit
 
-config_mod = pytest.importorskip("insightface_g2d.training.config")
-load_config = config_mod.load_config
-BASE_PATH = config_mod.packaged_base_path()
-if not BASE_PATH.is_file():
-    pytest.skip("recipes/configs/g2d_base.py not present yet", allow_module_level=True)
-BASE = dict(runpy.run_path(str(BASE_PATH))["config"])
+BASE = dict(runpy.run_path(str(config_mod.packaged_base_path()))["config"])
 MERGED = ("masks", "eval", "stages", "teacher")
 STAGE_KEYS = ["name", "kind", "epochs", "steps", "batch_size", "optimizer", "lr", "betas", "momentum",
               "weight_decay", "warmup_epochs", "warmup_steps", "lr_power", "train", "losses", "masks",

@@ -38,7 +38,8 @@ def _png_claiming(width, height):
 
 def test_decode_round_trip_is_rgb_and_fit_square_resizes():
     rgb = _rgb()
-    out = io_.decode_image_bytes(_png(rgb))
+    out, reason = io_.try_decode_image_bytes(_png(rgb))
+    assert reason is None
     np.testing.assert_array_equal(out, rgb)  # PNG is lossless: exact RGB pixels back
     sq = io_.fit_square(out, 16)
     assert sq.shape == (16, 16, 3)
@@ -58,11 +59,11 @@ def test_jpeg_claiming_huge_size_refused_even_behind_junk(junk, monkeypatch):
         raise AssertionError("a hostile header reached cv2.imdecode")
 
     monkeypatch.setattr(cv2, "imdecode", must_not_decode)
-    with pytest.raises(DataError, match="refused before decoding"):
-        io_.decode_image_bytes(data, "test image")
+    img, reason = io_.try_decode_image_bytes(data)
+    assert img is None and "refused before decoding" in reason
     monkeypatch.setattr(cv2, "imdecode", real_imdecode)
     # the same junk before a sane frame header decodes (libjpeg warns and goes on)
-    assert io_.decode_image_bytes(_jpeg_claiming(112, 112, junk)).shape == (112, 112, 3)
+    assert io_.try_decode_image_bytes(_jpeg_claiming(112, 112, junk))[0].shape == (112, 112, 3)
 
 
 def test_photo_limit_is_larger_than_the_face_limit():
@@ -153,3 +154,47 @@ def test_write_image_round_trips_and_names_bad_targets(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match=r"cannot write image .*file[/\\]b\.png"):
         io_.write_image(tmp_path / "file" / "b.png", rgb)
+
+
+def test_write_image_bytes_are_opencv_encoder_bytes(tmp_path):
+    rgb = _rgb(31, 17, seed=5)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    cases = [("a.png", {}, cv2.imencode(".png", bgr)),
+             ("b.jpg", {"quality": 80}, cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])),
+             ("c.png", {"png_compression": 3}, cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])),
+             ("d.png", {}, cv2.imencode(".png", rgb[..., 0]))]
+    for name, options, (ok, expected) in cases:
+        img = rgb[..., 0] if name == "d.png" else rgb
+        assert ok and io_.write_image(tmp_path / name, img, **options) == tmp_path / name
+        assert (tmp_path / name).read_bytes() == expected.tobytes()
+
+
+def test_palette_png_is_pillows_own_file(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    rgb = _rgb(40, 50, seed=6)
+    io_.write_image(tmp_path / "p.png", rgb, colors=16)
+    pil.fromarray(rgb).quantize(colors=16, method=pil.Quantize.MEDIANCUT, dither=pil.Dither.NONE).save(
+        tmp_path / "direct.png", optimize=True)
+    assert (tmp_path / "p.png").read_bytes() == (tmp_path / "direct.png").read_bytes()
+    with pytest.raises(DataError, match=r"palette .*\.png"):
+        io_.write_image(tmp_path / "p.jpg", rgb, colors=16)
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, lambda: OSError(28, "No space left on device")])
+def test_an_interrupted_image_write_leaves_no_partial_file(tmp_path, monkeypatch, interruption):
+    from insightface_g2d import fileio
+
+    rgb = _rgb(seed=7)
+    io_.write_image(tmp_path / "old.png", rgb[::-1])
+    old = (tmp_path / "old.png").read_bytes()
+
+    def cut(fd):  # the bytes are in the temporary file, not yet in place
+        raise interruption()
+
+    monkeypatch.setattr(fileio.os, "fsync", cut)
+    with pytest.raises(KeyboardInterrupt if interruption is KeyboardInterrupt else DataError):
+        io_.write_image(tmp_path / "new.png", rgb)
+    with pytest.raises(KeyboardInterrupt if interruption is KeyboardInterrupt else OSError):
+        io_.save_image_bytes(tmp_path / "old.png", io_.encode_image_bytes(rgb))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.png"]  # no new file, no temporary file
+    assert (tmp_path / "old.png").read_bytes() == old

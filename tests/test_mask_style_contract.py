@@ -102,6 +102,22 @@ def test_documented_new_style_leaves_existing_masks_unchanged(documented_style):
     finally:
         MASK_STYLES[documented_style.name] = documented_style
     assert np.array_equal(out_a, out_b)
+    # The contrast: banks are seeded by registry position, so inserting the style before an
+    # existing one moves that style's masks (hence the docs' "append only").
+    order = dict(MASK_STYLES)
+    masks_mod._GROUPS.clear()
+    MASK_STYLES.clear()
+    MASK_STYLES.update({documented_style.name: documented_style},
+                       **{k: v for k, v in order.items() if k != documented_style.name})
+    try:
+        out_c = masks_mod.MaskSynthesizer(styles=existing, templates_per_group=8, bank_seed=77).apply_batch(
+            imgs, np.random.default_rng(1))[0]
+    finally:
+        MASK_STYLES.clear()
+        MASK_STYLES.update(order)
+        masks_mod._GROUPS.clear()
+    assert list(MASK_STYLES) == list(order)
+    assert not np.array_equal(out_a, out_c)
 
 
 def test_documented_new_style_in_g2d_mask(documented_style, tmp_path):
@@ -125,10 +141,10 @@ def test_documented_new_style_in_g2d_mask(documented_style, tmp_path):
 
 
 def test_documented_new_style_in_evaluation_protocols(documented_style):
-    from insightface_g2d.evaluation.protocols import apply_protocol, list_protocols, parse_protocol
+    from insightface_g2d.evaluation.protocols import apply_protocol, parse_protocol
 
     name = documented_style.name
-    assert f"style:{name}" in list_protocols()
+    assert parse_protocol(f"style:{name}") == ("masked-masked", name)
     assert parse_protocol(f"masked-clean:{name}") == ("masked-clean", name)
     assert parse_protocol(f"masked-masked:n95+{name}") == ("masked-masked", ("n95", name))
     faces = smooth_faces(8, seed=3)

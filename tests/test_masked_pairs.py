@@ -117,7 +117,7 @@ def test_epochs_seeds_and_evaluation_mode(base):
     with pytest.raises(ConfigError):
         ds.set_epoch(-1)
 
-    ev = MaskedPairDataset.for_evaluation(base, seed=5)
+    ev = MaskedPairDataset(base, seed=5, evaluation=True)
     first = [ev.sample(i) for i in range(len(base))]
     ev.set_epoch(3)  # ignored: evaluation masks are fixed
     for i, (m, clean, alpha, _) in enumerate(first):

@@ -84,6 +84,25 @@ def test_frame_record_rejects_too_large():
         R.frame_record(memoryview(big))
 
 
+def test_the_writer_puts_files_in_place_only_when_closed(tmp_path):
+    rec, idx = tmp_path / "w.rec", tmp_path / "w.idx"
+    rec.write_bytes(b"old rec")
+    idx.write_text("old idx")
+    with pytest.raises(RuntimeError, match="stopped"):
+        with R.IndexedRecordIOWriter(rec, idx) as w:
+            w.write_idx(0, b"first")
+            raise RuntimeError("stopped")  # an interrupted packing run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.idx", "w.rec"]  # no temporary files left
+    assert rec.read_bytes() == b"old rec" and idx.read_text() == "old idx"
+    w = R.IndexedRecordIOWriter(rec, idx)
+    w.write_idx(3, b"abc")
+    assert rec.read_bytes() == b"old rec"  # not in place before close
+    w.close()
+    w.close()  # closing twice is harmless
+    assert R.IndexedRecordIO(rec, idx).read_idx(3) == b"abc"
+    assert idx.read_text() == "3\t0\n" and rec.read_bytes() == R.frame_record(b"abc")
+
+
 def test_multipart_round_trip_and_build_index(tmp_path):
     rng = np.random.default_rng(3)
     payloads = [b"", M, M * 5, b"x" * 7 + M, b"ab" + M + b"cd"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from insightface_g2d.data.align import ARCFACE_TEMPLATE
-from insightface_g2d.data.synthetic import SyntheticFaces, identity_split, render_face
+from insightface_g2d.data.synthetic import SyntheticFaces, render_face
 from insightface_g2d.errors import DataError
 
 
@@ -55,16 +55,13 @@ def test_deterministic_pure_function_of_seed_and_index():
     assert len({digest(a[i][0]) for i in range(4)}) == 4
 
 
-def test_identity_offset_and_split_are_disjoint_and_consistent():
+def test_identity_offset_gives_disjoint_and_consistent_populations():
     whole = SyntheticFaces(6, 3, seed=5)
     tail = SyntheticFaces(4, 3, seed=5, identity_offset=2)
     for k in range(len(tail)):
         assert digest(tail[k][0]) == digest(whole[6 + k][0])  # identity 2+ of the same population
         assert tail[k][1] == k // 3  # labels restart at 0
-    train, test = identity_split(5, 3, images_per_identity=2, seed=5, test_images_per_identity=4)
-    ids_train = {train.identity_of(i) for i in range(len(train))}
-    ids_test = {test.identity_of(i) for i in range(len(test))}
-    assert ids_train == set(range(5)) and ids_test == {5, 6, 7}
+    train, test = SyntheticFaces(5, 2, seed=5), SyntheticFaces(3, 4, seed=5, identity_offset=5)
     assert len(test) == 12 and test.num_classes == 3
     assert not {digest(train[i][0]) for i in range(len(train))} & {digest(test[i][0]) for i in range(len(test))}
 
@@ -124,7 +121,7 @@ def test_identities_separable_from_upper_face_and_harder_with_lower_face_hidden(
     """
     from insightface_g2d.data.masks import MaskSynthesizer
 
-    train, test = identity_split(100, 40, images_per_identity=6, seed=0)
+    train, test = SyntheticFaces(100, 6, seed=0), SyntheticFaces(40, 6, seed=0, identity_offset=100)
     xtr = np.stack([train[i][0] for i in range(len(train))])
     xte = np.stack([test[i][0] for i in range(len(test))])
     ytr, yte = train.labels, test.labels

@@ -377,6 +377,47 @@ def test_cli_build_import_info(monkeypatch, tmp_path, onnx_model, faces, capsys)
     assert "--teacher-checkpoint" in capsys.readouterr().err
 
 
+class _RecordingType(TorchEmbedder):
+    """Stands in for a CPU-bound type (dlib's options) in the registry: records the options it is built with."""
+
+    options = ("workers",)
+    built = []
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        cls.built.append(dict(options))
+        torch.manual_seed(0)
+        return cls(TinyNet(), name="recording", channels_last=False)
+
+
+def test_cli_jobs_reach_the_teacher_whichever_way_it_is_named(monkeypatch, tmp_path, faces, onnx_model):
+    """--jobs N is the spec's `workers` for --teacher-dlib and --teacher dlib alike, and only for a
+    type that takes that option."""
+    from insightface_g2d.cli import cache as cli
+    from insightface_g2d.cli.common import run_cli
+    from insightface_g2d.embedders import registry
+
+    monkeypatch.setattr(cli, "_dataset", lambda spec, skip_bad=False: faces)
+    monkeypatch.setitem(registry.EMBEDDER_TYPES, "dlib", _RecordingType)
+    monkeypatch.setattr(_RecordingType, "built", [])
+    specs = []
+    for i, teacher in enumerate((["--teacher-dlib"], ["--teacher", "dlib"])):
+        out = tmp_path / f"c{i}"
+        assert run_cli(cli.main, ["build", "--dataset", "tiny", *teacher, "--jobs", "3", "--out", str(out),
+                                  "--batch-size", "5", "--device", "cpu", "--dtype", "float32"]) == 0
+        specs.append(json.loads((out / "manifest.json").read_text())["teacher_spec"])
+    assert _RecordingType.built == [{"workers": 3}, {"workers": 3}]
+    assert specs == [{"dlib": True, "workers": 3}] * 2
+    # a type without the option is left alone (an ONNX model, by flag and by spec)
+    for i, teacher in enumerate((["--teacher-onnx", str(onnx_model[0])], ["--teacher", str(onnx_model[0])])):
+        out = tmp_path / f"o{i}"
+        assert run_cli(cli.main, ["build", "--dataset", "tiny", *teacher, "--jobs", "3", "--out", str(out),
+                                  "--batch-size", "5", "--device", "cpu"]) == 0
+        assert "workers" not in json.loads((out / "manifest.json").read_text())["teacher_spec"]
+    assert run_cli(cli.main, ["build", "--dataset", "tiny", "--teacher", "dlib", "--teacher-checkpoint", "x.pth",
+                              "--out", str(tmp_path / "x")]) == 2
+
+
 def test_cache_of_synthetic_dataset_serves_masked_pairs(monkeypatch, tmp_path, onnx_model, capsys):
     """g2d-cache build through the real dataset factory; lookups match the live teacher on the
     MaskedPairDataset's clean (possibly mirrored) faces."""

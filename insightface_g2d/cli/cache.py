@@ -3,7 +3,7 @@ import os
 import sys
 
 from ..errors import ConfigError
-from .common import add_subcommand, make_parser, resolve_device, run_cli, run_subcommand
+from .common import add_subcommand, make_parser, run_cli, run_subcommand
 
 
 def _dataset(spec, skip_bad=False):
@@ -47,7 +47,8 @@ def build_parser():
     b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
     b.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out")
     b.add_argument("--jobs", type=int, default=1,
-                   help="processes running a CPU-bound teacher (dlib) side by side (default 1)")
+                   help="processes running a CPU-bound teacher (dlib, as --teacher-dlib or --teacher dlib) side by "
+                        "side (default 1)")
     b.add_argument("--flips", choices=("compute", "reuse"), default="compute",
                    help="compute the teacher on each mirrored face too (default), or reuse the clean embedding "
                         "for it (half the cost; for slow teachers such as dlib)")
@@ -75,28 +76,41 @@ def build_parser():
     return parser
 
 
-def cmd_build(args):
-    from ..embedders.factory import build_teacher
-    from ..teachers import build_teacher_cache
+# The convenience flags --teacher-KEY VALUE are the spec {KEY: VALUE} (see _teacher_spec); these take paths.
+PATH_FLAGS = ("teacher_checkpoint", "teacher_onnx")
+
+
+def _teacher_spec(args):
+    """The teacher spec of the command line for the factory to check and build: --teacher SPEC as
+    written, or the convenience flags --teacher-KEY VALUE as {KEY: VALUE} (paths made absolute, so
+    the cache's rebuild hint works from any folder). --jobs becomes the spec's `workers` when its
+    type takes that option (a CPU-bound teacher such as dlib), whichever way the type was named."""
+    from ..embedders.factory import parse_spec, with_option
 
     if args.teacher_network and not args.teacher_checkpoint:
         raise ConfigError("--teacher-network needs --teacher-checkpoint (the arcface_torch backbone.pth)")
+    if args.teacher_checkpoint and not args.teacher_network:
+        raise ConfigError("--teacher-checkpoint goes with --teacher-network (or write --teacher NETWORK:CHECKPOINT)")
+    if args.teacher:
+        spec = parse_spec(args.teacher, "--teacher")
+    else:
+        spec = {dest[len("teacher_"):]: os.path.abspath(value) if dest in PATH_FLAGS else value
+                for dest, value in vars(args).items() if dest.startswith("teacher_") and value}
+    return with_option(spec, "workers", args.jobs, "--teacher")
+
+
+def cmd_build(args):
+    from ..devices import select_device
+    from ..embedders.factory import build_teacher
+    from ..teachers import build_teacher_cache
+
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    if args.teacher_network:
-        spec = {"network": args.teacher_network, "checkpoint": os.path.abspath(args.teacher_checkpoint)}
-    elif args.teacher_dlib:
-        spec = {"dlib": True, "workers": args.jobs}
-    elif args.teacher_onnx:
-        spec = {"onnx": os.path.abspath(args.teacher_onnx)}
-    else:
-        from ..embedders.factory import parse_spec
-
-        spec = parse_spec(args.teacher, "--teacher")
+    spec = _teacher_spec(args)
     dataset = _dataset(args.dataset, skip_bad=args.skip_bad)
-    teacher = build_teacher(spec, device=resolve_device(args.device))
+    teacher = build_teacher(spec, device=select_device(args.device))
     cache = build_teacher_cache(
         teacher, dataset, args.out, batch_size=args.batch_size, num_workers=args.num_workers,
         dtype=args.dtype, overwrite=args.overwrite, dataset_spec=args.dataset, teacher_spec=spec,

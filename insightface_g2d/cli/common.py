@@ -80,11 +80,3 @@ def run_subcommand(parser, argv=None, check=None):
     if check is not None:
         check(parser, args)
     return args.func(args)
-
-
-def resolve_device(name):
-    """--device value -> torch.device of this process (`devices.select_device`: "auto" is cuda when
-    available, else cpu; a device that cannot work is a ConfigError)."""
-    from ..devices import select_device  # lazy: keeps --help fast
-
-    return select_device(name)

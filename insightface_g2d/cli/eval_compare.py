@@ -3,8 +3,6 @@ import argparse
 import os
 import sys
 
-from .common import resolve_device
-
 EPILOG_COMPARE = """example:
   g2d-eval compare --model G2D=g2d:work_dirs/g2d/model.pt \\
       --model ArcFace-r50=r50:ms1mv3_arcface_r50_fp16/backbone.pth --model mbf.onnx \\
@@ -103,6 +101,7 @@ def add_parser(subparsers):
 
 
 def run_compare(args):
+    from ..devices import select_device
     from ..evaluation.compare import DEFAULT_PROTOCOLS, compare, compare_markdown, parse_far
     from ..evaluation.model_spec import parse_model_arg
 
@@ -110,7 +109,7 @@ def run_compare(args):
     models = [parse_model_arg(m) for m in args.model]
     fars = [parse_far(f) for f in args.far] if args.far else [1e-3]
     doc = compare(models, args.target, protocols=args.protocol or DEFAULT_PROTOCOLS, seed=args.seed, flip=not args.no_flip,
-                  batch_size=args.batch_size, device=resolve_device(args.device), out_dir=args.out,
+                  batch_size=args.batch_size, device=select_device(args.device), out_dir=args.out,
                   roc_target=args.roc_target, nfolds=args.nfolds, table_fars=fars, progress=not args.quiet)
     print(compare_markdown(doc))
     for path in doc["files"].values():
@@ -121,6 +120,7 @@ def run_compare(args):
 def run_ijb(args):
     import numpy as np
 
+    from ..devices import select_device
     from ..evaluation import report
     from ..evaluation.ijb import evaluate_ijb, ijb_markdown, read_ijb_meta
     from ..evaluation.model_spec import parse_model_arg, unique_labels
@@ -133,7 +133,8 @@ def run_ijb(args):
     for label, spec in models:
         r = evaluate_ijb(spec, args.root, args.dataset, faceness=args.faceness, mask_probe=args.mask_probe,
                          mask_select=args.mask_select, mask_styles=args.mask_style, seed=args.seed,
-                         batch_size=args.batch_size, device=resolve_device(args.device), num_workers=max(0, args.workers),
+                         batch_size=args.batch_size, device=select_device(args.device),
+                         num_workers=max(0, args.workers),
                          progress=not args.quiet, meta=meta)
         rows.append((label, r))
         curves.append((label, r["roc"][0], r["roc"][1]))

@@ -1,9 +1,6 @@
 """`g2d-eval verify | write-masked-bin | pairs`: verification on .bin sets and pair lists."""
 import argparse
-import os
 import sys
-
-from .common import resolve_device
 
 EPILOG_VERIFY = """example:
   g2d-eval verify --model g2d:work_dirs/g2d/model.pt --bin faces_emore/lfw.bin \\
@@ -75,7 +72,8 @@ def add_parser(subparsers):
                    "(other sizes are refused otherwise)")
     p.add_argument("--layout", default="auto", choices=("auto", "lfw", "generic"))
     p.add_argument("--image-ext", default=None, help="extension for LFW-layout names (default: found on disk)")
-    p.add_argument("--name", help="name in the output (default: from the pairs file, e.g. lfw-pairs)")
+    p.add_argument("--name", help="name in the output (default: the pairs file's name, or its folder's for "
+                   "a pairs*.txt, e.g. lfw; as g2d-eval compare names targets)")
     p.add_argument("--max-pairs-per-fold", type=int, default=None, metavar="N",
                    help="quick run: first N/2 matched and N/2 mismatched pairs of each fold")
     p.set_defaults(func=run_pairs)
@@ -114,16 +112,18 @@ def _json_results(results, include_roc):
 
 
 def run_verify(args):
+    from ..devices import select_device
     from ..embedders.factory import build_embedder
+    from ..evaluation.compare import target_name
     from ..evaluation.binfile import load_bin
     from ..evaluation.engine import evaluate_protocols
 
     protocols = args.protocol or ["clean"]
     _check(args, protocols)
-    embedder = build_embedder(args.model, device=resolve_device(args.device))
+    embedder = build_embedder(args.model, device=select_device(args.device))
     payload = {"model": args.model, "seed": args.seed, "flip": not args.no_flip, "targets": {}}
     for path in args.bin:
-        name = os.path.splitext(os.path.basename(path))[0]
+        name = target_name(path)
         images, issame = load_bin(path)
         results = evaluate_protocols(embedder, images, issame, protocols, seed=args.seed,
                                      batch_size=args.batch_size, flip=not args.no_flip, nfolds=args.nfolds,
@@ -146,17 +146,10 @@ def run_write_masked_bin(args):
     return 0
 
 
-def _pairs_name(path):
-    """'lfw/pairs.txt' -> 'lfw-pairs'; 'lists/mfr2_pairs.txt' -> 'mfr2_pairs'."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    if stem.lower().startswith("pairs"):
-        parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        return f"{parent}-{stem}" if parent else stem
-    return stem
-
-
 def run_pairs(args):
+    from ..devices import select_device
     from ..embedders.factory import build_embedder
+    from ..evaluation.compare import target_name
     from ..evaluation.pairs import evaluate_pairs, read_pairs
 
     protocols = args.protocol or ["clean"]
@@ -164,12 +157,12 @@ def run_pairs(args):
     pairs = read_pairs(args.pairs, layout=args.layout, image_ext=args.image_ext, nfolds=args.nfolds)
     if args.max_pairs_per_fold:
         pairs = pairs.take_per_fold(args.max_pairs_per_fold)
-    embedder = build_embedder(args.model, device=resolve_device(args.device))
+    embedder = build_embedder(args.model, device=select_device(args.device))
     results = evaluate_pairs(embedder, args.root, pairs, landmarks=args.landmarks, protocols=protocols,
                              seed=args.seed, batch_size=args.batch_size, flip=not args.no_flip,
                              nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet,
                              resize=args.resize)
-    name = args.name or _pairs_name(args.pairs)
+    name = args.name or target_name(args.pairs)
     _print_results(name, results)
     if args.json:
         _write_json(args.json, {"model": args.model, "pairs": args.pairs, "root": args.root,

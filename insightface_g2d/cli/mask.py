@@ -6,10 +6,9 @@
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ..data.image_io import IMAGE_EXTENSIONS, list_images, read_photo, write_image
+from ..data.image_io import IMAGE_EXTENSIONS, list_images, pick_images, read_photo, write_image
 from ..data.landmarks import LandmarkIndex
 from ..errors import DataError
 from .common import add_subcommand, make_parser, run_cli, run_subcommand
@@ -25,62 +24,16 @@ def _aligned_or_error(img, path, size):
 # ------------------------------------------------------------------------------------------------
 # preview
 
-def _pick_preview_files(inputs, count, seed):
-    """Up to ``count`` images from files/folders. In a folder of identity sub-folders, one image
-    per identity first (identities in a seeded random order), then second images, and so on."""
-    picked = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_file():
-            picked.append((p, None))
-        elif p.is_dir():
-            files = list_images(p)
-            if not files:
-                raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {p}")
-            groups = {}
-            for f in files:
-                groups.setdefault(f.parent, []).append(f)
-            keys = sorted(groups)
-            order = np.random.default_rng(seed).permutation(len(keys))
-            rank = 0
-            while len(picked) < count and rank < max(len(g) for g in groups.values()):
-                picked.extend((groups[keys[i]][rank], p) for i in order if rank < len(groups[keys[i]]))
-                rank += 1
-        else:
-            raise DataError(f"input not found: {p}")
-    return picked[:count]
-
-
 def _synthetic_faces(count, seed, size):
-    try:
-        from ..data.synthetic import SyntheticFaces
-    except ImportError as err:
-        raise DataError(f"--synthetic needs insightface_g2d.data.synthetic, which is not available: {err}") from None
+    from ..data.synthetic import SyntheticFaces
+
     ds = SyntheticFaces(num_identities=count, images_per_identity=1, seed=seed, size=size)
     return [np.asarray(ds[i][0], np.uint8) for i in range(count)]
 
 
-def _label_column(names, cell, width):
-    col = np.full((len(names) * cell, width, 3), 255, np.uint8)
-    scale = max(0.3, cell / 112.0 * 0.42)
-    for i, name in enumerate(names):
-        for j, line in enumerate(name.split("/")):
-            y = i * cell + cell // 2 - 4 + int(j * 16 * scale / 0.42)
-            cv2.putText(col, line, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    return col
-
-
-def _header_row(names, cell, offset):
-    row = np.full((max(14, cell // 6), offset + cell * len(names), 3), 255, np.uint8)
-    scale = max(0.3, cell / 112.0 * 0.42)
-    for j, name in enumerate(names):
-        cv2.putText(row, name, (offset + j * cell + 4, row.shape[0] - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    return row
-
-
 def preview(args):
     from ..data.align import align_face
+    from ..data.grids import compose_grid, label_grid
     from ..data.masks import MaskSynthesizer
 
     size = args.size
@@ -89,7 +42,7 @@ def preview(args):
     elif args.input:
         index = LandmarkIndex(args.landmarks) if args.landmarks else None
         faces = []
-        for path, root in _pick_preview_files(args.input, args.faces, args.seed):
+        for path, root in pick_images(args.input, args.faces, args.seed):
             img = read_photo(path)
             if index is not None:
                 faces.append(align_face(img, index.require(path, root), size=size))
@@ -101,7 +54,7 @@ def preview(args):
     faces = np.stack(faces)
     synth = MaskSynthesizer(styles=args.styles, size=size, positions=args.positions)
     rng = np.random.default_rng(args.seed)
-    rows, names = [faces], ["clean"]
+    rows, names, column_positions = [faces], ["clean"], None
     if args.cycle_positions:  # one row per style; column j wears position j mod #positions
         column_positions = [synth.positions[j % len(synth.positions)] for j in range(len(faces))]
         for style in synth.styles:
@@ -113,32 +66,12 @@ def preview(args):
                 rows.append(synth.apply_batch(faces, rng, styles=style, positions=position)[0])
                 names.append(f"{style}/{position}")
     cell = args.cell or size
-    grid = np.concatenate([np.concatenate([cv2.resize(f, (cell, cell), interpolation=cv2.INTER_AREA)
-                                           if cell != size else f for f in row], axis=1) for row in rows])
+    grid = compose_grid(rows, cell=cell)
     if args.labels:
-        label_w = max(60, int(cell * 0.75))
-        grid = np.concatenate([_label_column(names, cell, label_w), grid], axis=1)
-        if args.cycle_positions:
-            grid = np.concatenate([_header_row(column_positions, cell, label_w), grid], axis=0)
-    out = Path(args.out)
-    if args.colors:
-        _write_palette_png(out, grid, args.colors)
-    else:
-        write_image(out, grid)
+        grid = label_grid(grid, names, cell, column_positions)
+    out = write_image(args.out, grid, colors=args.colors)
     print(f"wrote {out} ({len(rows) - 1} mask rows x {len(faces)} faces)")
     return 0
-
-
-def _write_palette_png(path, grid, colors):
-    """Palette PNG (median-cut quantised, no dithering): ~3x smaller for documentation."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError("--colors needs Pillow (pip install pillow)") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(grid).quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT,
-                                         dither=Image.Dither.NONE)
-    img.save(path, optimize=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -42,15 +42,6 @@ def scan_image_folder(root):
     return items, identities, sizes
 
 
-def read_face(path, size=112):
-    """Read an image file as uint8 [size, size, 3] RGB (resized when needed).
-
-    Raises DataError naming the file when it is missing, cannot be decoded, or has a header
-    claiming a huge size (refused before decoding, see image_io).
-    """
-    return fit_square(read_image_file(path), size)
-
-
 class ImageFolderFaces(Dataset):
     """Aligned faces in root/<identity>/<image>; labels number the identity folders in sorted order.
 

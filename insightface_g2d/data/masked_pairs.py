@@ -19,7 +19,8 @@ class MaskedPairDataset(Dataset):
       None; with a synthesizer given, each item's style is drawn uniformly from `styles` and passed
       to it (styles=None leaves the choice to the synthesizer).
     flip: mirror masked, clean and alpha together with probability 0.5.
-    evaluation: fixed masks (epoch stays 0, set_epoch is ignored) and no flip.
+    evaluation: fixed masks (epoch stays 0, set_epoch is ignored) and no flip: for validation and
+      test sets.
 
     __getitem__(i) -> dict(masked=float32 [3, S, S] in [-1, 1], clean=float32 [3, S, S] in [-1, 1],
                            alpha=float32 [1, S, S] in [0, 1], label=int64 [], index=int64 []).
@@ -40,12 +41,6 @@ class MaskedPairDataset(Dataset):
         self.epoch = 0
         self._custom_synth = synthesizer is not None
         self._synth = synthesizer
-
-    @classmethod
-    def for_evaluation(cls, base, mask_prob=1.0, styles=None, seed=0, synthesizer=None):
-        """The same masks every time (fixed seed, epoch 0) and no flip: for validation and test sets."""
-        return cls(base, mask_prob=mask_prob, styles=styles, seed=seed, flip=False,
-                   synthesizer=synthesizer, evaluation=True)
 
     def set_epoch(self, epoch):
         """Draw new masks and flips for epoch `epoch` (no effect in evaluation mode)."""

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_open
 from .align import align_face
-from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes
+from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes, write_image
 from .landmarks import LandmarkIndex
 
 REPORT_NAME = "align_report.tsv"
@@ -132,11 +132,6 @@ def _detector():
     return _WORKER["detector"]
 
 
-def encode_face(img, fmt="jpg", quality=95):
-    """uint8 [H, W, 3] RGB -> encoded bytes (JPEG quality `quality`, or PNG at compression 3)."""
-    return encode_image_bytes(img, fmt, quality, png_compression=3)
-
-
 def _align_task(task):
     """(src path, out path, rel, landmarks or None, size, fmt, quality) -> (rel, None | reason, landmarks)."""
     src, out, rel, lmk, size, fmt, quality = task
@@ -147,10 +142,9 @@ def _align_task(task):
             if lmk is None:
                 return rel, why, None
         face = align_face(img, lmk, size=size)
-        with atomic_open(out) as f:
-            f.write(encode_face(face, fmt, quality))
     except DataError as err:
         return rel, str(err), None
+    write_image(out, face, quality, png_compression=3)  # a failed write stops the run (DataError)
     return rel, None, np.asarray(lmk, np.float32)
 
 
@@ -265,7 +259,7 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
     from tqdm import tqdm
 
     from .folder import scan_image_folder
-    from .recordio import IRHeader, frame_record, pack
+    from .recordio import IndexedRecordIOWriter, IRHeader, pack
 
     src = Path(src)
     items, identities, _ = scan_image_folder(src)
@@ -279,19 +273,8 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
     for _, label in items:
         first[label + 1] += 1
     first = 1 + np.cumsum(first)
-    lines = []
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_open(idx_path, "w", newline="\n") as fidx, atomic_open(rec_path) as frec:
-        pos = 0
-
-        def put(key, record):
-            nonlocal pos
-            data = frame_record(record)
-            frec.write(data)
-            lines.append(f"{key}\t{pos}\n")
-            pos += len(data)
-
-        put(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
+    with IndexedRecordIOWriter(rec_path, idx_path) as writer:
+        writer.write_idx(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
         for key, (rel, label) in enumerate(tqdm(items, desc="packing", unit="img", disable=not progress,
                                                 dynamic_ncols=True), start=1):
             data = (src / rel).read_bytes()
@@ -302,11 +285,10 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
                 raise DataError(f"{src / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {size}x{size} face: "
                                 "align the photos first (g2d-data align)")
             if not (data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"):
-                data = encode_face(img, "jpg", quality)
-            put(key, pack(IRHeader(0, float(label), key, 0), data))
+                data = encode_image_bytes(img, "jpg", quality)
+            writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
         for k in range(c):
-            put(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
-        fidx.writelines(lines)
+            writer.write_idx(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
     with atomic_open(folder / "property", "w") as f:
         f.write(f"{c},{size},{size}\n")
     return {"images": n, "identities": c, "rec": str(rec_path), "idx": str(idx_path)}

@@ -22,6 +22,7 @@ Colour order: mxnet's ``pack_img``/``unpack_img`` take and return **BGR** (they 
 This project's faces are **RGB**, so :func:`pack_img` takes RGB and :func:`unpack_img` returns RGB.
 The bytes stored are the same: ``pack_img(h, rgb) == mx.recordio.pack_img(h, rgb[..., ::-1])``.
 """
+import contextlib
 import mmap
 import numbers
 import os
@@ -552,13 +553,21 @@ class IndexedRecordIOWriter:
 
     with IndexedRecordIOWriter("train.rec", "train.idx") as w:
         w.write_idx(0, pack(IRHeader(0, 3.0, 0, 0), jpeg_bytes))
+
+    Atomic (fileio.atomic_open): both files are written beside their targets under temporary names
+    and put in place by ``close()`` (the end of the ``with`` block), the ``.rec`` first. An error
+    inside the ``with`` block, or an interrupted run, leaves the old files (or none), never half a
+    ``.rec`` or an index of records that are not there.
     """
 
     def __init__(self, rec_path, idx_path=None):
         self.rec_path = Path(rec_path)
         self.idx_path = Path(idx_path) if idx_path is not None else default_idx_path(self.rec_path)
-        self._rec = open(self.rec_path, "wb")
-        self._idx = open(self.idx_path, "w", newline="\n")
+        self._files = contextlib.ExitStack()
+        with self._files:  # on an error here, the file opened first is removed again
+            self._idx = self._files.enter_context(atomic_open(self.idx_path, "w", newline="\n"))
+            self._rec = self._files.enter_context(atomic_open(self.rec_path))
+            self._files = self._files.pop_all()
         self._pos = 0
 
     def tell(self):
@@ -581,13 +590,13 @@ class IndexedRecordIOWriter:
         return pos
 
     def close(self):
-        if self._rec is not None:
-            self._rec.close()
-            self._idx.close()
-            self._rec = self._idx = None
+        """Put the written files in place (the .rec, then the .idx)."""
+        self.__exit__(None, None, None)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if self._rec is not None:
+            self._rec = self._idx = None
+            self._files.__exit__(*exc)  # an error: the temporary files are removed

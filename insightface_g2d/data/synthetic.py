@@ -4,7 +4,8 @@ Needs no download: every image is drawn on the fly (about 1-2k images/s on one c
 pure function of (seed, identity, image number), so two processes, workers or machines that build
 the same dataset see the same bytes. Identities are numbered globally: identity g of seed s looks
 the same in every dataset that contains it, so `identity_offset` carves disjoint train and
-held-out sets out of one population (see `identity_split`).
+held-out sets out of one population: SyntheticFaces(1000, 20) for training and
+SyntheticFaces(200, 20, identity_offset=1000) for evaluation share no person.
 """
 import functools
 import hashlib
@@ -77,10 +78,6 @@ class SyntheticFaces(Dataset):
         """int64 [len(self)]: the label of every item, without drawing anything."""
         return np.repeat(np.arange(self.num_identities, dtype=np.int64), self.images_per_identity)
 
-    def identity_of(self, i):
-        """Global identity number of item i (labels are this minus identity_offset)."""
-        return self.identity_offset + self._index(i) // self.images_per_identity
-
     def _index(self, i):
         n = len(self)
         i = int(i)
@@ -124,11 +121,3 @@ class SyntheticFaces(Dataset):
                 f"{self.images_per_identity}, seed={self.seed}, size={self.size}, "
                 f"identity_offset={self.identity_offset})")
 
-
-def identity_split(num_train_identities, num_test_identities, images_per_identity=20, seed=0,
-                   test_images_per_identity=None, size=112):
-    """Two SyntheticFaces over disjoint people: train uses identities [0, n_train), test the next n_test."""
-    train = SyntheticFaces(num_train_identities, images_per_identity, seed=seed, size=size)
-    test = SyntheticFaces(num_test_identities, test_images_per_identity or images_per_identity, seed=seed,
-                          size=size, identity_offset=num_train_identities)
-    return train, test

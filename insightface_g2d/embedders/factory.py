@@ -57,6 +57,15 @@ def parse_spec(spec, what="model"):
     return dict(spec)
 
 
+def with_option(spec, key, value, what="model"):
+    """A copy of `spec` (parsed) with option `key` = `value` when the type it names takes that
+    option and the spec does not set it already; otherwise unchanged."""
+    spec = parse_spec(spec, what)
+    if key in registry.EMBEDDER_TYPES[spec_type(spec, what)].options:
+        spec.setdefault(key, value)
+    return spec
+
+
 def spec_type(spec, what="model"):
     """The one type key a spec dict sets (to a true value)."""
     chosen = [k for k in registry.EMBEDDER_TYPES if spec.get(k)]

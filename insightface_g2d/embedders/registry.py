@@ -10,12 +10,12 @@ from ..teachers.cache import TeacherCache
 from .dlib_resnet import DlibEmbedder
 from .onnx_model import OnnxEmbedder
 from .run_stage import StageNetwork
-from .torch_network import TorchEmbedder
+from .torch_network import TorchNetwork
 
 EMBEDDER_TYPES = {
     "cache": TeacherCache,     # a teacher cache directory (teachers/cache.py; training only)
     "onnx": OnnxEmbedder,
     "dlib": DlibEmbedder,
     "stage": StageNetwork,     # training only
-    "network": TorchEmbedder,  # last: its strings are NETWORK[:CHECKPOINT] with a get_model network
+    "network": TorchNetwork,   # last: its strings are NETWORK[:CHECKPOINT] with a get_model network
 }

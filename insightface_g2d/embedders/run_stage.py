@@ -2,21 +2,14 @@
 "stage:baseline". Only a training run can build it (it hands the factory `run_network`): as
 config.teacher (the CPU demo trains its own teacher this way) or in config.eval.models."""
 from ..errors import ConfigError
-from .base import key_value_string
 from .torch_network import TorchEmbedder
 
 
 class StageNetwork(TorchEmbedder):
-    options = ()
+    """Its spec is FaceEmbedder's default ("stage:NAME"); nothing to check on disk: the run checks
+    the stage when it builds the teacher."""
+
     string_form = "stage:NAME (a stage of this training run)"
-
-    @classmethod
-    def parse_string(cls, key, text):
-        return key_value_string(key, text)
-
-    @classmethod
-    def check_files(cls, value, options, where):
-        """Nothing to check on disk: the run checks the stage when it builds the teacher."""
 
     @classmethod
     def from_spec(cls, value, options, ctx):

@@ -1,5 +1,5 @@
-"""PyTorch face networks: TorchEmbedder wraps any nn.Module; the "network" type builds one of
-`get_model`'s networks from a checkpoint (backbone.pth, model.pt, a stage or resume checkpoint).
+"""PyTorch face networks: TorchEmbedder wraps any nn.Module; the "network" type (TorchNetwork) builds
+one of `get_model`'s networks from a checkpoint (backbone.pth, model.pt, a stage or resume checkpoint).
 
 Spec: dict(network="r100", checkpoint="ms1mv3_arcface_r100_fp16/backbone.pth"[, num_features, fp16])
 or the string "NETWORK:CHECKPOINT" ("NETWORK" alone: random weights, for evaluation smoke tests).
@@ -76,9 +76,6 @@ class TorchEmbedder(FaceEmbedder):
     training targets stay bit-for-bit what they were.
     """
 
-    options = ("checkpoint", "num_features", "fp16")
-    string_form = "NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth)"
-
     def __init__(self, model, device=None, name=None, differentiable=False, channels_last=None):
         if device is None:
             params = list(model.parameters())
@@ -104,6 +101,27 @@ class TorchEmbedder(FaceEmbedder):
         self._dim = num_features or embedding_size_of(network, self.model.state_dict())
         self.network, self.checkpoint = network, None if checkpoint is None else os.fspath(checkpoint)
         return self
+
+    def forward(self, faces):
+        fmt = torch.channels_last if self.channels_last and faces.dim() == 4 else torch.preserve_format
+        x = faces.to(self.device, memory_format=fmt)
+        self.model.eval()  # in case someone called .train() on the wrapped network
+        with contextlib.nullcontext() if self.differentiable else torch.no_grad():
+            out = self.model(x)
+        if isinstance(out, (tuple, list)):  # some networks return (embedding, extras)
+            out = out[0]
+        return out
+
+    def to(self, device):
+        self.model.to(device)
+        return super().to(device)
+
+
+class TorchNetwork(TorchEmbedder):
+    """The "network" type: one of `get_model`'s networks with the weights of a checkpoint."""
+
+    options = ("checkpoint", "num_features", "fp16")
+    string_form = "NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth)"
 
     @classmethod
     def parse_string(cls, key, text):
@@ -134,17 +152,3 @@ class TorchEmbedder(FaceEmbedder):
         return cls.from_checkpoint(value, checkpoint, device=ctx.device, num_features=options.get("num_features"),
                                    fp16=options.get("fp16", False), differentiable=ctx.differentiable,
                                    channels_last=ctx.channels_last)
-
-    def forward(self, faces):
-        fmt = torch.channels_last if self.channels_last and faces.dim() == 4 else torch.preserve_format
-        x = faces.to(self.device, memory_format=fmt)
-        self.model.eval()  # in case someone called .train() on the wrapped network
-        with contextlib.nullcontext() if self.differentiable else torch.no_grad():
-            out = self.model(x)
-        if isinstance(out, (tuple, list)):  # some networks return (embedding, extras)
-            out = out[0]
-        return out
-
-    def to(self, device):
-        self.model.to(device)
-        return super().to(device)

@@ -137,10 +137,10 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
 
     models: list of (label, spec), spec as `embedders.factory.build_embedder` takes
     ("network:checkpoint", "model.onnx", "dlib", an nn.Module or a FaceEmbedder). targets: .bin
-    paths, "pairs:..." texts or Targets (see parse_target). protocols: names from
-    `protocols.list_protocols()`. roc_target: name or path of the target whose ROC curves are
-    plotted (default: the first target). flip: add the embedding of each mirrored face
-    (arcface_torch's protocol) or not.
+    paths, "pairs:..." texts or Targets (see parse_target). protocols: names that
+    `protocols.parse_protocol` takes (clean, masked-masked, masked-clean, style:<name>, ...).
+    roc_target: name or path of the target whose ROC curves are plotted (default: the first target).
+    flip: add the embedding of each mirrored face (arcface_torch's protocol) or not.
     Returns dict(models, targets, protocols, seed, results={label: {target: {protocol: metrics}}},
     roc={target: {label: {protocol: {fpr, tpr}}}}, files={...}) where metrics is
     `verification.metrics_to_json` output (accuracy, accuracy_std, tar_at_far{"1e-03": ..}, auc, ...).

@@ -30,11 +30,6 @@ def _mask_styles():
     return tuple(MASK_STYLES)
 
 
-def list_protocols():
-    """All protocol names, including one style:<name> per mask style."""
-    return PROTOCOLS + tuple(f"style:{s}" for s in _mask_styles())
-
-
 def _parse_styles(text, protocol):
     styles = tuple(text.split("+"))
     known = _mask_styles()

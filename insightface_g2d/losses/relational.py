@@ -106,21 +106,3 @@ def third_order(student, teacher, normalize=True, beta=1.0):
     # Entries with i == j or k == j are exactly 0 on both sides; drop the i == k ones (always 1).
     total = per.sum() - per.diagonal(dim1=1, dim2=2).sum()
     return total / (n * (n - 1) * (n - 2))
-
-
-@float32_math
-def relational_distillation(student, teacher, weights=(1.0, 1.0, 1.0), normalize=True):
-    """Weighted sum of the three orders. N x Ds, N x Dt -> (total scalar, {"rd1", "rd2", "rd3"}).
-
-    total = w1 * rd1 + w2 * rd2 + w3 * rd3. A term whose weight is 0 is not computed (reported as 0).
-    First order needs Ds == Dt; with different sizes give it weight 0.
-    """
-    w1, w2, w3 = (float(w) for w in weights)
-    zero = student.new_zeros(())
-    terms = {
-        "rd1": first_order(student, teacher) if w1 else zero,
-        "rd2": second_order(student, teacher, normalize=normalize) if w2 else zero,
-        "rd3": third_order(student, teacher, normalize=normalize) if w3 else zero,
-    }
-    total = w1 * terms["rd1"] + w2 * terms["rd2"] + w3 * terms["rd3"]
-    return total, terms

@@ -1,42 +1,15 @@
 """PNG grids of faces during training: one row each for masked, restored (if any) and clean faces."""
 
-import numpy as np
 import torch
 
+from ..data.grids import compose_grid
+from ..data.image_io import encode_image_bytes, save_image_bytes
 from ..data.transforms import to_image
 
 
 def face_grid(rows, pad=2):
     """rows: list of N x 3 x H x W tensors in [-1, 1] -> uint8 RGB image (rows stacked, N per row)."""
-    strips = []
-    for row in rows:
-        imgs = to_image(row)  # N x H x W x 3
-        n, h, w, _ = imgs.shape
-        strip = np.full((h, n * (w + pad) - pad, 3), 255, np.uint8)
-        for i in range(n):
-            strip[:, i * (w + pad):i * (w + pad) + w] = imgs[i]
-        strips.append(strip)
-    width = max(s.shape[1] for s in strips)
-    out = []
-    for i, s in enumerate(strips):
-        if s.shape[1] < width:
-            s = np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=255)
-        out.append(s)
-        if i < len(strips) - 1:
-            out.append(np.full((pad, width, 3), 255, np.uint8))
-    return np.concatenate(out)
-
-
-def write_png(path, rgb):
-    """Encode in memory, then write atomically: a failed write is an OSError with its errno (disk
-    full, read-only, ...), which the runner reports in one line; never a half-written PNG."""
-    from ..data.image_io import encode_image_bytes
-    from ..fileio import atomic_open
-
-    data = encode_image_bytes(rgb, ".png")
-    with atomic_open(path, suffix=".tmp") as f:
-        f.write(data)
-    return path
+    return compose_grid([to_image(row) for row in rows], pad=pad)
 
 
 def preview_batch(dataset, count=8):
@@ -48,7 +21,9 @@ def preview_batch(dataset, count=8):
 @torch.no_grad()
 def write_preview(path, stage, batch, ctx):
     """Grid of masked / restored / clean faces of `batch`, computed by eval-mode copies of the
-    modules: the live modules' train/eval modes (and weights) are never touched."""
+    modules: the live modules' train/eval modes (and weights) are never touched. Written atomically
+    (data.image_io.save_image_bytes): a failed write is an OSError with its errno (disk full,
+    read-only, ...), which the runner reports in one line; never a half-written PNG."""
     view = _PreviewContext(PreviewModels(ctx.models), ctx.device)
     masked = batch["masked"].to(ctx.device)
     rows = [masked]
@@ -56,7 +31,7 @@ def write_preview(path, stage, batch, ctx):
     if restored is not None:
         rows.append(restored.float())
     rows.append(batch["clean"].to(ctx.device))
-    return write_png(path, face_grid(rows))
+    return save_image_bytes(path, encode_image_bytes(face_grid(rows), ".png"))
 
 
 class PreviewModels:
