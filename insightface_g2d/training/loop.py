@@ -275,7 +275,7 @@ class StageRun:
             raise CheckpointError(
                 f"{source} was written by {ckpt.get('world_size')} process(es); resume with the same number "
                 f"(now {self.rt.world_size}) or pass --resume never to start the stage over")
-        changes = check_changes(spec_changes(ckpt.get("stage_spec"), self.stage.spec), self.stage.name, source,
+        changes = check_changes(spec_changes(ckpt.get("stage_spec"), self.stage.spec), self.stage, source,
                                 apply_changes)
         if int(ckpt.get("total_steps", -1)) != self.total_steps:
             raise CheckpointError(

@@ -76,6 +76,8 @@ class Stage:
     serves_as_teacher = False  # True: `teacher=dict(stage=NAME)` may name it (its network() teaches)
     final_priority = 0       # model.pt holds the network() of the stage with the highest value (last wins ties)
     teacher_size_advice = ""  # how to drop the loss that needs teacher_embedding_size(), for the error
+    resume_applicable = ()   # its own keys --apply-changes may change on resume (read by step or
+    #                          optimizer_settings); the common ones: training.resume_changes
 
     def __init__(self, spec, cfg):
         self.spec = edict(spec)

@@ -36,6 +36,7 @@ class InpaintStage(G2DStage):
     allowed_train = ("encoder", "decoder", "discriminator")
     restores_faces = True
     primary_group = "generator"
+    resume_applicable = ("d_lr", "d_betas", "hole_weight")
 
     @classmethod
     def resolve(cls, spec, cfg):
