@@ -104,6 +104,35 @@ def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_stage_name_specs_give_the_network_the_stage_declares(tmp_path, kind):
+    """"stage:NAME" in config.eval.models and a stage teacher are the module of Stage.network(),
+    whatever the kind names its modules."""
+    from insightface_g2d.errors import ConfigError
+    from insightface_g2d.training.evaluate import resolve_model
+    from insightface_g2d.training.runner import build_models
+    from insightface_g2d.training.teacher import TeacherProvider
+
+    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    stages = [build_stage(s, cfg) for s in cfg.stages]
+    models = build_models(stages, 4, seed=0)
+    stage = stages[-1]
+    net = stage.network()
+    if net is None:
+        with pytest.raises(ConfigError, match="trains a network"):
+            resolve_model(f"stage:{stage.name}", models, stages, "cpu")
+        return
+    want = {"net": models.get(net.module).state_dict()}
+    embedder = resolve_model(f"stage:{stage.name}", models, stages, "cpu")
+    assert_states_equal({"net": embedder.model.state_dict()}, want)
+    provider = TeacherProvider(models, stages, dataset=None, device="cpu")
+    if stage.serves_as_teacher:
+        assert_states_equal({"net": provider.stage_network(stage.name, "later", [stage.name]).state_dict()}, want)
+    else:
+        with pytest.raises(ConfigError, match="can teach"):
+            provider.stage_network(stage.name, "later", [stage.name])
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weights(tmp_path, kind, monkeypatch):
     cls = STAGE_KINDS[kind]
     real_step = cls.step
