@@ -91,7 +91,7 @@ def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
     cfg = load_config(write_job(tmp_path, _stages(kind)))
     stage = build_stage(cfg.stages[-1], cfg)
     built = stage.module_factories(4)
-    assert set(stage.used_modules()) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
+    assert set(stage.spec.train) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
     groups = stage.optimizer_groups()
     assert stage.primary_group in groups
     assert sorted(m for names in groups.values() for m in names) == sorted(stage.spec.train)

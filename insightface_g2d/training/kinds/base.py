@@ -2,7 +2,7 @@
 
 A stage kind is a `Stage` subclass in its own module of this package, listed once in the registry
 (`kinds/__init__.py`). It declares, as class attributes and methods below, its keys and their
-defaults (a frozen dataclass, `settings`), its loss terms, which modules it trains and reads, its
+defaults (a frozen dataclass, `settings`), its loss terms, which modules it may train, its
 optimizer groups, how it restores faces for previews, which network it yields, whether that network
 can teach a later stage, what the end-of-run evaluation reports for it, and which files it exports;
 and it implements `step(batch, ctx)`. The loop, the runner, the teachers and the report only ask
@@ -10,11 +10,12 @@ these questions: none of them names a kind.
 
 A stage entry in a config is a dict: `name` (unique; names the files `stage_<name>.pt`), `kind`
 (defaults to the name) and any of the common keys below or the kind's own keys. Values left at
-None fall back to the top-level config (batch_size, optimizer, lr, momentum, weight_decay, fp16,
-gradient_acc, checkpoint_every, preview_every, teacher); `losses` and `masks` are merged over the
-kind's defaults and `config.masks`.
+None fall back to the top-level config (`training.stages.FALLBACKS`: batch_size, optimizer, lr,
+momentum, weight_decay, fp16, amp_dtype, gradient_acc, checkpoint_every, preview_every, teacher);
+`losses` and `masks` are merged over the kind's defaults and `config.masks`.
 """
 import dataclasses
+from types import MappingProxyType
 from typing import NamedTuple
 
 from easydict import EasyDict as edict
@@ -66,12 +67,10 @@ class Stage:
 
     kind = None              # the name configs use; set by the subclass, checked by the registry
     settings = KindSettings  # frozen dataclass: the kind's keys and defaults (the one place they live)
-    loss_weights = {}        # term -> default weight; also the list of allowed terms
+    loss_weights = MappingProxyType({})  # term -> default weight; also the list of allowed terms
     trainable = ()           # default `train`
     allowed_train = ()       # what `train` may contain ("{name}" stands for the stage name)
-    uses = ()                # modules read by `step` without being trained
     restores_faces = False   # True: previews show the restored face and are written every preview_every
-    input_key = "masked"     # which face of the batch the trained network sees
     primary_group = "main"   # the optimizer group whose learning rate is logged as `lr`
     serves_as_teacher = False  # True: `teacher=dict(stage=NAME)` may name it (its network() teaches)
     final_priority = 0       # model.pt holds the network() of the stage with the highest value (last wins ties)
@@ -111,9 +110,6 @@ class Stage:
     def module_factories(self, num_classes):
         """{module name: zero-argument builder} of the modules this stage needs (built once per run)."""
         return {}
-
-    def used_modules(self):
-        return list(dict.fromkeys(list(self.uses) + list(self.spec.train)))
 
     def optimizer_groups(self):
         """{optimizer name: [module names]}; each optimizer steps once per training step."""
