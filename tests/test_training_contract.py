@@ -11,7 +11,8 @@ import os
 import pytest
 
 from insightface_g2d.training.config import load_config
-from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS, final_network
+from insightface_g2d.training.kinds import (COMMON_DEFAULTS, STAGE_KINDS, face_restorer, final_network,
+                                           fixed_module_names, module_parts)
 from insightface_g2d.training.kinds.registry import check_kind
 from insightface_g2d.training.runner import run_training
 from insightface_g2d.training.stages import build_stage
@@ -91,6 +92,9 @@ def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
     cfg = load_config(write_job(tmp_path, _stages(kind)))
     stage = build_stage(cfg.stages[-1], cfg)
     built = stage.module_factories(4)
+    # a module it builds is named after the stage or is one of the fixed names no stage may take
+    assert all(stage.name in m or m in fixed_module_names() for m in built)
+    assert set(stage.module_parts) <= set(module_parts())
     assert set(stage.spec.train) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
     groups = stage.optimizer_groups()
     assert stage.primary_group in groups
@@ -200,7 +204,7 @@ def test_a_preview_leaves_every_submodule_mode_and_weight_as_it_was():
     from insightface_g2d.training.preview import write_preview
 
     torch.manual_seed(0)
-    models = ModelSet()
+    models = ModelSet(module_parts())
     models.add("backbone", get_model("g2d_t", num_features=32))
     models.add("decoder", _decoder())
     models.freeze_all()
@@ -229,3 +233,48 @@ def _decoder():
     from insightface_g2d.backbones.g2d import G2D_SPECS, InpaintingDecoder
 
     return InpaintingDecoder(G2D_SPECS["g2d_t"].descriptor_channels, widths=(16, 8, 8))
+
+
+@pytest.mark.parametrize("name", fixed_module_names())
+def test_a_stage_cannot_take_the_name_of_a_module_a_kind_builds(tmp_path, name):
+    from insightface_g2d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{name!r} is a module name"):
+        load_config(write_job(tmp_path, f'[dict(name="{name}", kind="arcface", steps=1)]'))
+
+
+def test_the_fixed_module_names_follow_the_registry(tmp_path, monkeypatch):
+    """A kind registered with a module of its own reserves its name; the built-in set is what the
+    built-in kinds train or own."""
+    assert {"backbone", "encoder", "reformer"} <= set(fixed_module_names())
+    stages = '[dict(name="critic", kind="arcface", steps=1)]'
+    assert [s["name"] for s in load_config(write_job(tmp_path, stages)).stages] == ["critic"]
+
+    class CriticStage(STAGE_KINDS["arcface"]):
+        kind = "critic_kind"
+        allowed_train = trainable = ("critic",)
+
+    monkeypatch.setitem(STAGE_KINDS, CriticStage.kind, CriticStage)
+    assert "critic" in fixed_module_names()
+    from insightface_g2d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'critic' is a module name"):
+        load_config(write_job(tmp_path, stages, name="b.py"))
+
+
+def test_previews_draw_restored_faces_with_the_restorer_of_the_same_network(tmp_path):
+    """Each stage's previews show the faces of the run's face-restoring stage when it trains the
+    same network (a later stage shows what that restorer makes of the network now), else none."""
+    from training_tools import TINY_STAGES
+
+    cfg = load_config(write_job(tmp_path, TINY_STAGES))
+    stages = [build_stage(s, cfg) for s in cfg.stages]
+    restoring = [s for s in stages if s.restores_faces]
+    assert len(restoring) == 1
+    for stage in stages:
+        same = stage.network() is not None and stage.network().module == restoring[0].network().module
+        assert face_restorer(stage, stages) is (restoring[0] if same or stage.restores_faces else None)
+    # a run without a restoring stage draws no restored row for any stage
+    others = [s for s in stages if not s.restores_faces]
+    assert all(face_restorer(s, others) is None for s in others)
+    assert any(s.network().module == restoring[0].network().module for s in others)  # the case that matters

@@ -247,12 +247,13 @@ class StageRun:
 
     def __init__(self, stage, models, dataset, rt, output, *, seed=0, num_workers=0, frequent=10,
                  teacher=None, grad_teacher=None, stop=None, scalars=None, preview_batch=None, on_step=None,
-                 checkpoint_meta=None):
+                 restorer=None, checkpoint_meta=None):
         self.stage, self.models, self.dataset, self.rt = stage, models, dataset, rt
         self.checkpoint_meta = dict(checkpoint_meta or {})  # stored in every checkpoint (e.g. the dataset)
         self.output, self.seed, self.num_workers = output, int(seed), int(num_workers)
         self.frequent = max(1, int(frequent or 10))
         self.stop, self.scalars, self.preview, self.on_step = stop, scalars, preview_batch, on_step
+        self.restorer = restorer  # the stage whose restore() fills the previews' restored row (kinds.face_restorer)
         self.log = get_logger()
         self.total_steps, warmup, self.batches_per_epoch = stage_length(stage, len(dataset), rt)
         self.trainer = StageTrainer(stage, models, rt, self.total_steps, warmup, teacher, grad_teacher)
@@ -335,7 +336,7 @@ class StageRun:
         from .preview import write_preview
 
         path = os.path.join(self.output, "previews", f"{self.stage.name}_{tag}.png")
-        write_preview(path, self.stage, self.preview, self.trainer.ctx)
+        write_preview(path, self.restorer, self.preview, self.trainer.ctx)
 
     def _guarded(self, fn, *args):
         try:

@@ -27,7 +27,7 @@ from .checkpoint import (atomic_save, check_belongs, check_writable, checkpoint_
                          stage_file)
 from .distributed import all_true, barrier, setup, teardown
 from .integrity import check_dataset, check_state_finite, dataset_record
-from .kinds import final_network
+from .kinds import face_restorer, final_network, module_parts
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
 from .output_errors import write_errors
@@ -84,7 +84,7 @@ def stage_dataset(base, stage, seed, num_workers=0):
 def build_models(stages, num_classes, seed):
     """Every module any stage needs, built in a fixed order from a fixed seed (so reruns match)."""
     seed_everything(seed)
-    models = ModelSet()
+    models = ModelSet(module_parts())
     for stage in stages:
         for name, factory in stage.module_factories(num_classes).items():
             if name not in models:
@@ -233,7 +233,7 @@ class Run:
         run = StageRun(stage, self.models, dataset, rt, self.output, seed=cfg.seed, num_workers=cfg.num_workers,
                        frequent=cfg.frequent, teacher=teacher, grad_teacher=grad_teacher, stop=stop,
                        scalars=self.scalars, preview_batch=preview, on_step=self.on_step,
-                       checkpoint_meta={"dataset": self.dataset})
+                       restorer=face_restorer(stage, self.stages), checkpoint_meta={"dataset": self.dataset})
         if ckpt is not None:
             run.resume_from(ckpt, source, apply_changes=self.apply_changes)
         self.log.info(f"stage {stage.name} ({stage.kind}): {run.total_steps} steps, batch {stage.spec.batch_size} x "

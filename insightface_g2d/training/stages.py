@@ -8,12 +8,11 @@ import re
 
 from ..errors import ConfigError, suggest
 from .checks import MASK_KEYS, check_betas, check_masks, check_number, check_optimizer
-from .kinds import STAGE_KINDS, known_keys, stage_kind
+from .kinds import STAGE_KINDS, fixed_module_names, known_keys, stage_kind
 
 # keys a stage takes from the top-level config when it leaves them None (g2d_base.py holds their defaults)
 FALLBACKS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "amp_dtype", "gradient_acc",
               "checkpoint_every", "preview_every", "teacher")
-RESERVED_NAMES = ("backbone", "encoder", "reformer", "decoder", "discriminator", "head", "margin_head")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
@@ -26,7 +25,7 @@ def resolve_stage(entry, cfg, index):
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"{where}: name must be a word of letters, digits, '_' or '-' (it names files), got {name!r}")
     where = f"stage {name!r}"
-    if name in RESERVED_NAMES:
+    if name in fixed_module_names():
         raise ConfigError(f"{where}: {name!r} is a module name; call the stage something else")
     kind_name = entry.get("kind") or name
     kind = stage_kind(kind_name, where)

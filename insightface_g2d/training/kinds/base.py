@@ -55,6 +55,15 @@ class KindSettings:
     """A kind's own keys and its overrides of COMMON_DEFAULTS: subclass it with typed fields."""
 
 
+class ModulePart(NamedTuple):
+    """A module addressed by its own name that is an attribute of another module: `owner`.`attribute`
+    (it trains and freezes on its own; checkpoints keep the owner's one state dict). `requirement`
+    says what the run needs for the owner to have it, for the error when it does not."""
+    owner: str
+    attribute: str
+    requirement: str
+
+
 class Network(NamedTuple):
     """A whole face-recognition network a stage trains: its module, get_model name, embedding size."""
     module: str
@@ -70,11 +79,12 @@ class Stage:
     loss_weights = MappingProxyType({})  # term -> default weight; also the list of allowed terms
     trainable = ()           # default `train`
     allowed_train = ()       # what `train` may contain ("{name}" stands for the stage name)
-    restores_faces = False   # True: previews show the restored face and are written every preview_every
+    restores_faces = False   # True: it implements restore() and previews are written every preview_every
     primary_group = "main"   # the optimizer group whose learning rate is logged as `lr`
     serves_as_teacher = False  # True: `teacher=dict(stage=NAME)` may name it (its network() teaches)
     final_priority = 0       # model.pt holds the network() of the stage with the highest value (last wins ties)
     teacher_size_advice = ""  # how to drop the loss that needs teacher_embedding_size(), for the error
+    module_parts = MappingProxyType({})  # {name: ModulePart}: modules that are parts of another one
     resume_applicable = ()   # its own keys --apply-changes may change on resume (read by step or
     #                          optimizer_settings); the common ones: training.resume_changes
 
@@ -174,7 +184,7 @@ class Stage:
         raise NotImplementedError
 
     def restore(self, masked, ctx):
-        """N x 3 x 112 x 112 restored faces for previews, or None when the stage has no restorer."""
+        """N x 3 x 112 x 112 restored faces for previews (kinds whose restores_faces is set)."""
         return None
 
 
@@ -187,3 +197,16 @@ def final_network(stages):
         if net is not None and (best is None or stage.final_priority >= best[0]):
             best = (stage.final_priority, net)
     return None if best is None else best[1]
+
+
+def face_restorer(stage, stages):
+    """The stage whose restore() draws the restored row of `stage`'s previews: itself when it
+    restores faces, else a stage of the run that restores faces with the same network (what that
+    network's restorer makes of it after `stage`); None when there is none."""
+    if stage.restores_faces:
+        return stage
+    net = stage.network()
+    if net is None:
+        return None
+    return next((s for s in stages if s.restores_faces and s.network() is not None
+                 and s.network().module == net.module), None)

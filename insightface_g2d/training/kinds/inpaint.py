@@ -97,6 +97,10 @@ class InpaintStage(G2DStage):
         identity = self.spec.losses["identity"] > 0
         return identity, identity
 
+    def restore(self, masked, ctx):
+        """The decoder's face from the encoder's descriptor."""
+        return ctx.models.get("decoder")(ctx.models.get("encoder")(masked))
+
     def step(self, batch, ctx):
         from ...losses import hinge_d_loss, hinge_g_loss, identity_loss, masked_l1
 
