@@ -153,3 +153,19 @@ def test_a_key_the_kind_declares_applicable_is_applied_and_an_undeclared_one_ref
     # 2 steps of w <- w - lr * 2w, then 4 of w <- w - lr * 2 * (2w): the new gain from step 3 on
     want = expected_w([0.1] * 2 + [0.2] * 4)
     assert torch.allclose(load(out / "stage_q.pt")["modules"]["quad"]["weight"], want, rtol=1e-6)
+
+
+def test_a_step_checkpoint_of_another_stage_is_ignored_when_found_and_refused_when_named(tmp_path, capsys):
+    stages = '[dict(name="q1", kind="quad", steps=4, lr=0.1), dict(name="q2", kind="quad", steps=2, lr=0.1)]'
+    out = _stopped_at(tmp_path, 2, stages)
+    step_ckpt = out / "checkpoint_gpu_0.pt"
+    assert load(step_ckpt)["stage"] == "q1"
+    cfg = load_config(tmp_path / "tiny.py")
+    with pytest.raises(CheckpointError, match=r"--resume .*checkpoint_gpu_0.pt belongs to stage 'q1', not 'q2' "
+                                              r"\(the next stage to run\)"):
+        run_training(cfg, output=str(out), stage="q2", resume=str(step_ckpt))
+    capsys.readouterr()
+    assert run_training(cfg, output=str(out), stage="q2")["status"] == "partial"
+    assert f"ignoring {step_ckpt}: it belongs to stage 'q1'" in capsys.readouterr().err
+    assert load(out / "stage_q2.pt")["trainer"]["global_step"] == 2  # q2 started over, from its own start
+    assert torch.equal(load(out / "stage_q2.pt")["modules"]["quad"]["weight"], expected_w([0.1] * 2))
