@@ -22,7 +22,9 @@ from training_tools import assert_states_equal, load, module_states, one_thread,
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 BASE = 'dict(name="base", kind="arcface", network="g2d_t", steps={n}, optimizer="adamw", lr=1e-3, scale=16.0)'
-# A tiny run per kind: the stages before it that it needs (a teacher), then the kind's own stage.
+# Tiny runs tuned for speed (small widths, batches) or stability (margins, learning rates): the
+# stages before the kind's own stage that it needs (a teacher), then the kind's stage. Optional: a
+# kind without an entry gets `default_case` (a new kind is checked without editing this file).
 CASES = {
     "arcface": [BASE.format(n=3)],
     "inpaint": [BASE.format(n=1), 'dict(name="inpaint", steps=3, batch_size=4, decoder_widths=(16, 8, 8), '
@@ -46,12 +48,43 @@ def in_eval_mode(module):
     return [name or "<top>" for name, flag in module_modes(module).items() if not flag]
 
 
-def _stages(kind):
-    return "[" + ", ".join(CASES[kind]) + "]"
+def default_case(kind, folder):
+    """A tiny run derived from the kind's declarations: its own stage of 3 steps with every default,
+    after a 1-step arcface stage (config.teacher = dict(stage="base")) when it needs a teacher."""
+    own = f'dict(name="mine", kind="{kind}", steps=3)'
+    probe = load_config(write_job(folder, f"[{own}]", name="probe.py"))
+    needs_teacher = any(build_stage(probe.stages[0], probe).teacher_use())
+    return ([BASE.format(n=1)] if needs_teacher else []) + [own]
 
 
-def test_every_registered_stage_kind_has_a_contract_case():
-    assert set(KINDS) == set(CASES)
+def _stages(kind, folder):
+    case = CASES[kind] if kind in CASES else default_case(kind, folder)
+    return "[" + ", ".join(case) + "]"
+
+
+def test_every_hand_written_case_is_of_a_registered_kind():
+    assert set(CASES) <= set(KINDS)
+
+
+def test_a_kind_without_a_case_is_checked_with_one_derived_from_its_declarations(tmp_path, monkeypatch):
+    from trust_tools import QuadStage
+
+    class TaughtQuad(QuadStage):
+        kind = "taught_quad"
+
+        def teacher_use(self):
+            return True, False
+
+    for cls in (QuadStage, TaughtQuad):
+        monkeypatch.setitem(STAGE_KINDS, cls.kind, cls)
+    mine = 'dict(name="mine", kind="quad", steps=3)'
+    assert default_case("quad", tmp_path) == [mine]
+    assert default_case("taught_quad", tmp_path) == [BASE.format(n=1), mine.replace('"quad"', '"taught_quad"')]
+    # the contract checks run on it as on a built-in kind
+    test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path, "quad", monkeypatch)
+    test_what_a_stage_declares_matches_what_it_builds(tmp_path, "quad")
+    (tmp_path / "resume").mkdir()
+    test_a_stop_and_resume_in_the_middle_of_the_stage_gives_the_same_weights(tmp_path / "resume", "quad")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -80,7 +113,7 @@ def test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path,
         return out
 
     monkeypatch.setattr(cls, "resolve", classmethod(watched))
-    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
     assert seen and all(unchanged and copied for unchanged, copied in seen)
     spec = cfg.stages[-1]
     assert set(spec) == set(COMMON_DEFAULTS) | set(cls.default_values())
@@ -89,7 +122,7 @@ def test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path,
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
-    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
     stage = build_stage(cfg.stages[-1], cfg)
     built = stage.module_factories(4)
     # a module it builds is named after the stage or is one of the fixed names no stage may take
@@ -116,7 +149,7 @@ def test_stage_name_specs_give_the_network_the_stage_declares(tmp_path, kind):
     from insightface_g2d.training.runner import build_models
     from insightface_g2d.training.teacher import TeacherProvider
 
-    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
     stages = [build_stage(s, cfg) for s in cfg.stages]
     models = build_models(stages, 4, seed=0)
     stage = stages[-1]
@@ -151,7 +184,7 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
     monkeypatch.setattr(cls, "step", checked_step)
     outputs = {}
     for label, knobs in (("busy", BUSY), ("quiet", QUIET)):
-        cfg = load_config(write_job(tmp_path, _stages(kind), knobs, name=f"{label}.py"))
+        cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path), knobs, name=f"{label}.py"))
         out = tmp_path / label
         assert run_training(cfg, output=str(out), evaluate=False)["status"] == "finished"
         outputs[label] = out
@@ -176,10 +209,10 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_stop_and_resume_in_the_middle_of_the_stage_gives_the_same_weights(tmp_path, kind):
-    straight = load_config(write_job(tmp_path, _stages(kind), QUIET, name="straight.py"))
+    straight = load_config(write_job(tmp_path, _stages(kind, tmp_path), QUIET, name="straight.py"))
     assert run_training(straight, output=str(tmp_path / "straight"), evaluate=False)["status"] == "finished"
 
-    cfg = load_config(write_job(tmp_path, _stages(kind), QUIET, name="stopped.py"))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path), QUIET, name="stopped.py"))
     out = tmp_path / "stopped"
 
     def stop(run, step):
