@@ -399,24 +399,37 @@ class StageRun:
         return "finished"
 
     def _log_step(self, step, logs, speed, eta):
-        tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
-        read = []
-        if tensors:  # one transfer for every logged tensor
-            device = logs[tensors[0]].device
-            read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
-        logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
-        values = dict(logs)
-        if self.trainer.precision.scaled:
-            values["loss_scale"] = self.trainer.scaler.get_scale()
-            values["overflow_steps"] = self.trainer.overflow.total
-        for group, lr in self.trainer.lr().items():
-            values["lr" if group == self.stage.primary_group else f"lr_{group}"] = lr
-        values["images_per_s"] = speed
+        logs, values = step_scalars(self.trainer, logs, speed)
         if self.scalars is not None:
             self.scalars.write(self.stage.name, step, values)
-        terms = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-        lrs = " ".join(f"{k} {v:.2e}" for k, v in values.items() if k.startswith("lr"))
-        scale = (f" | loss scale {values['loss_scale']:g} ({values['overflow_steps']} skipped)"
-                 if "loss_scale" in values else "")
-        self.log.info(f"[{self.stage.name}] step {step}/{self.total_steps} epoch {self.position['epoch']} | {terms} | "
-                      f"{lrs}{scale} | {speed:.1f} img/s | ETA {format_eta(eta)}")
+        self.log.info(step_line(self.stage.name, step, self.total_steps, self.position["epoch"], logs, values, eta))
+
+
+def step_scalars(trainer, logs, speed):
+    """(the step's logs as floats, every scalar to record): the logs, the loss scale and skipped
+    steps under float16 loss scaling, each optimizer's learning rate ("lr" for the stage's primary
+    group, "lr_<group>" for the others) and the images per second."""
+    tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
+    read = []
+    if tensors:  # one transfer for every logged tensor
+        device = logs[tensors[0]].device
+        read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
+    logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
+    values = dict(logs)
+    if trainer.precision.scaled:
+        values["loss_scale"] = trainer.scaler.get_scale()
+        values["overflow_steps"] = trainer.overflow.total
+    for group, lr in trainer.lr().items():
+        values["lr" if group == trainer.stage.primary_group else f"lr_{group}"] = lr
+    values["images_per_s"] = speed
+    return logs, values
+
+
+def step_line(stage_name, step, total_steps, epoch, logs, values, eta):
+    """The log line of a step from step_scalars' output."""
+    terms = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+    lrs = " ".join(f"{k} {v:.2e}" for k, v in values.items() if k.startswith("lr"))
+    scale = (f" | loss scale {values['loss_scale']:g} ({values['overflow_steps']} skipped)"
+             if "loss_scale" in values else "")
+    return (f"[{stage_name}] step {step}/{total_steps} epoch {epoch} | {terms} | "
+            f"{lrs}{scale} | {values['images_per_s']:.1f} img/s | ETA {format_eta(eta)}")
