@@ -9,9 +9,9 @@ import pytest
 
 from insightface_g2d.training.config import (ARCFACE_TORCH_ONLY, execute_config_file, load_config, merge,
                                              packaged_base_path)
-from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS
+from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS, known_keys
 from insightface_g2d.training.loop import stage_length
-from insightface_g2d.training.stages import build_stage
+from insightface_g2d.training.stages import FALLBACKS, build_stage
 
 from training_tools import write_job
 
@@ -48,8 +48,6 @@ def test_every_shipped_stage_resolves_to_its_entry_over_its_kind_defaults(path):
     job = {} if path.name == "g2d_base.py" else execute_config_file(path)
     entries = merge(base, job)["stages"]
     assert [e["name"] for e in entries] == [s["name"] for s in cfg.stages]
-    fallbacks = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "gradient_acc",
-                 "checkpoint_every", "preview_every", "teacher")
     for entry, spec in zip(entries, cfg.stages):
         kind = STAGE_KINDS[spec["kind"]]
         defaults = kind.default_values()
@@ -58,7 +56,7 @@ def test_every_shipped_stage_resolves_to_its_entry_over_its_kind_defaults(path):
                 assert _same(spec[key], entry[key]), (spec["name"], key)
             elif default is not None:
                 assert _same(spec[key], default), (spec["name"], key)
-        for key in fallbacks:
+        for key in FALLBACKS:
             if entry.get(key) is None and {**COMMON_DEFAULTS, **defaults}.get(key) is None:
                 assert _same(spec[key], cfg[key]), (spec["name"], key)
         weights = {**kind.default_losses(), **(entry.get("losses") or {})}
@@ -69,7 +67,7 @@ def test_the_recipe_reform_stage_warms_up_one_epoch_where_the_kind_default_is_no
     cfg = load_config(REPO / "recipes" / "configs" / "ms1mv3_r100.py")
     reform = next(s for s in cfg.stages if s["name"] == "reform")
     assert reform["warmup_epochs"] == 1 and reform["warmup_steps"] is None
-    assert STAGE_KINDS["reform"].default_values()["warmup_epochs"] == 0.0
+    assert known_keys(STAGE_KINDS["reform"])["warmup_epochs"] == 0.0
 
     class OneProcess:
         world_size = 1
@@ -126,3 +124,18 @@ def test_num_image_is_compared_with_the_dataset(tmp_path):
 def test_kind_settings_are_frozen_dataclasses_with_a_default_for_every_field():
     for cls in STAGE_KINDS.values():
         assert all(f.default is not dataclasses.MISSING for f in dataclasses.fields(cls.settings))
+
+
+def test_validate_returns_a_new_config_and_leaves_the_merged_one_as_it_was():
+    import copy
+
+    from insightface_g2d.training.config import validate
+
+    base = execute_config_file(packaged_base_path())
+    merged = merge(base, {})
+    before = copy.deepcopy(merged)
+    cfg = validate(merged, base)
+    assert merged == before  # still the entries as written, not the resolved stages
+    assert [s["name"] for s in cfg.stages] == [e["name"] for e in merged["stages"]]
+    assert all(set(s) == set(known_keys(STAGE_KINDS[s["kind"]])) for s in cfg.stages)
+    assert all(set(e) < set(s) for e, s in zip(merged["stages"], cfg.stages))

@@ -1,6 +1,7 @@
 """The "add a stage kind" and "add a loss" recipes of docs/architecture.md, done exactly as written:
 the module of each recipe is read from the docs, written to a file, imported; its one registry line
-is made with monkeypatch on the registry dict (undone after the test); then g2d-train trains it."""
+is run (the stage kind's with the real register_stage_kind, the loss's as a monkeypatched dict
+entry), and undone after the test; then g2d-train trains it."""
 import csv
 import importlib.util
 import re
@@ -12,8 +13,7 @@ import torch
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.train import main
 from insightface_g2d.losses.registry import DISTILLATION_LOSSES, DistillationLoss
-from insightface_g2d.training.kinds import STAGE_KINDS
-from insightface_g2d.training.kinds.registry import check_kind
+from insightface_g2d.training.kinds import STAGE_KINDS, register_stage_kind
 
 from training_tools import load, module_states, one_thread, write_job
 
@@ -49,14 +49,24 @@ def logged(out, term):
         return [float(r["value"]) for r in csv.DictReader(f) if r["name"] == term]
 
 
-def test_adding_a_stage_kind_as_the_docs_say(tmp_path, monkeypatch):
+@pytest.fixture
+def stage_kinds_restored():
+    """STAGE_KINDS as it was, whatever the test registered."""
+    before = dict(STAGE_KINDS)
+    yield
+    STAGE_KINDS.clear()
+    STAGE_KINDS.update(before)
+
+
+def test_adding_a_stage_kind_as_the_docs_say(tmp_path, stage_kinds_restored):
     module_code, registry_line = recipe_blocks("Add a stage kind")
     assert registry_line.strip() == "register_stage_kind(MseReformStage)"
     path = tmp_path / "mse_reform.py"
     path.write_text(module_code)
-    cls = import_file(path).MseReformStage
-    check_kind(cls)  # what register_stage_kind checks
-    monkeypatch.setitem(STAGE_KINDS, cls.kind, cls)  # the registry line
+    namespace = {"register_stage_kind": register_stage_kind, **vars(import_file(path))}
+    exec(registry_line, namespace)  # the registry line itself
+    cls = namespace["MseReformStage"]
+    assert STAGE_KINDS["mse_reform"] is cls and list(STAGE_KINDS)[-1] == "mse_reform"
     out = train(tmp_path, f'[{BASE}, dict(name="mine", kind="mse_reform", steps=3)]', "run")
     stage = load(out / "stage_mine.pt")
     assert stage["kind"] == "mse_reform" and stage["finished"] and stage["trainer"]["global_step"] == 3

@@ -3,7 +3,6 @@ providers on the rank's GPU, float32 losses under autocast, one precision decide
 clipping on every device, the float16 overflow guard, no_sync and one all-reduce per step."""
 import json
 import os
-import types
 
 import pytest
 import torch
@@ -21,7 +20,7 @@ from training_tools import free_port, one_thread
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 
-# ---------------------------------------------------------------- device selection (item 7)
+# ---------------------------------------------------------------- device selection under torchrun
 
 @pytest.fixture
 def fake_gpus(monkeypatch):
@@ -73,7 +72,7 @@ def test_more_processes_than_gpus_is_a_clear_error(fake_gpus, monkeypatch):
         setup("cuda:5")
 
 
-# ---------------------------------------------------------------- resume agreement (item 2; 2-process runs in test_training_ddp)
+# ---------------------------------------------------------------- ranks agree on the resume step (2-process runs in test_training_ddp)
 
 def test_resume_agreement_names_each_rank_and_passes_a_rank_error_on(monkeypatch):
     from insightface_g2d.errors import CheckpointError
@@ -99,7 +98,7 @@ def test_resume_agreement_names_each_rank_and_passes_a_rank_error_on(monkeypatch
         resume_agreement.agree_on_resume("reform", 5, rt)
 
 
-# ---------------------------------------------------------------- RNG state of the rank's GPU only (item 6)
+# ---------------------------------------------------------------- RNG state of the rank's GPU only
 
 def test_rng_state_is_captured_and_restored_for_the_process_gpu_only(monkeypatch):
     from insightface_g2d.training.checkpoint import capture_rng, restore_rng
@@ -129,7 +128,7 @@ def test_rng_state_is_captured_and_restored_for_the_process_gpu_only(monkeypatch
     assert "cuda" not in capture_rng(torch.device("cpu"))
 
 
-# ---------------------------------------------------------------- ONNX sessions on the rank's GPU (item 1)
+# ---------------------------------------------------------------- ONNX sessions on the rank's GPU
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
@@ -186,7 +185,7 @@ def test_onnx_teacher_on_a_gpu_without_cuda_onnxruntime_warns(tiny_onnx, monkeyp
         OnnxEmbedder(tiny_onnx, device="cuda:0")
 
 
-# ---------------------------------------------------------------- float32 losses under autocast (item 3)
+# ---------------------------------------------------------------- float32 losses under autocast
 
 def near_pairs(n=24, d=64, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -237,7 +236,7 @@ def test_margin_head_under_cpu_bf16_autocast_equals_fp32():
     torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-6)
 
 
-# ---------------------------------------------------------------- the trainer decides precision (items 4, 9, 10)
+# ---------------------------------------------------------------- the trainer decides precision; clipping and loss scaling
 
 class FakeStage:
     """The least a StageTrainer needs: one module "net", SGD, a step given as a function."""
@@ -327,7 +326,7 @@ class _Overflow(torch.autograd.Function):
 
 
 def test_a_run_that_overflows_every_step_stops_and_the_loss_scale_is_logged():
-    from insightface_g2d.training.loop import StageRun
+    from insightface_g2d.training.loop import step_line, step_scalars
     from insightface_g2d.training.precision import Precision
     from insightface_g2d.training.step_checks import MAX_OVERFLOW_STEPS
 
@@ -339,18 +338,15 @@ def test_a_run_that_overflows_every_step_stops_and_the_loss_scale_is_logged():
         tr.train_step(torch.ones(4, 16))
     assert torch.equal(net.weight.detach(), before)  # every step skipped by the scaler
     assert tr.scaler.get_scale() < 2.0 ** 16
-    logged = {}
-    fake_run = types.SimpleNamespace(trainer=tr, scalars=types.SimpleNamespace(write=lambda s, i, v: logged.update(v)),
-                                     log=types.SimpleNamespace(info=lambda msg: logged.update(msg=msg)),
-                                     stage=tr.stage, total_steps=1000, position={"epoch": 0})
-    StageRun._log_step(fake_run, tr.global_step, {"loss": torch.tensor(1.0)}, 1.0, 1.0)
+    logs, logged = step_scalars(tr, {"loss": torch.tensor(1.0)}, 1.0)
     assert logged["loss_scale"] == tr.scaler.get_scale() and logged["overflow_steps"] == MAX_OVERFLOW_STEPS - 1
-    assert "loss scale" in logged["msg"]
+    line = step_line("s", tr.global_step, 1000, 0, logs, logged, 1.0)
+    assert f"loss scale {tr.scaler.get_scale():g} ({MAX_OVERFLOW_STEPS - 1} skipped)" in line
     with pytest.raises(TrainingError, match=f"the last {MAX_OVERFLOW_STEPS} optimizer steps all overflowed"):
         tr.train_step(torch.ones(4, 16))
 
 
-# ---------------------------------------------------------------- DDP: no_sync, one all-reduce per step (items 5, 10)
+# ---------------------------------------------------------------- DDP: no_sync, one all-reduce per step
 
 def _accumulation_worker(rank, world_size, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

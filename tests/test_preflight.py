@@ -118,3 +118,23 @@ def test_broken_pipe_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert first[0].startswith(b"input") and err == ""
+
+
+@pytest.mark.parametrize("teacher", ['"stage:base"', 'dict(stage="base")'])
+def test_a_stage_teacher_in_either_form_is_trained_first_and_then_teaches(tmp_path, teacher):
+    from insightface_g2d.cli.common import run_cli
+    from insightface_g2d.cli.train import main
+
+    stages = ('[dict(name="base", kind="arcface", network="g2d_t", steps=1, optimizer="adamw", lr=1e-3, '
+              'scale=16.0), dict(name="reform", steps=2)]')
+    job = write_job(tmp_path, stages, f"config.teacher = {teacher}\n")
+    out = tmp_path / "run"
+    assert run_cli(main, [str(job), "--output", str(out), "--device", "cpu", "--no-eval"]) == 0
+    reform = torch.load(out / "stage_reform.pt", map_location="cpu", weights_only=True)
+    assert reform["finished"] and reform["trainer"]["global_step"] == 2
+    # the reform stage's size check used stage base's network: a 16-d base is refused before training
+    small = stages.replace("scale=16.0)", "scale=16.0, embedding_size=16)")
+    with pytest.raises(ConfigError, match=r"16 dimensions \(stage 'base'\) but embedding_size is 32"):
+        run_training(load_config(write_job(tmp_path, small, f"config.teacher = {teacher}\n", name="s.py")),
+                     output=str(tmp_path / "small"))
+    assert not (tmp_path / "small").exists()

@@ -1,6 +1,7 @@
 """Resuming a stage whose settings changed: refused with the list of differences, or applied on
 request (--apply-changes) into the restored optimizer and schedule; the NaN guard's advice, followed
 as printed, recovers."""
+import dataclasses
 import shlex
 
 import pytest
@@ -10,10 +11,11 @@ from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.train import main, resume_command
 from insightface_g2d.errors import CheckpointError, TrainingError
 from insightface_g2d.training.config import load_config
+from insightface_g2d.training.kinds import STAGE_KINDS
 from insightface_g2d.training.runner import run_training
 
 from training_tools import load, one_thread, write_job
-from trust_tools import expected_w, quad_kind  # noqa: F401  (the fixture registering the quad stage kind)
+from trust_tools import QuadSettings, QuadStage, expected_w, quad_kind  # noqa: F401  (the fixture registering the quad stage kind)
 
 _threads = pytest.fixture(autouse=True)(one_thread)
 pytestmark = pytest.mark.usefixtures("quad_kind")
@@ -114,3 +116,56 @@ def test_nan_without_a_checkpoint_still_advises_a_working_command(tmp_path, caps
     assert torch.allclose(final, expected_w([0.3] * 40), rtol=1e-5)
     with pytest.raises(TrainingError):  # control: the old rate really diverges
         run_training(load_config(job), output=str(tmp_path / "again"))
+
+
+@dataclasses.dataclass(frozen=True)
+class GainQuadSettings(QuadSettings):
+    gain: float = 1.0  # the loss is gain * w**2: declared applicable on resume
+
+
+class GainQuadStage(QuadStage):
+    kind = "gain_quad"
+    settings = GainQuadSettings
+    resume_applicable = ("gain",)
+
+    def step(self, batch, ctx):
+        w = ctx.raw("quad").weight
+        terms = {"sq": self.spec.gain * w.pow(2).sum()}
+        ctx.update("main", terms, self.spec.losses)
+        return terms
+
+
+def test_a_key_the_kind_declares_applicable_is_applied_and_an_undeclared_one_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(STAGE_KINDS, GainQuadStage.kind, GainQuadStage)
+    stages = '[dict(name="q", kind="gain_quad", steps=6, lr=0.1)]'
+    out = _stopped_at(tmp_path, 2, stages)
+    job = tmp_path / "tiny.py"
+    with pytest.raises(CheckpointError, match="gain 1.0 -> 2.0.*--apply-changes"):  # applicable, not asked
+        run_training(load_config(job, ["stages.q.gain=2.0"]), output=str(out))
+    with pytest.raises(CheckpointError) as err:  # poison_at: a key of the kind it does not declare
+        run_training(load_config(job, ["stages.q.poison_at=100", "stages.q.gain=2.0"]), output=str(out),
+                     apply_changes=True)
+    msg = str(err.value)
+    assert "poison_at None -> 100" in msg and "poison_at cannot change in the middle of a stage" in msg
+    assert "applies only lr, momentum, weight_decay, betas, losses, grad_clip, masks, teacher, gain)" in msg
+    assert run_training(load_config(job, ["stages.q.gain=2.0"]), output=str(out), apply_changes=True)["status"] \
+        == "finished"
+    # 2 steps of w <- w - lr * 2w, then 4 of w <- w - lr * 2 * (2w): the new gain from step 3 on
+    want = expected_w([0.1] * 2 + [0.2] * 4)
+    assert torch.allclose(load(out / "stage_q.pt")["modules"]["quad"]["weight"], want, rtol=1e-6)
+
+
+def test_a_step_checkpoint_of_another_stage_is_ignored_when_found_and_refused_when_named(tmp_path, capsys):
+    stages = '[dict(name="q1", kind="quad", steps=4, lr=0.1), dict(name="q2", kind="quad", steps=2, lr=0.1)]'
+    out = _stopped_at(tmp_path, 2, stages)
+    step_ckpt = out / "checkpoint_gpu_0.pt"
+    assert load(step_ckpt)["stage"] == "q1"
+    cfg = load_config(tmp_path / "tiny.py")
+    with pytest.raises(CheckpointError, match=r"--resume .*checkpoint_gpu_0.pt belongs to stage 'q1', not 'q2' "
+                                              r"\(the next stage to run\)"):
+        run_training(cfg, output=str(out), stage="q2", resume=str(step_ckpt))
+    capsys.readouterr()
+    assert run_training(cfg, output=str(out), stage="q2")["status"] == "partial"
+    assert f"ignoring {step_ckpt}: it belongs to stage 'q1'" in capsys.readouterr().err
+    assert load(out / "stage_q2.pt")["trainer"]["global_step"] == 2  # q2 started over, from its own start
+    assert torch.equal(load(out / "stage_q2.pt")["modules"]["quad"]["weight"], expected_w([0.1] * 2))

@@ -11,7 +11,8 @@ import os
 import pytest
 
 from insightface_g2d.training.config import load_config
-from insightface_g2d.training.kinds import COMMON_DEFAULTS, STAGE_KINDS, final_network
+from insightface_g2d.training.kinds import (COMMON_DEFAULTS, STAGE_KINDS, face_restorer, final_network,
+                                           fixed_module_names, module_parts)
 from insightface_g2d.training.kinds.registry import check_kind
 from insightface_g2d.training.runner import run_training
 from insightface_g2d.training.stages import build_stage
@@ -21,7 +22,9 @@ from training_tools import assert_states_equal, load, module_states, one_thread,
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 BASE = 'dict(name="base", kind="arcface", network="g2d_t", steps={n}, optimizer="adamw", lr=1e-3, scale=16.0)'
-# A tiny run per kind: the stages before it that it needs (a teacher), then the kind's own stage.
+# Tiny runs tuned for speed (small widths, batches) or stability (margins, learning rates): the
+# stages before the kind's own stage that it needs (a teacher), then the kind's stage. Optional: a
+# kind without an entry gets `default_case` (a new kind is checked without editing this file).
 CASES = {
     "arcface": [BASE.format(n=3)],
     "inpaint": [BASE.format(n=1), 'dict(name="inpaint", steps=3, batch_size=4, decoder_widths=(16, 8, 8), '
@@ -45,12 +48,43 @@ def in_eval_mode(module):
     return [name or "<top>" for name, flag in module_modes(module).items() if not flag]
 
 
-def _stages(kind):
-    return "[" + ", ".join(CASES[kind]) + "]"
+def default_case(kind, folder):
+    """A tiny run derived from the kind's declarations: its own stage of 3 steps with every default,
+    after a 1-step arcface stage (config.teacher = dict(stage="base")) when it needs a teacher."""
+    own = f'dict(name="mine", kind="{kind}", steps=3)'
+    probe = load_config(write_job(folder, f"[{own}]", name="probe.py"))
+    needs_teacher = any(build_stage(probe.stages[0], probe).teacher_use())
+    return ([BASE.format(n=1)] if needs_teacher else []) + [own]
 
 
-def test_every_registered_stage_kind_has_a_contract_case():
-    assert set(KINDS) == set(CASES)
+def _stages(kind, folder):
+    case = CASES[kind] if kind in CASES else default_case(kind, folder)
+    return "[" + ", ".join(case) + "]"
+
+
+def test_every_hand_written_case_is_of_a_registered_kind():
+    assert set(CASES) <= set(KINDS)
+
+
+def test_a_kind_without_a_case_is_checked_with_one_derived_from_its_declarations(tmp_path, monkeypatch):
+    from trust_tools import QuadStage
+
+    class TaughtQuad(QuadStage):
+        kind = "taught_quad"
+
+        def teacher_use(self):
+            return True, False
+
+    for cls in (QuadStage, TaughtQuad):
+        monkeypatch.setitem(STAGE_KINDS, cls.kind, cls)
+    mine = 'dict(name="mine", kind="quad", steps=3)'
+    assert default_case("quad", tmp_path) == [mine]
+    assert default_case("taught_quad", tmp_path) == [BASE.format(n=1), mine.replace('"quad"', '"taught_quad"')]
+    # the contract checks run on it as on a built-in kind
+    test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path, "quad", monkeypatch)
+    test_what_a_stage_declares_matches_what_it_builds(tmp_path, "quad")
+    (tmp_path / "resume").mkdir()
+    test_a_stop_and_resume_in_the_middle_of_the_stage_gives_the_same_weights(tmp_path / "resume", "quad")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,7 +113,7 @@ def test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path,
         return out
 
     monkeypatch.setattr(cls, "resolve", classmethod(watched))
-    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
     assert seen and all(unchanged and copied for unchanged, copied in seen)
     spec = cfg.stages[-1]
     assert set(spec) == set(COMMON_DEFAULTS) | set(cls.default_values())
@@ -88,10 +122,13 @@ def test_resolve_completes_a_copy_and_never_changes_the_spec_it_checks(tmp_path,
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
-    cfg = load_config(write_job(tmp_path, _stages(kind)))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
     stage = build_stage(cfg.stages[-1], cfg)
     built = stage.module_factories(4)
-    assert set(stage.used_modules()) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
+    # a module it builds is named after the stage or is one of the fixed names no stage may take
+    assert all(stage.name in m or m in fixed_module_names() for m in built)
+    assert set(stage.module_parts) <= set(module_parts())
+    assert set(stage.spec.train) <= set(built) | {"encoder", "reformer"}  # parts of the backbone
     groups = stage.optimizer_groups()
     assert stage.primary_group in groups
     assert sorted(m for names in groups.values() for m in names) == sorted(stage.spec.train)
@@ -101,6 +138,35 @@ def test_what_a_stage_declares_matches_what_it_builds(tmp_path, kind):
         assert net is not None
     if net is not None:
         assert net.module in built and net.embedding_size >= 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stage_name_specs_give_the_network_the_stage_declares(tmp_path, kind):
+    """"stage:NAME" in config.eval.models and a stage teacher are the module of Stage.network(),
+    whatever the kind names its modules."""
+    from insightface_g2d.errors import ConfigError
+    from insightface_g2d.training.evaluate import resolve_model
+    from insightface_g2d.training.runner import build_models
+    from insightface_g2d.training.teacher import TeacherProvider
+
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path)))
+    stages = [build_stage(s, cfg) for s in cfg.stages]
+    models = build_models(stages, 4, seed=0)
+    stage = stages[-1]
+    net = stage.network()
+    if net is None:
+        with pytest.raises(ConfigError, match="trains a network"):
+            resolve_model(f"stage:{stage.name}", models, stages, "cpu")
+        return
+    want = {"net": models.get(net.module).state_dict()}
+    embedder = resolve_model(f"stage:{stage.name}", models, stages, "cpu")
+    assert_states_equal({"net": embedder.model.state_dict()}, want)
+    provider = TeacherProvider(models, stages, dataset=None, device="cpu")
+    if stage.serves_as_teacher:
+        assert_states_equal({"net": provider.stage_network(stage.name, "later", [stage.name]).state_dict()}, want)
+    else:
+        with pytest.raises(ConfigError, match="can teach"):
+            provider.stage_network(stage.name, "later", [stage.name])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -118,7 +184,7 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
     monkeypatch.setattr(cls, "step", checked_step)
     outputs = {}
     for label, knobs in (("busy", BUSY), ("quiet", QUIET)):
-        cfg = load_config(write_job(tmp_path, _stages(kind), knobs, name=f"{label}.py"))
+        cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path), knobs, name=f"{label}.py"))
         out = tmp_path / label
         assert run_training(cfg, output=str(out), evaluate=False)["status"] == "finished"
         outputs[label] = out
@@ -143,10 +209,10 @@ def test_trained_modules_train_at_every_step_and_side_outputs_do_not_change_weig
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_stop_and_resume_in_the_middle_of_the_stage_gives_the_same_weights(tmp_path, kind):
-    straight = load_config(write_job(tmp_path, _stages(kind), QUIET, name="straight.py"))
+    straight = load_config(write_job(tmp_path, _stages(kind, tmp_path), QUIET, name="straight.py"))
     assert run_training(straight, output=str(tmp_path / "straight"), evaluate=False)["status"] == "finished"
 
-    cfg = load_config(write_job(tmp_path, _stages(kind), QUIET, name="stopped.py"))
+    cfg = load_config(write_job(tmp_path, _stages(kind, tmp_path), QUIET, name="stopped.py"))
     out = tmp_path / "stopped"
 
     def stop(run, step):
@@ -171,7 +237,7 @@ def test_a_preview_leaves_every_submodule_mode_and_weight_as_it_was():
     from insightface_g2d.training.preview import write_preview
 
     torch.manual_seed(0)
-    models = ModelSet()
+    models = ModelSet(module_parts())
     models.add("backbone", get_model("g2d_t", num_features=32))
     models.add("decoder", _decoder())
     models.freeze_all()
@@ -200,3 +266,48 @@ def _decoder():
     from insightface_g2d.backbones.g2d import G2D_SPECS, InpaintingDecoder
 
     return InpaintingDecoder(G2D_SPECS["g2d_t"].descriptor_channels, widths=(16, 8, 8))
+
+
+@pytest.mark.parametrize("name", fixed_module_names())
+def test_a_stage_cannot_take_the_name_of_a_module_a_kind_builds(tmp_path, name):
+    from insightface_g2d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{name!r} is a module name"):
+        load_config(write_job(tmp_path, f'[dict(name="{name}", kind="arcface", steps=1)]'))
+
+
+def test_the_fixed_module_names_follow_the_registry(tmp_path, monkeypatch):
+    """A kind registered with a module of its own reserves its name; the built-in set is what the
+    built-in kinds train or own."""
+    assert {"backbone", "encoder", "reformer"} <= set(fixed_module_names())
+    stages = '[dict(name="critic", kind="arcface", steps=1)]'
+    assert [s["name"] for s in load_config(write_job(tmp_path, stages)).stages] == ["critic"]
+
+    class CriticStage(STAGE_KINDS["arcface"]):
+        kind = "critic_kind"
+        allowed_train = trainable = ("critic",)
+
+    monkeypatch.setitem(STAGE_KINDS, CriticStage.kind, CriticStage)
+    assert "critic" in fixed_module_names()
+    from insightface_g2d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'critic' is a module name"):
+        load_config(write_job(tmp_path, stages, name="b.py"))
+
+
+def test_previews_draw_restored_faces_with_the_restorer_of_the_same_network(tmp_path):
+    """Each stage's previews show the faces of the run's face-restoring stage when it trains the
+    same network (a later stage shows what that restorer makes of the network now), else none."""
+    from training_tools import TINY_STAGES
+
+    cfg = load_config(write_job(tmp_path, TINY_STAGES))
+    stages = [build_stage(s, cfg) for s in cfg.stages]
+    restoring = [s for s in stages if s.restores_faces]
+    assert len(restoring) == 1
+    for stage in stages:
+        same = stage.network() is not None and stage.network().module == restoring[0].network().module
+        assert face_restorer(stage, stages) is (restoring[0] if same or stage.restores_faces else None)
+    # a run without a restoring stage draws no restored row for any stage
+    others = [s for s in stages if not s.restores_faces]
+    assert all(face_restorer(s, others) is None for s in others)
+    assert any(s.network().module == restoring[0].network().module for s in others)  # the case that matters

@@ -1,4 +1,4 @@
-"""Losses of the `inpaint` stage: restoration, identity preservation, adversarial hinge."""
+"""Losses of face inpainting: restoration, identity preservation, adversarial hinge."""
 import torch.nn.functional as F
 
 

@@ -1,13 +1,14 @@
 """Loss terms that stages pick by name from a config's `losses` dict.
 
-DISTILLATION_LOSSES: name -> DistillationLoss, terms of the `reform` stage: a function of the
-student's embeddings (N x Ds, masked faces, with gradients) and the teacher's (N x Dt, clean faces,
-a target) that returns a scalar, with its default weight. A reform stage computes every term whose
+DISTILLATION_LOSSES: name -> DistillationLoss, the distillation terms of a stage kind that distils
+a teacher's embeddings into a student: a function of the student's embeddings (N x Ds, masked
+faces, with gradients) and the teacher's (N x Dt, clean faces, a target) that returns a scalar,
+with its default weight. Such a stage takes this table as its loss terms, computes every term whose
 weight is not 0, in this table's order; `losses=dict(name=weight)` in a stage sets the weight.
 
 To add a loss, write its function in a module of this package and add one line to the table
-(docs/architecture.md, "Add a loss"). Give a new term default weight 0.0 unless every reform stage
-should train with it.
+(docs/architecture.md, "Add a loss"). Give a new term default weight 0.0 unless every distilling
+stage should train with it.
 """
 from typing import Callable, NamedTuple
 

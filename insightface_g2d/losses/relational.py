@@ -1,4 +1,4 @@
-"""Relational knowledge distillation of the `reform` stage (student on masked faces, teacher on clean).
+"""Relational knowledge distillation (the student sees masked faces, the teacher the clean ones).
 
 All three orders work on L2-normalised embeddings by default: face embeddings are compared by
 cosine, so the relations that matter for recognition live on the unit sphere (the norm carries

@@ -5,7 +5,7 @@
     summary = run_training(cfg, output="work_dirs/demo")
 """
 
-__all__ = ["load_config", "run_training", "register_stage_kind", "Stage"]
+__all__ = ["load_config", "run_training"]
 
 
 def __getattr__(name):
@@ -18,8 +18,4 @@ def __getattr__(name):
         from .runner import run_training
 
         return run_training
-    if name in ("register_stage_kind", "Stage"):
-        from . import kinds
-
-        return getattr(kinds, name)
     raise AttributeError(name)

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from ..backbones.checkpoint import load_tensor_file
-from ..errors import CheckpointError
 from ..fileio import atomic_open
 from .integrity import check_checkpoint_finite, check_finite, seal, verify
 from .output_errors import os_error_in, write_error
@@ -126,15 +125,25 @@ def checkpoint_name(rank):
     return f"checkpoint_gpu_{rank}.pt"
 
 
+_CHECKPOINT_NAME_RE = re.compile(r"checkpoint_gpu_(\d+)\.pt")
+
+
+def checkpoint_rank(filename):
+    """The rank whose step checkpoint `filename` is (the inverse of checkpoint_name), or None."""
+    match = _CHECKPOINT_NAME_RE.fullmatch(filename)
+    return int(match.group(1)) if match else None
+
+
 def stage_file(name):
     """The file that holds every module after stage `name` (and marks it finished)."""
     return f"stage_{name}.pt"
 
 
-def build_checkpoint(stage, states, trainer_state, position, progress, finished=False):
+def build_checkpoint(stage, states, trainer_state, position, progress, finished=False, dataset=None):
     """A checkpoint of `stage`: module `states` {name: state dict}, the trainer's state dict, the
     data `position` {epoch, batch_in_epoch} and `progress` {global_step, total_steps, world_size,
-    rank}; the current RNG states of `progress["device"]`."""
+    rank}; the current RNG states of `progress["device"]`; the training data's `dataset` record
+    (training.integrity.dataset_record) when given."""
     states = dict(states)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
@@ -154,6 +163,8 @@ def build_checkpoint(stage, states, trainer_state, position, progress, finished=
     if "backbone" in states:  # arcface_torch's key, so backbone loaders read this file directly
         ckpt["state_dict_backbone"] = states.pop("backbone")
     ckpt["modules"] = states
+    if dataset is not None:
+        ckpt["dataset"] = dataset
     return ckpt
 
 
@@ -170,11 +181,37 @@ def checkpoint_stage(ckpt):
     return ckpt.get("stage")
 
 
-def check_belongs(ckpt, stage_name, source):
-    """CheckpointError when checkpoint `source` does not belong to stage `stage_name`."""
-    if checkpoint_stage(ckpt) != stage_name:
-        raise CheckpointError(f"{source} belongs to stage {checkpoint_stage(ckpt)!r}, not {stage_name!r} (the "
-                              "next stage to run)")
+def checkpoint_spec(ckpt):
+    """The resolved stage spec the checkpoint was written with (a JSON string), or None."""
+    return ckpt.get("stage_spec")
+
+
+def checkpoint_progress(ckpt):
+    """{global_step, total_steps, world_size} of a checkpoint (world_size 1 and the steps None
+    when it does not record them)."""
+    return {"global_step": ckpt.get("global_step"), "total_steps": ckpt.get("total_steps"),
+            "world_size": int(ckpt.get("world_size", 1))}
+
+
+def checkpoint_position(ckpt):
+    """{epoch, batch_in_epoch}: where in the data the checkpoint was written."""
+    return {"epoch": int(ckpt["epoch"]), "batch_in_epoch": int(ckpt["batch_in_epoch"])}
+
+
+def checkpoint_trainer(ckpt):
+    """The trainer's state dict (optimizers, schedulers, AMP scaler, step counters)."""
+    return ckpt["trainer"]
+
+
+def checkpoint_rng(ckpt):
+    """The RNG states to restore with restore_rng."""
+    return ckpt["rng"]
+
+
+def checkpoint_dataset(ckpt):
+    """The dataset record the checkpoint was trained on, or None (written before datasets were recorded)."""
+    record = ckpt.get("dataset")
+    return record if isinstance(record, dict) else None
 
 
 def capture_rng(device=None):

@@ -80,10 +80,8 @@ def check_masks(masks, where="config.masks"):
     prob = masks.get("prob", 1.0)
     if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
         raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
-    try:
-        from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
-    except ImportError:  # mask synthesis not installed: nothing to check against
-        return
+    from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
+
     for field, known in (("styles", MASK_STYLES), ("positions", MASK_POSITIONS)):
         names = masks.get(field)
         if names is None:

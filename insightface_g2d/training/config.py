@@ -242,7 +242,8 @@ def check_teacher(teacher, where="config.teacher"):
 
 
 def validate(cfg, base):
-    """Check types and values of a merged config; resolve its stages. Returns an edict."""
+    """Check types and values of a merged config; resolve its stages. Returns a new edict (`cfg`
+    is not changed)."""
     for key, default in base.items():
         if key in cfg and not _type_ok(cfg[key], default, key):
             want = type(default).__name__ if default is not None else "/".join(
@@ -275,10 +276,10 @@ def validate(cfg, base):
     check_masks(cfg["masks"])
     check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built
     _check_subdict(cfg, "eval", EVAL_KEYS)
-    cfg["stages"] = resolve_stages(cfg)
-    for stage in cfg["stages"]:
+    stages = resolve_stages(cfg)
+    for stage in stages:
         check_teacher(stage["teacher"], where=f"stage {stage['name']!r} teacher")
-    return edict(cfg)
+    return edict({**cfg, "stages": stages})
 
 
 def load_config(path, overrides=None):

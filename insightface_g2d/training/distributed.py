@@ -66,11 +66,6 @@ def all_true(flag, rt):
     return bool(t.item())
 
 
-def any_true(flag, rt):
-    """True when `flag` is true on any rank."""
-    return not all_true(not flag, rt)
-
-
 def barrier(rt):
     if rt.distributed:
         dist.barrier()

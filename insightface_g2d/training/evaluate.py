@@ -98,10 +98,13 @@ def resolve_model(spec, models, stages, device):
         return TorchEmbedder(copy.deepcopy(models.get(name)), device)
 
     def run_network(name):
-        if name not in models:
-            raise ConfigError(f"config.eval.models: no module {name!r} in this run (stages: "
-                              f"{', '.join(s.name for s in stages)})")
-        return copy.deepcopy(models.get(name))
+        """The network stage `name` of this run trained (Stage.network)."""
+        stage = next((s for s in stages if s.name == name), None)
+        network = stage.network() if stage is not None else None
+        if network is None:
+            raise ConfigError(f"config.eval.models: stage:{name} is no stage of this run that trains a network "
+                              f"(stages: {', '.join(s.name for s in stages)})")
+        return copy.deepcopy(models.get(network.module))
 
     return build_embedder(spec, device=device, run_network=run_network)
 

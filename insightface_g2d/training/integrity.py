@@ -122,11 +122,11 @@ def describe_dataset(rec):
             f"fingerprint {rec.get('fingerprint')})")
 
 
-def check_dataset(ckpt, current, source, hint):
-    """Raise CheckpointError when `ckpt` records training data other than `current`."""
-    before = ckpt.get("dataset")
-    if not isinstance(before, dict):
-        return  # written before datasets were recorded
+def check_dataset(before, current, source, hint):
+    """Raise CheckpointError when the dataset record `before` (of checkpoint `source`) is training
+    data other than `current`; None (a checkpoint written before datasets were recorded) passes."""
+    if before is None:
+        return
     keys = ("fingerprint", "images", "identities")
     if all(before.get(k) == current.get(k) for k in keys):
         return

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, TrainingError
 from ..losses.guards import check_finite
-from .checkpoint import (build_checkpoint, check_belongs, checkpoint_modules, checkpoint_name, restore_rng,
+from .checkpoint import (build_checkpoint, checkpoint_modules, checkpoint_name, checkpoint_position,
+                         checkpoint_progress, checkpoint_rng, checkpoint_spec, checkpoint_trainer, restore_rng,
                          save_checkpoint_file)
 from .distributed import barrier
 from .logger import format_eta, get_logger
@@ -247,12 +248,13 @@ class StageRun:
 
     def __init__(self, stage, models, dataset, rt, output, *, seed=0, num_workers=0, frequent=10,
                  teacher=None, grad_teacher=None, stop=None, scalars=None, preview_batch=None, on_step=None,
-                 checkpoint_meta=None):
+                 restorer=None, dataset_record=None):
         self.stage, self.models, self.dataset, self.rt = stage, models, dataset, rt
-        self.checkpoint_meta = dict(checkpoint_meta or {})  # stored in every checkpoint (e.g. the dataset)
+        self.dataset_record = dataset_record  # stored in every checkpoint (training.integrity.dataset_record)
         self.output, self.seed, self.num_workers = output, int(seed), int(num_workers)
         self.frequent = max(1, int(frequent or 10))
         self.stop, self.scalars, self.preview, self.on_step = stop, scalars, preview_batch, on_step
+        self.restorer = restorer  # the stage whose restore() fills the previews' restored row (kinds.face_restorer)
         self.log = get_logger()
         self.total_steps, warmup, self.batches_per_epoch = stage_length(stage, len(dataset), rt)
         self.trainer = StageTrainer(stage, models, rt, self.total_steps, warmup, teacher, grad_teacher)
@@ -265,44 +267,44 @@ class StageRun:
         return os.path.join(self.output, checkpoint_name(self.rt.rank))
 
     def resume_from(self, ckpt, source, apply_changes=False):
-        """Continue from a step checkpoint of this stage (same config, same number of processes;
-        a changed spec is refused or, with `apply_changes`, applied: see training.resume_changes)."""
+        """Continue from a step checkpoint of this stage (the caller checked that it is this stage's:
+        training.runner; same config, same number of processes; a changed spec is refused or, with
+        `apply_changes`, applied: see training.resume_changes)."""
         from ..errors import CheckpointError
         from .resume_changes import apply_to_trainer, check_changes, describe_applied, spec_changes
 
-        check_belongs(ckpt, self.stage.name, source)
-        if int(ckpt.get("world_size", 1)) != self.rt.world_size:
+        progress = checkpoint_progress(ckpt)
+        if progress["world_size"] != self.rt.world_size:
             raise CheckpointError(
-                f"{source} was written by {ckpt.get('world_size')} process(es); resume with the same number "
+                f"{source} was written by {progress['world_size']} process(es); resume with the same number "
                 f"(now {self.rt.world_size}) or pass --resume never to start the stage over")
-        changes = check_changes(spec_changes(ckpt.get("stage_spec"), self.stage.spec), self.stage.name, source,
+        changes = check_changes(spec_changes(checkpoint_spec(ckpt), self.stage.spec), self.stage, source,
                                 apply_changes)
-        if int(ckpt.get("total_steps", -1)) != self.total_steps:
+        if progress["total_steps"] != self.total_steps:
             raise CheckpointError(
-                f"{source} was written for {ckpt.get('total_steps')} steps of stage {self.stage.name!r} but the "
+                f"{source} was written for {progress['total_steps']} steps of stage {self.stage.name!r} but the "
                 f"config now gives {self.total_steps}; restore the config or pass --resume never")
         self.models.load_state_dicts(checkpoint_modules(ckpt), source=source)
-        self.trainer.load_state_dict(ckpt["trainer"])
+        self.trainer.load_state_dict(checkpoint_trainer(ckpt))
         if changes:
             lrs = apply_to_trainer(self.trainer)
             self.log.warning(f"stage {self.stage.name}: applying changed settings on resume: "
                              f"{describe_applied(changes)} (learning rate now "
                              f"{', '.join(f'{g} {v:.3g}' for g, v in lrs.items())}); from here on the run differs "
                              "from an uninterrupted one")
-        restore_rng(ckpt["rng"], self.rt.device)
-        self.position = {"epoch": int(ckpt["epoch"]), "batch_in_epoch": int(ckpt["batch_in_epoch"])}
+        restore_rng(checkpoint_rng(ckpt), self.rt.device)
+        self.position = checkpoint_position(ckpt)
         self.last_checkpoint = source
         self.log.info(f"stage {self.stage.name}: resumed from {source} at step {self.trainer.global_step}/"
                       f"{self.total_steps} (epoch {self.position['epoch']}, batch {self.position['batch_in_epoch']})")
 
     def checkpoint(self, finished=False):
-        """The stage's checkpoint now (modules, trainer, data position, RNG, checkpoint_meta)."""
+        """The stage's checkpoint now (modules, trainer, data position, RNG, dataset record)."""
         tr, rt = self.trainer, self.rt
         progress = dict(global_step=tr.global_step, total_steps=tr.total_steps, world_size=rt.world_size,
                         rank=rt.rank, device=rt.device)
-        ckpt = build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
-                                finished=finished)
-        return {**ckpt, **self.checkpoint_meta}
+        return build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
+                                finished=finished, dataset=self.dataset_record)
 
     @property
     def global_step(self):
@@ -335,7 +337,7 @@ class StageRun:
         from .preview import write_preview
 
         path = os.path.join(self.output, "previews", f"{self.stage.name}_{tag}.png")
-        write_preview(path, self.stage, self.preview, self.trainer.ctx)
+        write_preview(path, self.restorer, self.preview, self.trainer.ctx)
 
     def _guarded(self, fn, *args):
         try:
@@ -397,24 +399,37 @@ class StageRun:
         return "finished"
 
     def _log_step(self, step, logs, speed, eta):
-        tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
-        read = []
-        if tensors:  # one transfer for every logged tensor
-            device = logs[tensors[0]].device
-            read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
-        logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
-        values = dict(logs)
-        if self.trainer.precision.scaled:
-            values["loss_scale"] = self.trainer.scaler.get_scale()
-            values["overflow_steps"] = self.trainer.overflow.total
-        for group, lr in self.trainer.lr().items():
-            values["lr" if group == self.stage.primary_group else f"lr_{group}"] = lr
-        values["images_per_s"] = speed
+        logs, values = step_scalars(self.trainer, logs, speed)
         if self.scalars is not None:
             self.scalars.write(self.stage.name, step, values)
-        terms = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-        lrs = " ".join(f"{k} {v:.2e}" for k, v in values.items() if k.startswith("lr"))
-        scale = (f" | loss scale {values['loss_scale']:g} ({values['overflow_steps']} skipped)"
-                 if "loss_scale" in values else "")
-        self.log.info(f"[{self.stage.name}] step {step}/{self.total_steps} epoch {self.position['epoch']} | {terms} | "
-                      f"{lrs}{scale} | {speed:.1f} img/s | ETA {format_eta(eta)}")
+        self.log.info(step_line(self.stage.name, step, self.total_steps, self.position["epoch"], logs, values, eta))
+
+
+def step_scalars(trainer, logs, speed):
+    """(the step's logs as floats, every scalar to record): the logs, the loss scale and skipped
+    steps under float16 loss scaling, each optimizer's learning rate ("lr" for the stage's primary
+    group, "lr_<group>" for the others) and the images per second."""
+    tensors = [k for k, v in logs.items() if torch.is_tensor(v)]
+    read = []
+    if tensors:  # one transfer for every logged tensor
+        device = logs[tensors[0]].device
+        read = torch.stack([logs[k].detach().float().reshape(()).to(device) for k in tensors]).tolist()
+    logs = {k: (read[tensors.index(k)] if k in tensors else float(v)) for k, v in logs.items()}
+    values = dict(logs)
+    if trainer.precision.scaled:
+        values["loss_scale"] = trainer.scaler.get_scale()
+        values["overflow_steps"] = trainer.overflow.total
+    for group, lr in trainer.lr().items():
+        values["lr" if group == trainer.stage.primary_group else f"lr_{group}"] = lr
+    values["images_per_s"] = speed
+    return logs, values
+
+
+def step_line(stage_name, step, total_steps, epoch, logs, values, eta):
+    """The log line of a step from step_scalars' output."""
+    terms = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+    lrs = " ".join(f"{k} {v:.2e}" for k, v in values.items() if k.startswith("lr"))
+    scale = (f" | loss scale {values['loss_scale']:g} ({values['overflow_steps']} skipped)"
+             if "loss_scale" in values else "")
+    return (f"[{stage_name}] step {step}/{total_steps} epoch {epoch} | {terms} | "
+            f"{lrs}{scale} | {values['images_per_s']:.1f} img/s | ETA {format_eta(eta)}")

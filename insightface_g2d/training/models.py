@@ -1,43 +1,42 @@
-"""The named modules of a training run (backbone, decoder, discriminator, heads, baselines).
+"""The named modules of a training run: what the stages' module_factories build.
 
-The G2D backbone's parts are addressable by name: "encoder" is `backbone.encoder` and "reformer"
-is `backbone.reformer`, so a stage can train one part and freeze the other while checkpoints keep
-one backbone state dict (loadable by `get_model(network)`).
+Parts of a module are addressable by their own name (the `module_parts` the stage kinds declare,
+`kinds.ModulePart`), so a stage can train one part and freeze the rest while checkpoints keep the
+owner's one state dict (e.g. a backbone loadable by `get_model(network)`).
 """
 import torch
 from torch import nn
 
 from ..errors import CheckpointError
 
-ALIASES = {"encoder": ("backbone", "encoder"), "reformer": ("backbone", "reformer")}
-
-
 class ModelSet:
-    """Ordered name -> nn.Module, with the G2D part aliases and each parameter's own trainability."""
+    """Ordered name -> nn.Module, with named parts ({name: ModulePart}) and each parameter's own
+    trainability."""
 
-    def __init__(self):
+    def __init__(self, parts=None):
+        self.parts = dict(parts or {})
         self.modules = {}
         self._grad_flags = {}  # id(param) -> requires_grad at construction (some are frozen by design)
 
     def add(self, name, module):
-        if name in ALIASES:
-            raise ValueError(f"{name!r} is the name of a backbone part")
+        if name in self.parts:
+            raise ValueError(f"{name!r} is the name of a part of {self.parts[name].owner!r}")
         self.modules[name] = module
         for p in module.parameters():
             self._grad_flags[id(p)] = p.requires_grad
         return module
 
     def __contains__(self, name):
-        if name in ALIASES:
-            owner, attr = ALIASES[name]
+        if name in self.parts:
+            owner, attr, _ = self.parts[name]
             return owner in self.modules and hasattr(self.modules[owner], attr)
         return name in self.modules
 
     def get(self, name):
-        if name in ALIASES:
-            owner, attr = ALIASES[name]
+        if name in self.parts:
+            owner, attr, requirement = self.parts[name]
             if owner not in self.modules or not hasattr(self.modules[owner], attr):
-                raise KeyError(f"module {name!r} needs a G2D backbone (network g2d, g2d_s, g2d_t or g2d_l)")
+                raise KeyError(f"module {name!r} needs {requirement}")
             return getattr(self.modules[owner], attr)
         return self.modules[name]
 

@@ -65,7 +65,7 @@ def resolve_precision(fp16, amp_dtype, device, bf16_supported=None):
     device = torch.device(device)
     if not fp16 or device.type != "cuda":
         return Precision(device.type)
-    name = check_amp_dtype(amp_dtype or "float16")
+    name = check_amp_dtype(amp_dtype)
     if name == "bfloat16":
         if bf16_supported is None:
             bf16_supported = torch.cuda.is_bf16_supported()

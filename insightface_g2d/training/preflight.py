@@ -67,6 +67,19 @@ def check_model_memory(stages, num_classes, device, rec):
         "memory; use a dataset with fewer identities or a smaller embedding_size")
 
 
+def teacher_stage(spec):
+    """The stage a teacher spec names (dict(stage=NAME) or "stage:NAME"), or None for any other
+    teacher (a spec the factory cannot read is reported when the teacher is built)."""
+    from ..embedders.factory import parse_spec
+
+    if spec is None:
+        return None
+    try:
+        return parse_spec(spec, "config.teacher").get("stage")
+    except ConfigError:
+        return None
+
+
 def check_teacher_sizes(run, stages):
     """Stages whose losses need teacher embeddings of a given size (Stage.teacher_embedding_size)
     are checked before the first step, not when the stage starts (a teacher trained by this run is
@@ -74,9 +87,9 @@ def check_teacher_sizes(run, stages):
     for stage in stages:
         if stage.teacher_embedding_size() is None:
             continue
-        teacher = stage.spec.teacher
-        if isinstance(teacher, dict) and "stage" in teacher:
-            other = next((s for s in run.stages if s.name == teacher["stage"] and s.serves_as_teacher), None)
+        source = teacher_stage(stage.spec.teacher)
+        if source is not None:
+            other = next((s for s in run.stages if s.name == source and s.serves_as_teacher), None)
             if other is not None:
                 stage.check_teacher_size(other.network().embedding_size, origin=f" (stage {other.name!r})")
         else:

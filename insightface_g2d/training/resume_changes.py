@@ -4,9 +4,10 @@ A checkpoint stores the resolved stage spec it was trained with. On resume the s
 is compared with it key by key, and every difference is one of:
 
 - harmless: `checkpoint_every`, `preview_every` (they never change the weights): accepted;
-- applicable: the optimizer's hyper-parameters (`lr`, `d_lr`, `momentum`, `weight_decay`, `betas`,
-  `d_betas`) and what a step reads from the spec (`losses`, `hole_weight`, `grad_clip`, `masks`,
-  `teacher`). Refused unless the run is started with `--apply-changes` (run_training(apply_changes=
+- applicable: the common optimizer hyper-parameters (`lr`, `momentum`, `weight_decay`, `betas`),
+  what the loop reads from the spec each step (`losses`, `grad_clip`, `masks`, `teacher`) and the
+  kind's own keys it declares as `Stage.resume_applicable` (read by its `step` or its
+  `optimizer_settings`). Refused unless the run is started with `--apply-changes` (run_training(apply_changes=
   True)); then the new optimizer values are set in the restored optimizer and learning-rate
   schedule (the schedule keeps its position: lr = new base lr x the factor at the current step)
   and the others take effect from the next step;
@@ -20,9 +21,14 @@ import json
 from ..errors import CheckpointError
 
 HARMLESS = ("checkpoint_every", "preview_every")
-OPTIMIZER_KEYS = ("lr", "d_lr", "momentum", "weight_decay", "betas", "d_betas")
-READ_EACH_STEP = ("losses", "hole_weight", "grad_clip", "masks", "teacher")
-APPLICABLE = OPTIMIZER_KEYS + READ_EACH_STEP
+OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "betas")
+READ_EACH_STEP = ("losses", "grad_clip", "masks", "teacher")
+
+
+def applicable(stage):
+    """The keys of `stage` that --apply-changes may change on resume: the common ones, then the
+    kind's own (Stage.resume_applicable)."""
+    return tuple(dict.fromkeys(OPTIMIZER_KEYS + READ_EACH_STEP + tuple(stage.resume_applicable)))
 
 
 def _plain(spec):
@@ -46,19 +52,20 @@ def _show(changes):
     return ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
 
 
-def check_changes(changes, stage_name, source, apply_changes):
+def check_changes(changes, stage, source, apply_changes):
     """The changes to apply ([] for none); CheckpointError listing what cannot be resumed."""
+    stage_name, keys = stage.name, applicable(stage)
     relevant = [c for c in changes if c[0] not in HARMLESS]
     if not relevant:
         return []
-    structural = [c for c in relevant if c[0] not in APPLICABLE]
+    structural = [c for c in relevant if c[0] not in keys]
     if structural:
-        extra = [c for c in relevant if c[0] in APPLICABLE]
+        extra = [c for c in relevant if c[0] in keys]
         raise CheckpointError(
             f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. "
             f"{', '.join(k for k, _, _ in structural)} cannot change in the middle of a stage: restore the config, "
             f"or pass --resume never to start the stage over"
-            + (f" (--apply-changes applies only {', '.join(APPLICABLE)})" if extra else ""))
+            + (f" (--apply-changes applies only {', '.join(keys)})" if extra else ""))
     if not apply_changes:
         raise CheckpointError(
             f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. Restore the "

@@ -13,7 +13,6 @@ Output folder:
 """
 import json
 import os
-import re
 import shlex
 import time
 
@@ -22,12 +21,12 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
 from ..fileio import atomic_open
-from .checkpoint import (atomic_save, check_belongs, check_writable, checkpoint_modules, checkpoint_name,
-                         checkpoint_stage, load_checkpoint, remove_stale_temps, save_checkpoint_file, seed_everything,
-                         stage_file)
+from .checkpoint import (atomic_save, check_writable, checkpoint_dataset, checkpoint_modules, checkpoint_name,
+                         checkpoint_progress, checkpoint_rank, checkpoint_spec, checkpoint_stage, load_checkpoint,
+                         remove_stale_temps, save_checkpoint_file, seed_everything, stage_file)
 from .distributed import all_true, barrier, setup, teardown
 from .integrity import check_dataset, check_state_finite, dataset_record
-from .kinds import final_network
+from .kinds import face_restorer, final_network, module_parts
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
 from .output_errors import write_errors
@@ -35,6 +34,7 @@ from .output_folder import check_layout
 from .loop import StageRun
 from .models import ModelSet
 from .resume_agreement import agree_on_resume
+from .resume_changes import spec_changes
 from .signals import GracefulStop
 from .stages import build_stage
 from .teacher import TeacherProvider
@@ -84,7 +84,7 @@ def stage_dataset(base, stage, seed, num_workers=0):
 def build_models(stages, num_classes, seed):
     """Every module any stage needs, built in a fixed order from a fixed seed (so reruns match)."""
     seed_everything(seed)
-    models = ModelSet()
+    models = ModelSet(module_parts())
     for stage in stages:
         for name, factory in stage.module_factories(num_classes).items():
             if name not in models:
@@ -93,7 +93,6 @@ def build_models(stages, num_classes, seed):
 
 
 RANK0_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
-_STEP_CKPT_RE = re.compile(r"checkpoint_gpu_(\d+)\.pt")
 
 
 def owns_temp_target(target, rank, world_size):
@@ -101,9 +100,8 @@ def owns_temp_target(target, rank, world_size):
     checkpoint; rank 0 also every other file it alone writes (stage_*.pt, model.pt, exports, the
     JSON and Markdown reports) and the
     step checkpoints of ranks that no longer exist (a resume with fewer processes)."""
-    match = _STEP_CKPT_RE.fullmatch(target)
-    if match:
-        owner = int(match.group(1))
+    owner = checkpoint_rank(target)
+    if owner is not None:
         return owner == rank or (rank == 0 and owner >= world_size)
     return rank == 0 and (target.endswith(".pt") or target in RANK0_FILES)
 
@@ -170,16 +168,11 @@ class Run:
     def load_finished(self, stage):
         hint = f"delete it to train stage {stage.name} again, or use a new --output folder"
         ckpt = load_checkpoint(self.path(stage_file(stage.name)), hint=hint)
-        check_dataset(ckpt, self.dataset, stage_file(stage.name), hint)
+        check_dataset(checkpoint_dataset(ckpt), self.dataset, stage_file(stage.name), hint)
         self.models.load_state_dicts(checkpoint_modules(ckpt), source=stage_file(stage.name))
         self.finished.append(stage.name)
-        try:
-            before = json.loads(ckpt.get("stage_spec") or "{}")
-        except ValueError:
-            before = {}
-        now = json.loads(json.dumps(stage.spec, sort_keys=True, default=str))
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        if before and changed:
+        changed = [key for key, _, _ in spec_changes(checkpoint_spec(ckpt), stage.spec)]
+        if changed:
             self.log.warning(f"stage {stage.name} was finished with other settings ({', '.join(changed)}); "
                              f"using it as it is (delete {stage_file(stage.name)} to train it again)")
 
@@ -193,24 +186,28 @@ class Run:
         return teacher, grad_teacher
 
     def find_resume(self, stage):
-        """The step checkpoint to continue `stage` from, or None."""
+        """The step checkpoint to continue `stage` from, or None: the run's own step checkpoint
+        ("auto"; one of another stage is ignored) or the file --resume names (used once; one of
+        another stage is refused). The one place that checks which stage a checkpoint belongs to."""
         if self.resume == "never":
             return None, None
-        if self.resume == "auto":
+        explicit = self.resume != "auto"
+        if explicit:
+            path = self.resume.replace("{rank}", str(self.rt.rank))  # one file per rank under torchrun
+            self.resume = "auto"  # an explicit file is used once
+        else:
             path = self.path(checkpoint_name(self.rt.rank))
             if not os.path.isfile(path):
                 return None, None
-            ckpt = load_checkpoint(path)
-            if checkpoint_stage(ckpt) != stage.name:
-                self.log.info(f"ignoring {path}: it belongs to stage {checkpoint_stage(ckpt)!r}")
-                return None, None
-            check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
-            return ckpt, path
-        path = self.resume.replace("{rank}", str(self.rt.rank))  # one file per rank under torchrun
         ckpt = load_checkpoint(path)
-        check_belongs(ckpt, stage.name, f"--resume {path}")
-        check_dataset(ckpt, self.dataset, path, "pass --resume never to start the stage over")
-        self.resume = "auto"  # an explicit file is used once
+        owner = checkpoint_stage(ckpt)
+        if owner != stage.name:
+            if explicit:
+                raise CheckpointError(f"--resume {path} belongs to stage {owner!r}, not {stage.name!r} (the next "
+                                      "stage to run)")
+            self.log.info(f"ignoring {path}: it belongs to stage {owner!r}")
+            return None, None
+        check_dataset(checkpoint_dataset(ckpt), self.dataset, path, "pass --resume never to start the stage over")
         return ckpt, path
 
     def run_stage(self, index, stage, stop):
@@ -220,7 +217,7 @@ class Run:
             error = None
         except CheckpointError as err:
             ckpt, source, error = None, None, err
-        agree_on_resume(stage.name, None if ckpt is None else ckpt.get("global_step"), rt, error)
+        agree_on_resume(stage.name, None if ckpt is None else checkpoint_progress(ckpt)["global_step"], rt, error)
         if ckpt is None:
             seed_everything(cfg.seed + 1000 * (index + 1))  # a stage's randomness does not depend on earlier ones
         teacher, grad_teacher = self.teachers_for(stage)
@@ -233,7 +230,7 @@ class Run:
         run = StageRun(stage, self.models, dataset, rt, self.output, seed=cfg.seed, num_workers=cfg.num_workers,
                        frequent=cfg.frequent, teacher=teacher, grad_teacher=grad_teacher, stop=stop,
                        scalars=self.scalars, preview_batch=preview, on_step=self.on_step,
-                       checkpoint_meta={"dataset": self.dataset})
+                       restorer=face_restorer(stage, self.stages), dataset_record=self.dataset)
         if ckpt is not None:
             run.resume_from(ckpt, source, apply_changes=self.apply_changes)
         self.log.info(f"stage {stage.name} ({stage.kind}): {run.total_steps} steps, batch {stage.spec.batch_size} x "

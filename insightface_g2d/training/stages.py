@@ -8,11 +8,11 @@ import re
 
 from ..errors import ConfigError, suggest
 from .checks import MASK_KEYS, check_betas, check_masks, check_number, check_optimizer
-from .kinds import STAGE_KINDS, known_keys, stage_kind
+from .kinds import STAGE_KINDS, fixed_module_names, known_keys, stage_kind
 
-_FALLBACKS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "amp_dtype", "gradient_acc",
+# keys a stage takes from the top-level config when it leaves them None (g2d_base.py holds their defaults)
+FALLBACKS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "fp16", "amp_dtype", "gradient_acc",
               "checkpoint_every", "preview_every", "teacher")
-RESERVED_NAMES = ("backbone", "encoder", "reformer", "decoder", "discriminator", "head", "margin_head")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
@@ -25,7 +25,7 @@ def resolve_stage(entry, cfg, index):
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(f"{where}: name must be a word of letters, digits, '_' or '-' (it names files), got {name!r}")
     where = f"stage {name!r}"
-    if name in RESERVED_NAMES:
+    if name in fixed_module_names():
         raise ConfigError(f"{where}: {name!r} is a module name; call the stage something else")
     kind_name = entry.get("kind") or name
     kind = stage_kind(kind_name, where)
@@ -39,7 +39,7 @@ def resolve_stage(entry, cfg, index):
             if key not in entry:
                 spec[key] = None
     spec["kind"] = kind_name
-    for key in _FALLBACKS:
+    for key in FALLBACKS:
         if spec.get(key) is None:
             spec[key] = cfg.get(key)
     if spec["epochs"] is None and spec["steps"] is None:
@@ -72,8 +72,6 @@ def resolve_stage(entry, cfg, index):
         spec["steps"] = int(spec["steps"])
     spec["optimizer"] = check_optimizer(spec["optimizer"], where)
     spec["betas"] = check_betas(spec["betas"], where)
-    if spec.get("amp_dtype") is None:
-        spec["amp_dtype"] = "float16"
     from .precision import check_amp_dtype
 
     check_amp_dtype(spec["amp_dtype"], where=f"{where}: amp_dtype")
@@ -159,8 +157,8 @@ def unread_fallbacks(cfg, keys):
         if not isinstance(kind_name, str) or kind_name not in STAGE_KINDS:
             return []
         merged = {**known_keys(STAGE_KINDS[kind_name]), **entry}
-        read.update(k for k in _FALLBACKS if merged.get(k) is None)
-    return [k for k in keys if k in _FALLBACKS and k not in read]
+        read.update(k for k in FALLBACKS if merged.get(k) is None)
+    return [k for k in keys if k in FALLBACKS and k not in read]
 
 
 def build_stage(spec, cfg):

@@ -7,7 +7,7 @@ trains its own teacher this way).
 import copy
 
 from ..errors import ConfigError
-from .kinds import STAGE_KINDS, stage_kind
+from .kinds import STAGE_KINDS
 
 
 def teaching_kinds():
@@ -39,7 +39,7 @@ class TeacherProvider:
 
     def __init__(self, models, stages, dataset, device):
         self.models, self.dataset, self.device = models, dataset, device
-        self.stage_specs = {s.name: s.spec for s in stages}
+        self.stages = {s.name: s for s in stages}
         self._built = {}
         self._geometries = {}  # describe(spec) -> fitted TargetGeometry, shared by both copies of a teacher
 
@@ -70,18 +70,18 @@ class TeacherProvider:
         from ..embedders.factory import build_teacher
 
         def run_network(source):
-            return self._stage_network(source, stage_name, finished)
+            return self.stage_network(source, stage_name, finished)
 
         return build_teacher(spec, dataset=self.dataset, device=str(self.device), differentiable=differentiable,
                              run_network=run_network)
 
-    def _stage_network(self, source, stage_name, finished):
+    def stage_network(self, source, stage_name, finished):
         """A copy of the network stage `source` of this run trained (for a "stage" teacher)."""
-        other = self.stage_specs.get(source)
-        if other is None or not stage_kind(other.get("kind")).serves_as_teacher:
+        other = self.stages.get(source)
+        if other is None or not other.serves_as_teacher:
             raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not a stage of this config "
                               f"that can teach (kinds: {', '.join(teaching_kinds())})")
         if source not in finished:
             raise ConfigError(f"stage {stage_name!r} uses the network of stage {source!r} as teacher, but "
                               f"{source!r} has not been trained yet: run it first (drop --stage)")
-        return copy.deepcopy(self.models.get(source))
+        return copy.deepcopy(self.models.get(other.network().module))

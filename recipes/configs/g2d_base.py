@@ -68,10 +68,8 @@ config.teacher = dict(network="r100", checkpoint=None)
 config.masks = dict(prob=1.0, styles=None, positions=("normal", "high", "low"))
 
 # Greedy, module-wise training. Each entry sets only the recipe's choices (length, batch size,
-# warm-up, masks); everything else is its kind's default, written once in
-# insightface_g2d/training/kinds/<kind>.py (e.g. inpaint: Adam 2e-4, betas (0.5, 0.9); reform and
-# classify: SGD 0.1, momentum 0.9, wd 5e-4; loss weights l1 1, identity 0.1, adversarial 0.01 and
-# rd1 = rd2 = rd3 = 1).
+# warm-up, masks); everything else is its kind's default (optimizer, learning rate, loss weights,
+# ...), written once in the settings of insightface_g2d/training/kinds/<kind>.py.
 config.stages = [
     # 1. encoder + decoder (+ PatchGAN critic) restore the clean face from the masked one
     dict(name="inpaint", epochs=2, batch_size=64, warmup_steps=500, masks=dict(prob=1.0)),

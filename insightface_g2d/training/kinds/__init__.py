@@ -7,12 +7,12 @@ interface) and add one `register_stage_kind(...)` line below (docs/architecture.
 kind").
 """
 from .arcface import ArcFaceStage
-from .base import COMMON_DEFAULTS, KindSettings, Network, Stage, final_network
+from .base import COMMON_DEFAULTS, KindSettings, ModulePart, Network, Stage, face_restorer, final_network
 from .classify import ClassifyStage
 from .finetune import FinetuneStage
 from .inpaint import InpaintStage
 from .reform import ReformStage
-from .registry import STAGE_KINDS, known_keys, register_stage_kind, stage_kind
+from .registry import STAGE_KINDS, fixed_module_names, known_keys, module_parts, register_stage_kind, stage_kind
 
 register_stage_kind(InpaintStage)
 register_stage_kind(ReformStage)
@@ -20,5 +20,5 @@ register_stage_kind(ClassifyStage)
 register_stage_kind(FinetuneStage)
 register_stage_kind(ArcFaceStage)
 
-__all__ = ["COMMON_DEFAULTS", "KindSettings", "Network", "STAGE_KINDS", "Stage", "final_network", "known_keys",
-           "register_stage_kind", "stage_kind"]
+__all__ = ["COMMON_DEFAULTS", "KindSettings", "ModulePart", "Network", "STAGE_KINDS", "Stage", "face_restorer",
+           "final_network", "fixed_module_names", "known_keys", "module_parts", "register_stage_kind", "stage_kind"]

@@ -2,7 +2,7 @@
 
 A stage kind is a `Stage` subclass in its own module of this package, listed once in the registry
 (`kinds/__init__.py`). It declares, as class attributes and methods below, its keys and their
-defaults (a frozen dataclass, `settings`), its loss terms, which modules it trains and reads, its
+defaults (a frozen dataclass, `settings`), its loss terms, which modules it may train, its
 optimizer groups, how it restores faces for previews, which network it yields, whether that network
 can teach a later stage, what the end-of-run evaluation reports for it, and which files it exports;
 and it implements `step(batch, ctx)`. The loop, the runner, the teachers and the report only ask
@@ -10,11 +10,12 @@ these questions: none of them names a kind.
 
 A stage entry in a config is a dict: `name` (unique; names the files `stage_<name>.pt`), `kind`
 (defaults to the name) and any of the common keys below or the kind's own keys. Values left at
-None fall back to the top-level config (batch_size, optimizer, lr, momentum, weight_decay, fp16,
-gradient_acc, checkpoint_every, preview_every, teacher); `losses` and `masks` are merged over the
-kind's defaults and `config.masks`.
+None fall back to the top-level config (`training.stages.FALLBACKS`: batch_size, optimizer, lr,
+momentum, weight_decay, fp16, amp_dtype, gradient_acc, checkpoint_every, preview_every, teacher);
+`losses` and `masks` are merged over the kind's defaults and `config.masks`.
 """
 import dataclasses
+from types import MappingProxyType
 from typing import NamedTuple
 
 from easydict import EasyDict as edict
@@ -54,6 +55,15 @@ class KindSettings:
     """A kind's own keys and its overrides of COMMON_DEFAULTS: subclass it with typed fields."""
 
 
+class ModulePart(NamedTuple):
+    """A module addressed by its own name that is an attribute of another module: `owner`.`attribute`
+    (it trains and freezes on its own; checkpoints keep the owner's one state dict). `requirement`
+    says what the run needs for the owner to have it, for the error when it does not."""
+    owner: str
+    attribute: str
+    requirement: str
+
+
 class Network(NamedTuple):
     """A whole face-recognition network a stage trains: its module, get_model name, embedding size."""
     module: str
@@ -66,16 +76,17 @@ class Stage:
 
     kind = None              # the name configs use; set by the subclass, checked by the registry
     settings = KindSettings  # frozen dataclass: the kind's keys and defaults (the one place they live)
-    loss_weights = {}        # term -> default weight; also the list of allowed terms
+    loss_weights = MappingProxyType({})  # term -> default weight; also the list of allowed terms
     trainable = ()           # default `train`
     allowed_train = ()       # what `train` may contain ("{name}" stands for the stage name)
-    uses = ()                # modules read by `step` without being trained
-    restores_faces = False   # True: previews show the restored face and are written every preview_every
-    input_key = "masked"     # which face of the batch the trained network sees
+    restores_faces = False   # True: it implements restore() and previews are written every preview_every
     primary_group = "main"   # the optimizer group whose learning rate is logged as `lr`
     serves_as_teacher = False  # True: `teacher=dict(stage=NAME)` may name it (its network() teaches)
     final_priority = 0       # model.pt holds the network() of the stage with the highest value (last wins ties)
     teacher_size_advice = ""  # how to drop the loss that needs teacher_embedding_size(), for the error
+    module_parts = MappingProxyType({})  # {name: ModulePart}: modules that are parts of another one
+    resume_applicable = ()   # its own keys --apply-changes may change on resume (read by step or
+    #                          optimizer_settings); the common ones: training.resume_changes
 
     def __init__(self, spec, cfg):
         self.spec = edict(spec)
@@ -109,9 +120,6 @@ class Stage:
     def module_factories(self, num_classes):
         """{module name: zero-argument builder} of the modules this stage needs (built once per run)."""
         return {}
-
-    def used_modules(self):
-        return list(dict.fromkeys(list(self.uses) + list(self.spec.train)))
 
     def optimizer_groups(self):
         """{optimizer name: [module names]}; each optimizer steps once per training step."""
@@ -176,7 +184,7 @@ class Stage:
         raise NotImplementedError
 
     def restore(self, masked, ctx):
-        """N x 3 x 112 x 112 restored faces for previews, or None when the stage has no restorer."""
+        """N x 3 x 112 x 112 restored faces for previews (kinds whose restores_faces is set)."""
         return None
 
 
@@ -189,3 +197,16 @@ def final_network(stages):
         if net is not None and (best is None or stage.final_priority >= best[0]):
             best = (stage.final_priority, net)
     return None if best is None else best[1]
+
+
+def face_restorer(stage, stages):
+    """The stage whose restore() draws the restored row of `stage`'s previews: itself when it
+    restores faces, else a stage of the run that restores faces with the same network (what that
+    network's restorer makes of it after `stage`); None when there is none."""
+    if stage.restores_faces:
+        return stage
+    net = stage.network()
+    if net is None:
+        return None
+    return next((s for s in stages if s.restores_faces and s.network() is not None
+                 and s.network().module == net.module), None)

@@ -25,7 +25,6 @@ class ClassifyStage(HeadStage, G2DStage):
     loss_name = "ce"
     trainable = ("head",)
     allowed_train = ("head",)
-    uses = ("backbone",)
 
     def module_factories(self, num_classes):
         return {**backbone_factory(self.cfg), self.head_module: lambda: self.build_head(num_classes)}

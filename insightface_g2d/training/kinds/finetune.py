@@ -23,7 +23,6 @@ class FinetuneStage(HeadStage, G2DStage):
     head_module = "margin_head"
     trainable = ("backbone", "margin_head")
     allowed_train = ("backbone", "encoder", "reformer", "margin_head")
-    uses = ("backbone",)
 
     @classmethod
     def resolve(cls, spec, cfg):

@@ -1,7 +1,9 @@
 """What the G2D stage kinds (inpaint, reform, classify, finetune) share: they train parts of one
 G2D backbone, built from config.network / config.embedding_size, that model.pt holds at the end."""
+from types import MappingProxyType
+
 from ...errors import ConfigError
-from .base import Network, Stage
+from .base import ModulePart, Network, Stage
 
 G2D_NETWORKS_HINT = "set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l)"
 
@@ -31,6 +33,8 @@ class G2DStage(Stage):
     """Base of the stages that train the run's G2D backbone (module "backbone": encoder + reformer)."""
 
     final_priority = 1  # model.pt is the G2D backbone whenever a stage trains it
+    module_parts = MappingProxyType({part: ModulePart("backbone", part, f"a G2D backbone: {G2D_NETWORKS_HINT}")
+                                     for part in ("encoder", "reformer")})
 
     def module_factories(self, num_classes):
         return backbone_factory(self.cfg)
@@ -40,9 +44,3 @@ class G2DStage(Stage):
 
     def eval_models(self):
         return {"G2D": "model"}
-
-    def restore(self, masked, ctx):
-        """The decoder's face from the encoder's descriptor, once the run has a decoder."""
-        if "decoder" not in ctx.models or "backbone" not in ctx.models:
-            return None
-        return ctx.models.get("decoder")(ctx.models.get("encoder")(masked))

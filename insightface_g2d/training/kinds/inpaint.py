@@ -36,6 +36,7 @@ class InpaintStage(G2DStage):
     allowed_train = ("encoder", "decoder", "discriminator")
     restores_faces = True
     primary_group = "generator"
+    resume_applicable = ("d_lr", "d_betas", "hole_weight")
 
     @classmethod
     def resolve(cls, spec, cfg):
@@ -95,6 +96,10 @@ class InpaintStage(G2DStage):
     def teacher_use(self):
         identity = self.spec.losses["identity"] > 0
         return identity, identity
+
+    def restore(self, masked, ctx):
+        """The decoder's face from the encoder's descriptor."""
+        return ctx.models.get("decoder")(ctx.models.get("encoder")(masked))
 
     def step(self, batch, ctx):
         from ...losses import hinge_d_loss, hinge_g_loss, identity_loss, masked_l1

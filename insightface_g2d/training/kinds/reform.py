@@ -16,7 +16,6 @@ class ReformSettings(KindSettings):
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0
 
 
 class ReformStage(G2DStage):
@@ -24,7 +23,6 @@ class ReformStage(G2DStage):
     settings = ReformSettings
     trainable = ("reformer",)
     allowed_train = ("reformer", "encoder")
-    uses = ("encoder",)
     teacher_size_advice = "losses.rd1 = 0"
 
     @classmethod

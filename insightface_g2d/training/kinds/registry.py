@@ -51,3 +51,23 @@ def stage_kind(name, where="stage"):
 def known_keys(cls):
     """{key: default} a stage entry of kind `cls` may set."""
     return {**COMMON_DEFAULTS, **cls.default_values()}
+
+
+def module_parts():
+    """{name: ModulePart} of every registered kind: the modules a ModelSet finds inside another."""
+    parts = {}
+    for cls in STAGE_KINDS.values():
+        parts.update(cls.module_parts)
+    return parts
+
+
+def fixed_module_names():
+    """The module names registered kinds use as they are (not made from a stage's name: "{name}"
+    in allowed_train), with the parts and their owners. No stage may be called one of them: a kind
+    that names its modules after its stage would collide with it."""
+    names = set()
+    for cls in STAGE_KINDS.values():
+        names.update(m for m in cls.allowed_train if "{name}" not in m)
+        for name, part in cls.module_parts.items():
+            names.update((name, part.owner))
+    return sorted(names)
