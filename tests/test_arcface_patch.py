@@ -22,11 +22,11 @@ PATCH = REPO / "recipes" / "arcface_torch" / "g2d.patch"
 CONFIGS = REPO / "recipes" / "configs"
 PREFIX = "recognition/arcface_torch/"
 
-# A stand-in for arcface_torch's backbones/__init__.py with its real shape (an if/elif
-# chain on r18 r34 r50 r100 r200 r2060 mbf mbf_large vit_*, else ValueError). Lines 1-8 are those
-# the patch's context names.
+# A small stand-in for arcface_torch's backbones/__init__.py. Only the lines the patch's hunk uses
+# as context (the blank lines after the imports down to the first return of get_model) follow the
+# real file; the rest is written here: a table for two resnet depths, mbf, else ValueError.
 STAND_IN_INIT = '''\
-from .iresnet import iresnet18, iresnet34, iresnet50, iresnet100, iresnet200
+from .iresnet import iresnet18, iresnet50
 from .mobilefacenet import get_mbf
 
 
@@ -34,23 +34,15 @@ def get_model(name, **kwargs):
     # resnet
     if name == "r18":
         return iresnet18(False, **kwargs)
-    elif name == "r34":
-        return iresnet34(False, **kwargs)
-    elif name == "r50":
-        return iresnet50(False, **kwargs)
-    elif name == "r100":
-        return iresnet100(False, **kwargs)
-    elif name == "r200":
-        return iresnet200(False, **kwargs)
-    elif name == "mbf":
-        fp16 = kwargs.get("fp16", False)
-        num_features = kwargs.get("num_features", 512)
-        return get_mbf(fp16=fp16, num_features=num_features)
-    else:
-        raise ValueError()
+    table = {"r50": iresnet50}
+    if name in table:
+        return table[name](False, **kwargs)
+    if name == "mbf":
+        return get_mbf(kwargs.get("fp16", False), kwargs.get("num_features", 512))
+    raise ValueError(name)
 '''
-STAND_IN_IRESNET = "".join(f"def iresnet{d}(pretrained, **kwargs):\n    return ('iresnet{d}', kwargs)\n\n\n"
-                           for d in (18, 34, 50, 100, 200))
+STAND_IN_IRESNET = "".join(f"def iresnet{depth}(pretrained, **kwargs):\n    return ('iresnet{depth}', kwargs)\n\n\n"
+                           for depth in (18, 50))
 STAND_IN_MBF = "def get_mbf(fp16, num_features):\n    return ('mbf', num_features)\n"
 
 
