@@ -155,14 +155,12 @@ def evaluate_arm(arm, spec, out, root, progress=True):
 
 def plot_comparison_roc(docs, path):
     """One ROC figure: colour = arm, line style = protocol (clean, masked-clean seen / unseen)."""
-    from ..evaluation.report import plot_roc
+    from ..evaluation.report import plot_protocol_rocs
 
     shown = (PROTOCOLS[0], PROTOCOLS[1], PROTOCOLS[3])
-    dashes = ("-", "--", ":")
-    curves = [(f"{label} · {COLUMNS[PROTOCOLS.index(p)]}", doc["roc"][p]["fpr"], doc["roc"][p]["tpr"],
-               dict(color=f"C{i}", linestyle=dashes[j]))
-              for i, (label, doc) in enumerate(docs.items()) for j, p in enumerate(shown)]
-    return plot_roc(curves, str(path), title="LFW DevTest: clean and masked-clean (seen / unseen styles)")
+    curves = {label: {COLUMNS[PROTOCOLS.index(p)]: (doc["roc"][p]["fpr"], doc["roc"][p]["tpr"]) for p in shown}
+              for label, doc in docs.items()}
+    return plot_protocol_rocs(curves, str(path), title="LFW DevTest: clean and masked-clean (seen / unseen styles)")
 
 
 def _train_and_time(arm, out, devtrain, cache, threads, overrides):
