@@ -62,6 +62,28 @@ def lfw_root(root=None):
     return path
 
 
+def lfw_target(name, root, pairs_file):
+    """The evaluation target string of an LFW pairs file (aligned with the shipped landmarks)."""
+    return (f"{name}=pairs:{root / pairs_file},root={root / 'lfw-deepfunneled'},"
+            f"landmarks={root / 'landmarks5.tsv'}")
+
+
+def prepare_training_data(root, out, progress=True, need_cache=True):
+    """The aligned DevTrain faces in out/devtrain and, with `need_cache`, dlib's teacher cache of them
+    in out/cache_dlib (each made once, reused after). Returns (devtrain, images, people, cache,
+    minutes the cache took or None when it was not built now)."""
+    from .lfw_data import build_dlib_cache, prepare_devtrain
+
+    devtrain, count, people = prepare_devtrain(root, out / "devtrain", progress=progress)
+    cache = out / "cache_dlib"
+    minutes = None
+    if need_cache and not (cache / "manifest.json").is_file():
+        t1 = time.time()
+        build_dlib_cache(devtrain, cache, progress=progress)
+        minutes = round((time.time() - t1) / 60, 1)
+    return devtrain, count, people, cache, minutes
+
+
 def find_arm(name):
     for arm in ARMS:
         if arm.name == name:
@@ -144,8 +166,7 @@ def evaluate_arm(arm, spec, out, root, progress=True):
         doc = json.loads(stored.read_text())
         if doc.get("stamp") == stamp and doc.get("protocols") == list(PROTOCOLS):
             return doc
-    target = (f"devtest=pairs:{root / 'pairsDevTest.txt'},root={root / 'lfw-deepfunneled'},"
-              f"landmarks={root / 'landmarks5.tsv'}")
+    target = lfw_target("devtest", root, "pairsDevTest.txt")
     doc = compare([(arm.label, spec)], [target], protocols=PROTOCOLS, seed=0, flip=False, progress=progress)
     doc = dict(stamp=stamp, protocols=list(PROTOCOLS), results=doc["results"][arm.label]["devtest"],
                roc=doc["roc"]["devtest"][arm.label])
@@ -204,8 +225,6 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
     `parallel`), evaluate all on DevTest; write out/comparison.md, comparison.json,
     roc_devtest.png and copy the G2D inpainting previews. Finished pieces are reused, so the same
     command resumes. Returns the markdown (None with `train_only`)."""
-    from .lfw_data import build_dlib_cache, prepare_devtrain
-
     out = Path(out)
     root = lfw_root(root)
     arms = [find_arm(a) for a in (arms or [a.name for a in ARMS])]
@@ -218,13 +237,11 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
         meta["parallel"] = bool(parallel)
 
     t0 = time.time()
-    devtrain, count, people = prepare_devtrain(root, out / "devtrain", progress=progress)
+    devtrain, count, people, cache, cache_minutes = prepare_training_data(
+        root, out, progress, need_cache=any(a.uses_teacher and a.config for a in arms))
     meta.update(train_images=count, train_people=people)
-    cache = out / "cache_dlib"
-    if any(a.uses_teacher and a.config for a in arms) and not (cache / "manifest.json").is_file():
-        t1 = time.time()
-        build_dlib_cache(devtrain, cache, progress=progress)
-        meta["cache_minutes"] = round((time.time() - t1) / 60, 1)
+    if cache_minutes is not None:
+        meta["cache_minutes"] = cache_minutes
     students = [arm for arm in arms if arm.config is not None]
     if parallel and len(students) > 1:
         _train_in_parallel(students, out, root, threads, overrides, log)
