@@ -100,7 +100,7 @@ def config_path(arm):
     return packaged_base_path().parent / arm.config
 
 
-def train_arm(arm, out, devtrain, cache, threads=1, overrides=(), resume="auto"):
+def train_arm(arm, out, devtrain, cache, threads=1, overrides=()):
     """Train one arm with g2d-train's machinery; returns its run summary (with "seconds")."""
     from ..training.config import load_config
     from ..training.runner import run_training
@@ -110,7 +110,7 @@ def train_arm(arm, out, devtrain, cache, threads=1, overrides=(), resume="auto")
         sets.append(f"teacher.cache={str(cache)!r}")
     cfg = load_config(str(config_path(arm)), overrides=sets + list(overrides))
     cfg.cpu_threads = int(threads)
-    return run_training(cfg, output=str(out / arm.name), device="cpu", resume=resume, evaluate=False)
+    return run_training(cfg, output=str(out / arm.name), device="cpu", resume="auto", evaluate=False)
 
 
 def arm_model_spec(arm, out):
