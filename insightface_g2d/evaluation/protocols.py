@@ -88,6 +88,9 @@ def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progres
     is masked with np.random.default_rng([seed, image_ids[k]]). style: None (any), a name, or a
     tuple of names to draw from."""
     if isinstance(style, tuple):
+        if synthesizer is not None:
+            raise ConfigError(f"mask styles {'+'.join(style)} make their own synthesizer; pass either a synthesizer "
+                              "or a tuple of styles, not both")
         from ..data.masks import MaskSynthesizer
 
         synthesizer, style = MaskSynthesizer(styles=style), None
