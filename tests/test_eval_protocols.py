@@ -159,3 +159,13 @@ def test_protocols_with_a_set_of_styles(faces, issame):
         np.testing.assert_array_equal(out[i], want)
     with pytest.raises(ConfigError, match="unknown mask style 'paper'"):
         apply_protocol(faces, issame, "masked-clean:n95+paper")
+
+
+def test_mask_images_refuses_a_synthesizer_with_a_style_subset(faces):
+    """A tuple of styles builds its own synthesizer: one passed as well would be ignored, so it is refused."""
+    from insightface_g2d.evaluation.protocols import mask_images
+
+    with pytest.raises(ConfigError, match="not both"):
+        mask_images(faces[:2], [0, 1], style=("n95", "cloth"), synthesizer=MaskSynthesizer())
+    subset = mask_images(faces[:2], [0, 1], seed=1, style=("n95", "cloth"))
+    assert subset.shape == faces[:2].shape and not np.array_equal(subset, faces[:2])

@@ -301,6 +301,24 @@ def test_cache_build_is_atomic_and_resumes(teacher, faces, tmp_path):
     assert third.calls == 0
 
 
+def test_rebuild_hint_keeps_flips_reuse_for_every_teacher(teacher, faces, tmp_path):
+    """A cache built with flips reused (any teacher, not only dlib) is rebuilt with --flips reuse."""
+    from insightface_g2d.teachers.cache import rebuild_hint
+
+    build_teacher_cache(teacher, faces, tmp_path / "c", batch_size=5, progress=False, flips="reused-clean",
+                        teacher_spec={"network": "mbf", "checkpoint": "ckpt.pth"})
+    with pytest.raises(ConfigError, match="fingerprint") as err:
+        TeacherCache(tmp_path / "c", dataset=TinyFaces(10, seed=1))
+    assert "--teacher-network mbf --teacher-checkpoint ckpt.pth --flips reuse --out" in str(err.value)
+    for spec in ({"onnx": "t.onnx"}, {"network": "mbf"}, {}):
+        assert rebuild_hint("d", {"teacher_spec": spec, "flipped": "reused-clean"}).count(" --flips reuse ") == 1
+        assert "--flips" not in rebuild_hint("d", {"teacher_spec": spec, "flipped": "computed"})
+    assert "--teacher-dlib --flips reuse --out" in rebuild_hint("d", {"teacher_spec": {"dlib": True},
+                                                                      "flipped": "reused-clean"})
+    assert "--teacher-dlib --flips compute --out" in rebuild_hint("d", {"teacher_spec": {"dlib": True},
+                                                                        "flipped": "computed"})
+
+
 def test_cache_mismatches_say_what_differs(teacher, faces, tmp_path):
     build_teacher_cache(teacher, faces, tmp_path / "c", batch_size=5, progress=False,
                         dataset_spec="synthetic:ids=3", teacher_spec={"network": "mbf", "checkpoint": "ckpt.pth"})

@@ -75,23 +75,18 @@ def cmd_compare(args):
 def cmd_prepare(args):
     from pathlib import Path
 
-    from ..experiments.lfw import lfw_root
-    from ..experiments.lfw_data import build_dlib_cache, prepare_devtrain
+    from ..experiments.lfw import lfw_root, prepare_training_data
 
-    out = Path(args.out)
-    devtrain, count, people = prepare_devtrain(lfw_root(args.lfw_root), out / "devtrain")
+    devtrain, count, people, cache, _ = prepare_training_data(lfw_root(args.lfw_root), Path(args.out))
     print(f"{count} aligned faces of {people} people in {devtrain}")
-    if not (out / "cache_dlib" / "manifest.json").is_file():
-        build_dlib_cache(devtrain, out / "cache_dlib")
-    print(f"dlib teacher cache: {out / 'cache_dlib'}")
+    print(f"dlib teacher cache: {cache}")
 
 
 def cmd_teacher_check(args):
     from ..evaluation.compare import compare
-    from ..experiments.lfw import lfw_root
+    from ..experiments.lfw import lfw_root, lfw_target
 
-    root = lfw_root(args.lfw_root)
-    target = f"view2=pairs:{root / 'pairs.txt'},root={root / 'lfw-deepfunneled'},landmarks={root / 'landmarks5.tsv'}"
+    target = lfw_target("view2", lfw_root(args.lfw_root), "pairs.txt")
     doc = compare([("dlib", "dlib")], [target], protocols=("clean",), out_dir=args.out, flip=False)
     m = doc["results"]["dlib"]["view2"]["clean"]
     print(f"dlib teacher on LFW View 2 (6,000 pairs, aligned 112x112 crops, no flip): "

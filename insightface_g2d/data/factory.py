@@ -71,10 +71,7 @@ def build_face_dataset(spec, skip_bad=False, **kw):
     """Build the face dataset named by `spec` (see module docstring); its `spec` attribute is `spec`
     as a string (what error messages and rebuild commands quote). See `_build` for the rest."""
     dataset = _build(spec, skip_bad=skip_bad, **kw)
-    try:
-        dataset.spec = str(spec)
-    except AttributeError:  # a dataset class with slots or a read-only property
-        pass
+    dataset.spec = str(spec)
     return dataset
 
 

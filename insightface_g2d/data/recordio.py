@@ -31,7 +31,6 @@ import warnings
 from collections import namedtuple
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..fileio import atomic_open
@@ -213,17 +212,9 @@ def pack_img(header, img, quality=95, fmt=".jpg"):
     img = np.asarray(img)
     if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
         raise DataError(f"pack_img needs a uint8 [H, W, 3] RGB or [H, W] image, got {img.dtype} {img.shape}")
-    if img.ndim == 3:
-        img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
-    params = None
-    if fmt.upper() in (".JPG", ".JPEG"):
-        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    elif fmt.upper() == ".PNG":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, int(quality)]
-    ok, buf = cv2.imencode(fmt, img, params)
-    if not ok:
-        raise DataError(f"could not encode image as {fmt}")
-    return pack(header, buf.tobytes())
+    png = fmt.lower() == ".png"  # mxnet's convention: `quality` is PNG's compression level there
+    return pack(header, image_io.encode_image_bytes(np.ascontiguousarray(img), fmt, quality=quality,
+                                                    png_compression=int(quality) if png else None))
 
 
 def unpack_img(record, where="record"):

@@ -64,9 +64,14 @@ def crops_to_chips(crops, matrix=CROP_TO_CHIP):
 _WORKER = {}
 
 
-def _worker_init(jitters):
+def _load_net():
+    """dlib's face recognition ResNet, loaded from its model file."""
     dlib, _ = _import_dlib()
-    _WORKER["net"] = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
+    return dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
+
+
+def _worker_init(jitters):
+    _WORKER["net"] = _load_net()
     _WORKER["jitters"] = jitters
 
 
@@ -92,8 +97,7 @@ class DlibEmbedder(FaceEmbedder):
             raise ConfigError("the dlib teacher cannot pass gradients; for the inpainting identity loss use a "
                               "PyTorch teacher or set losses.identity = 0")
         super().__init__("dlib_resnet_v1", device, dim=128)
-        dlib, _ = _import_dlib()
-        self.net = dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
+        self.net = _load_net()
         self.jitters = int(jitters)
         self.memo = {} if memoize else None
         self.workers = max(1, int(workers))

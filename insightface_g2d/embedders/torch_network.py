@@ -41,6 +41,11 @@ def embedding_size_of(network, state, default=512):
 
 def build_network(network, checkpoint=None, num_features=None, fp16=False):
     """get_model(network) with the weights of `checkpoint` (random weights without one)."""
+    return _build_sized_network(network, checkpoint, num_features, fp16)[0]
+
+
+def _build_sized_network(network, checkpoint, num_features, fp16):
+    """(build_network's model, its embedding size)."""
     from ..backbones.checkpoint import load_backbone_weights, read_state_dict
     from ..backbones.registry import get_model
 
@@ -54,8 +59,9 @@ def build_network(network, checkpoint=None, num_features=None, fp16=False):
         state = read_state_dict(checkpoint)
         if num_features is None:
             num_features = embedding_size_of(network, state)
+    num_features = num_features or 512
     try:
-        model = get_model(network, dropout=0.0, fp16=bool(fp16), num_features=num_features or 512)
+        model = get_model(network, dropout=0.0, fp16=bool(fp16), num_features=num_features)
     except ValueError as err:
         raise ConfigError(f"network {network!r}: {err}") from None
     if state is not None:
@@ -63,7 +69,7 @@ def build_network(network, checkpoint=None, num_features=None, fp16=False):
             load_backbone_weights(model, state, network)
         except CheckpointError as err:
             raise CheckpointError(f"checkpoint {os.fspath(checkpoint)!r}: {err}") from None
-    return model
+    return model, num_features
 
 
 class TorchEmbedder(FaceEmbedder):
@@ -92,13 +98,13 @@ class TorchEmbedder(FaceEmbedder):
     def from_checkpoint(cls, network, checkpoint=None, device="cpu", num_features=None, fp16=False,
                         differentiable=False, channels_last=None):
         """`build_network` wrapped; named NETWORK:FOLDER/FILE (a teacher cache records this name)."""
-        model = build_network(network, checkpoint, num_features, fp16)
+        model, dim = _build_sized_network(network, checkpoint, num_features, fp16)
         name = network
         if checkpoint is not None:
             folder = os.path.basename(os.path.dirname(os.path.abspath(checkpoint)))
             name = f"{network}:{folder}/{os.path.basename(checkpoint)}"
         self = cls(model, device, name, differentiable, channels_last)
-        self._dim = num_features or embedding_size_of(network, self.model.state_dict())
+        self._dim = dim
         self.network, self.checkpoint = network, None if checkpoint is None else os.fspath(checkpoint)
         return self
 

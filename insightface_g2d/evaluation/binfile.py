@@ -22,10 +22,9 @@ import pickletools
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 
-from ..data.image_io import fit_square, try_decode_image_bytes
+from ..data.image_io import encode_image_bytes, fit_square, try_decode_image_bytes
 from ..fileio import atomic_open
 from ..errors import DataError
 
@@ -302,11 +301,7 @@ def _check_decoded_size(path, count, image_size):
 
 def encode_image(img, quality=95):
     """uint8 H x W x 3 RGB -> JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR),
-                           [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:
-        raise DataError("cannot encode image as JPEG")
-    return buf.tobytes()
+    return encode_image_bytes(np.ascontiguousarray(img), ".jpg", quality=quality)
 
 
 def write_bin_records(path, bins, issame):

@@ -24,20 +24,23 @@ def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, bat
 
     embedders = {label: build_embedder(e) for label, e in embedders.items()}
     images = np.asarray(images)
-    plans = {p: masking.protocol_plan(len(images), p)[0] for p in protocols}  # validates names up front
+    protocols = list(dict.fromkeys(protocols))
+    for protocol in protocols:
+        masking.parse_protocol(protocol)  # validates names before any work
     extra = {} if far_targets is None else {"far_targets": far_targets}
     results = {label: {} for label in embedders}
     clean = {}
-    for protocol, masked in plans.items():
-        faces = masking.apply_protocol(images, issame, protocol, seed=seed, synthesizer=synthesizer,
-                                       progress=progress)
-        idx = np.nonzero(masked)[0]
+    for protocol in protocols:
+        shown = masking.apply_protocol(images, issame, protocol, seed=seed, synthesizer=synthesizer,
+                                       progress=progress, masked_only=True)
+        idx, faces = shown if shown is not None else (np.zeros(0, dtype=np.int64), None)
+        masked = np.zeros(len(images), dtype=bool)
+        masked[idx] = True
         for label, embedder in embedders.items():
             if not masked.all() and label not in clean:
                 clean[label] = embedder.embed_images(images, batch_size, flip, progress, desc=f"{label} clean".strip())
             if len(idx):
-                shown = faces if len(idx) == len(faces) else faces[idx]
-                masked_emb = embedder.embed_images(shown, batch_size, flip, progress,
+                masked_emb = embedder.embed_images(faces, batch_size, flip, progress,
                                                    desc=f"{label} {protocol}".strip())
                 emb = np.empty((len(images), masked_emb.shape[1]), dtype=np.float32)
                 emb[idx] = masked_emb
@@ -49,7 +52,7 @@ def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, bat
             results[label][protocol] = metrics
             if on_result is not None:
                 on_result(label, protocol, metrics)
-        del faces
+        del shown, faces
     return results
 
 

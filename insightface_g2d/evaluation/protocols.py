@@ -88,6 +88,9 @@ def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progres
     is masked with np.random.default_rng([seed, image_ids[k]]). style: None (any), a name, or a
     tuple of names to draw from."""
     if isinstance(style, tuple):
+        if synthesizer is not None:
+            raise ConfigError(f"mask styles {'+'.join(style)} make their own synthesizer; pass either a synthesizer "
+                              "or a tuple of styles, not both")
         from ..data.masks import MaskSynthesizer
 
         synthesizer, style = MaskSynthesizer(styles=style), None
@@ -99,11 +102,13 @@ def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progres
     return out
 
 
-def apply_protocol(images, issame, protocol, seed=0, synthesizer=None, progress=False):
+def apply_protocol(images, issame, protocol, seed=0, synthesizer=None, progress=False, masked_only=False):
     """Faces of a verification set as `protocol` shows them.
 
     images uint8 [2N, H, W, 3] aligned RGB (pair i = 2i, 2i+1), issame [N] (only checked).
-    Returns a new uint8 array; the input is never modified.
+    Returns a new uint8 array; the input is never modified. masked_only: return only what the
+    protocol changes, (indices int [K], masked faces uint8 [K, H, W, 3]), or None when it masks
+    nothing -- no copy of the whole set.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -111,10 +116,13 @@ def apply_protocol(images, issame, protocol, seed=0, synthesizer=None, progress=
     if len(images) != 2 * len(np.asarray(issame).reshape(-1)):
         raise DataError(f"{len(images)} images for {len(issame)} pairs; need 2 images per pair")
     masked, style = protocol_plan(len(images), protocol)
-    out = images.copy()
     idx = np.nonzero(masked)[0]
-    if len(idx):
-        out[idx] = mask_images(images[idx], idx, seed, style, synthesizer, progress)
+    faces = mask_images(images[idx], idx, seed, style, synthesizer, progress) if len(idx) else None
+    if masked_only:
+        return None if faces is None else (idx, faces)
+    out = images.copy()
+    if faces is not None:
+        out[idx] = faces
     return out
 
 

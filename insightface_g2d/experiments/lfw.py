@@ -62,6 +62,28 @@ def lfw_root(root=None):
     return path
 
 
+def lfw_target(name, root, pairs_file):
+    """The evaluation target string of an LFW pairs file (aligned with the shipped landmarks)."""
+    return (f"{name}=pairs:{root / pairs_file},root={root / 'lfw-deepfunneled'},"
+            f"landmarks={root / 'landmarks5.tsv'}")
+
+
+def prepare_training_data(root, out, progress=True, need_cache=True):
+    """The aligned DevTrain faces in out/devtrain and, with `need_cache`, dlib's teacher cache of them
+    in out/cache_dlib (each made once, reused after). Returns (devtrain, images, people, cache,
+    minutes the cache took or None when it was not built now)."""
+    from .lfw_data import build_dlib_cache, prepare_devtrain
+
+    devtrain, count, people = prepare_devtrain(root, out / "devtrain", progress=progress)
+    cache = out / "cache_dlib"
+    minutes = None
+    if need_cache and not (cache / "manifest.json").is_file():
+        t1 = time.time()
+        build_dlib_cache(devtrain, cache, progress=progress)
+        minutes = round((time.time() - t1) / 60, 1)
+    return devtrain, count, people, cache, minutes
+
+
 def find_arm(name):
     for arm in ARMS:
         if arm.name == name:
@@ -78,7 +100,7 @@ def config_path(arm):
     return packaged_base_path().parent / arm.config
 
 
-def train_arm(arm, out, devtrain, cache, threads=1, overrides=(), resume="auto"):
+def train_arm(arm, out, devtrain, cache, threads=1, overrides=()):
     """Train one arm with g2d-train's machinery; returns its run summary (with "seconds")."""
     from ..training.config import load_config
     from ..training.runner import run_training
@@ -88,7 +110,7 @@ def train_arm(arm, out, devtrain, cache, threads=1, overrides=(), resume="auto")
         sets.append(f"teacher.cache={str(cache)!r}")
     cfg = load_config(str(config_path(arm)), overrides=sets + list(overrides))
     cfg.cpu_threads = int(threads)
-    return run_training(cfg, output=str(out / arm.name), device="cpu", resume=resume, evaluate=False)
+    return run_training(cfg, output=str(out / arm.name), device="cpu", resume="auto", evaluate=False)
 
 
 def arm_model_spec(arm, out):
@@ -144,8 +166,7 @@ def evaluate_arm(arm, spec, out, root, progress=True):
         doc = json.loads(stored.read_text())
         if doc.get("stamp") == stamp and doc.get("protocols") == list(PROTOCOLS):
             return doc
-    target = (f"devtest=pairs:{root / 'pairsDevTest.txt'},root={root / 'lfw-deepfunneled'},"
-              f"landmarks={root / 'landmarks5.tsv'}")
+    target = lfw_target("devtest", root, "pairsDevTest.txt")
     doc = compare([(arm.label, spec)], [target], protocols=PROTOCOLS, seed=0, flip=False, progress=progress)
     doc = dict(stamp=stamp, protocols=list(PROTOCOLS), results=doc["results"][arm.label]["devtest"],
                roc=doc["roc"]["devtest"][arm.label])
@@ -155,14 +176,12 @@ def evaluate_arm(arm, spec, out, root, progress=True):
 
 def plot_comparison_roc(docs, path):
     """One ROC figure: colour = arm, line style = protocol (clean, masked-clean seen / unseen)."""
-    from ..evaluation.report import plot_roc
+    from ..evaluation.report import plot_protocol_rocs
 
     shown = (PROTOCOLS[0], PROTOCOLS[1], PROTOCOLS[3])
-    dashes = ("-", "--", ":")
-    curves = [(f"{label} · {COLUMNS[PROTOCOLS.index(p)]}", doc["roc"][p]["fpr"], doc["roc"][p]["tpr"],
-               dict(color=f"C{i}", linestyle=dashes[j]))
-              for i, (label, doc) in enumerate(docs.items()) for j, p in enumerate(shown)]
-    return plot_roc(curves, str(path), title="LFW DevTest: clean and masked-clean (seen / unseen styles)")
+    curves = {label: {COLUMNS[PROTOCOLS.index(p)]: (doc["roc"][p]["fpr"], doc["roc"][p]["tpr"]) for p in shown}
+              for label, doc in docs.items()}
+    return plot_protocol_rocs(curves, str(path), title="LFW DevTest: clean and masked-clean (seen / unseen styles)")
 
 
 def _train_and_time(arm, out, devtrain, cache, threads, overrides):
@@ -206,8 +225,6 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
     `parallel`), evaluate all on DevTest; write out/comparison.md, comparison.json,
     roc_devtest.png and copy the G2D inpainting previews. Finished pieces are reused, so the same
     command resumes. Returns the markdown (None with `train_only`)."""
-    from .lfw_data import build_dlib_cache, prepare_devtrain
-
     out = Path(out)
     root = lfw_root(root)
     arms = [find_arm(a) for a in (arms or [a.name for a in ARMS])]
@@ -220,13 +237,11 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
         meta["parallel"] = bool(parallel)
 
     t0 = time.time()
-    devtrain, count, people = prepare_devtrain(root, out / "devtrain", progress=progress)
+    devtrain, count, people, cache, cache_minutes = prepare_training_data(
+        root, out, progress, need_cache=any(a.uses_teacher and a.config for a in arms))
     meta.update(train_images=count, train_people=people)
-    cache = out / "cache_dlib"
-    if any(a.uses_teacher and a.config for a in arms) and not (cache / "manifest.json").is_file():
-        t1 = time.time()
-        build_dlib_cache(devtrain, cache, progress=progress)
-        meta["cache_minutes"] = round((time.time() - t1) / 60, 1)
+    if cache_minutes is not None:
+        meta["cache_minutes"] = cache_minutes
     students = [arm for arm in arms if arm.config is not None]
     if parallel and len(students) > 1:
         _train_in_parallel(students, out, root, threads, overrides, log)

@@ -5,7 +5,7 @@ from pathlib import Path
 from ..errors import DataError
 
 
-def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", workers=2, progress=True):
+def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", progress=True):
     """`g2d-data align` of the people in `people_file` (LFW's peopleDevTrain.txt by default) from
     landmarks5.tsv: out/<name>/<image>.png, 112x112 on the ArcFace template. Faces already there are
     kept, so a rerun only adds what is missing. Returns (out, images, people)."""
@@ -15,7 +15,7 @@ def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", workers=2, pro
     people = Path(people_file) if Path(people_file).is_absolute() else root / people_file
     names = read_identity_list(people)  # align_folder refuses a listed identity without photos
     summary = align_folder(root / "lfw-deepfunneled", out, landmarks=root / "landmarks5.tsv",
-                           include=names, workers=workers, fmt="png", progress=progress)
+                           include=names, workers=2, fmt="png", progress=progress)
     if summary["failed"]:
         raise DataError(f"{summary['failed']} LFW image(s) could not be aligned; see {summary['report']}")
     return out, summary["photos"], len(names)

@@ -50,11 +50,15 @@ def rebuild_hint(directory, manifest=None):
     elif "onnx" in spec:
         teacher = f"--teacher-onnx {spec['onnx']}"
     elif spec.get("dlib"):
-        teacher = f"--teacher-dlib --flips {'reuse' if manifest.get('flipped') == 'reused-clean' else 'compute'}"
+        teacher = "--teacher-dlib"
     elif "network" in spec:
         teacher = f"--teacher-network {spec['network']} --teacher-checkpoint {spec.get('checkpoint', 'PATH')}"
     else:
         teacher = "--teacher-network r100 --teacher-checkpoint PATH/backbone.pth"
+    if manifest.get("flipped") == "reused-clean":  # a cache built with --flips reuse, by any teacher
+        teacher += " --flips reuse"
+    elif spec.get("dlib"):
+        teacher += " --flips compute"
     return f"g2d-cache build --dataset {dataset} {teacher} --out {directory} --overwrite"
 
 

@@ -47,6 +47,14 @@ class TargetGeometry:
         self.mode = check_geometry(mode)
         self.mean = None if mean is None else torch.as_tensor(np.asarray(mean, np.float32))
         self.matrix = None if matrix is None else torch.as_tensor(np.asarray(matrix, np.float32))
+        self._constants = {}  # (device, dtype) -> (mean, matrix) there, converted once
+
+    def _constants_for(self, device, dtype):
+        key = (device, dtype)
+        if key not in self._constants:
+            self._constants[key] = (self.mean.to(device, dtype),
+                                    None if self.matrix is None else self.matrix.to(device, dtype))
+        return self._constants[key]
 
     @classmethod
     def fit(cls, mode, embeddings, eps=1e-2):
@@ -71,9 +79,10 @@ class TargetGeometry:
             return targets
         if self.mode == "batch-center":
             return targets - targets.mean(0, keepdim=True)
-        out = targets - self.mean.to(targets.device, targets.dtype)
-        if self.matrix is not None:
-            out = out @ self.matrix.to(targets.device, targets.dtype)
+        mean, matrix = self._constants_for(targets.device, targets.dtype)
+        out = targets - mean
+        if matrix is not None:
+            out = out @ matrix
         return out
 
     def describe(self):

@@ -1,7 +1,7 @@
 """What one mask style is: a name, a renderer, a colour palette and how its layers are coloured."""
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 from ...errors import ConfigError
 
@@ -32,7 +32,6 @@ class MaskStyle:
     render: Callable
     palette: Tuple[Tuple[int, int, int], ...]
     kind: str = "plain"
-    description: Optional[str] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):
