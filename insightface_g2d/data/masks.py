@@ -25,22 +25,21 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .align import alignment_matrix
-from .mask_styles import MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
+from .mask_styles import KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
 
 PARAMS_PER_FACE = 11
 # How often each wear position is drawn (renormalised over the positions a synthesizer uses).
 POSITION_WEIGHTS = {"normal": 0.5, "high": 0.25, "low": 0.25}
 
-# Code-image encodings, indexed by a style's kind (mask_styles.style.KINDS).
-_KIND_PLAIN, _KIND_PATTERN, _KIND_TEXTURE = 0, 1, 2
-_KIND_INDEX = {"plain": _KIND_PLAIN, "pattern": _KIND_PATTERN, "texture": _KIND_TEXTURE}
+# Code-image encodings, indexed by a style's position in mask_styles.KINDS.
+_KIND_PLAIN, _KIND_PATTERN, _KIND_TEXTURE = (KINDS.index(k) for k in ("plain", "pattern", "texture"))
 
 
 def _shade_tables():
     """Per kind: shade factor and pattern level for each of the 256 code values."""
     v = np.arange(256, dtype=np.float32)
-    sh = np.empty((3, 256), np.float32)
-    lev = np.zeros((3, 256), np.float32)
+    sh = np.empty((len(KINDS), 256), np.float32)
+    lev = np.zeros((len(KINDS), 256), np.float32)
     sh[_KIND_PLAIN] = v / 255.0 * SHADE_MAX
     sh[_KIND_TEXTURE] = v / 255.0 * SHADE_MAX
     sh[_KIND_PATTERN] = (v % 64) / 63.0 * SHADE_MAX
@@ -67,7 +66,7 @@ class _Group:
         layers = render_group(style, position, k, size, pad, rng)
         alpha, shade, level, tex = layers["alpha"], layers["shade"], layers["level"], layers["tex"]
         alpha[:, :2 * pad] = 0.0
-        self.kind = _KIND_INDEX[style.kind]
+        self.kind = KINDS.index(style.kind)
         kk, h, w = alpha.shape
         # cv2.convertScaleAbs: round(|x * scale|) saturated to uint8, in one pass (inputs are >= 0)
         if self.kind == _KIND_PATTERN:
@@ -150,7 +149,7 @@ class MaskSynthesizer:
         self._palettes = np.zeros((len(pals), self._palette_sizes.max(), 3), np.float32)
         for i, pal in enumerate(pals):
             self._palettes[i, :len(pal)] = pal
-        self._kinds = np.asarray([_KIND_INDEX[MASK_STYLES[s].kind] for s in self.styles])
+        self._kinds = np.asarray([KINDS.index(MASK_STYLES[s].kind) for s in self.styles])
 
     def __getstate__(self):
         # the bank is per process (rebuilt or fetched from the process cache): do not pickle it
