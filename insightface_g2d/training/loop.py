@@ -102,8 +102,7 @@ class StageTrainer:
         self.optimizers, self.schedulers = {}, {}
         for group in self.groups:
             settings = stage.optimizer_settings(group)
-            opt = build_optimizer(lr_groups(models, self.groups[group], settings["lr"], spec.get("lr_mult")),
-                                  **settings)
+            opt = build_optimizer(self.param_groups(group), **settings)
             self.optimizers[group] = opt
             self.schedulers[group] = WarmupPolyLR(opt, warmup_steps, total_steps, spec.lr_power)
         self.scaler = self.precision.grad_scaler()
@@ -112,6 +111,11 @@ class StageTrainer:
         self.boundary = False
         self.stop_requested, self._stop = False, None
         self.ctx = StepContext(self)
+
+    def param_groups(self, group):
+        """Optimizer `group`'s param groups at the stage's current lr (lr_mult applied)."""
+        return lr_groups(self.models, self.groups[group], self.stage.optimizer_settings(group)["lr"],
+                         self.stage.spec.get("lr_mult"))
 
     # ---- one step ---------------------------------------------------------------------------
     def autocast(self):
@@ -271,7 +275,7 @@ class StageRun:
         training.runner; same config, same number of processes; a changed spec is refused or, with
         `apply_changes`, applied: see training.resume_changes)."""
         from ..errors import CheckpointError
-        from .resume_changes import apply_to_trainer, check_changes, describe_applied, spec_changes
+        from .resume_changes import apply_to_trainer, check_changes, describe_changes, spec_changes
 
         progress = checkpoint_progress(ckpt)
         if progress["world_size"] != self.rt.world_size:
@@ -289,7 +293,7 @@ class StageRun:
         if changes:
             lrs = apply_to_trainer(self.trainer)
             self.log.warning(f"stage {self.stage.name}: applying changed settings on resume: "
-                             f"{describe_applied(changes)} (learning rate now "
+                             f"{describe_changes(changes)} (learning rate now "
                              f"{', '.join(f'{g} {v:.3g}' for g, v in lrs.items())}); from here on the run differs "
                              "from an uninterrupted one")
         restore_rng(checkpoint_rng(ckpt), self.rt.device)
