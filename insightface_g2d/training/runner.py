@@ -23,9 +23,9 @@ from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
 from ..fileio import atomic_open
 from .checkpoint import (atomic_save, check_writable, checkpoint_dataset, checkpoint_modules, checkpoint_name,
                          checkpoint_progress, checkpoint_rank, checkpoint_spec, checkpoint_stage, load_checkpoint,
-                         remove_stale_temps, save_checkpoint_file, seed_everything, stage_file)
+                         remove_stale_temps, seed_everything, stage_file, write_checked_checkpoint)
 from .distributed import all_true, barrier, setup, teardown
-from .integrity import check_dataset, check_state_finite, dataset_record
+from .integrity import check_dataset, dataset_record
 from .kinds import face_restorer, final_network, module_parts
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
@@ -246,12 +246,12 @@ class Run:
             what = f"stage {stage.name!r} finished"
             exports = {name: {k: v.detach().cpu() for k, v in state.items()}
                        for name, state in stage.exports(self.models).items()}
-            check_writable(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
-            for name, state in exports.items():
-                check_state_finite(state, what, name)
+            # The one NaN/inf scan, before writing anything: the exports are states of the run's
+            # modules, which the checkpoint holds, so neither they nor the stage file are scanned again.
+            check_writable(ckpt, what, self.path(stage_file(stage.name)))
             for name, state in exports.items():  # exports first: the stage file is what marks it finished
                 atomic_save(state, self.path(name))
-            save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)
+            write_checked_checkpoint(ckpt, self.path(stage_file(stage.name)))
             run.write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
@@ -268,8 +268,8 @@ class Run:
             self.log.info("no stage of this config trains a network: no model.pt")
             return None, None, None
         name, network, dim = found
+        # not scanned for NaN/inf: these weights are in a stage file, scanned when written or loaded
         state = {k: v.detach().cpu() for k, v in self.models.get(name).state_dict().items()}
-        check_state_finite(state, "the final backbone", "model.pt")
         path = atomic_save(state, self.path("model.pt"))
         self.log.info(f"model.pt: {network} backbone, embedding {dim} "
                       f"(load: get_model({network!r}, num_features={dim}).load_state_dict(torch.load(path)))")
