@@ -81,8 +81,8 @@ class StageTrainer:
         # precision is decided here, for every module of the run (see training.precision)
         self.precision = precision or resolve_precision(spec.fp16, spec.get("amp_dtype"), rt.device)
         differentiable_teacher = getattr(grad_teacher, "model", None)  # gradients flow through it too
-        strip_module_autocast(list(models.modules.values()) + ([differentiable_teacher] if differentiable_teacher
-                                                               is not None else []))
+        if differentiable_teacher is not None:
+            strip_module_autocast([differentiable_teacher])
         self.clip = float(spec.grad_clip) if spec.grad_clip else None  # the same on every device
         self.checks = StepChecks(rt)
         self.overflow = OverflowGuard()
@@ -98,7 +98,6 @@ class StageTrainer:
         self.groups = stage.optimizer_groups()
         # which parameters a group trains is fixed for the stage: collected once, not every step
         self.params = {group: models.parameters(names) for group, names in self.groups.items()}
-        self.named_params = {group: list(models.named_parameters(names)) for group, names in self.groups.items()}
         self.optimizers, self.schedulers = {}, {}
         for group in self.groups:
             settings = stage.optimizer_settings(group)
@@ -165,7 +164,7 @@ class StageTrainer:
             if not here:
                 raise TrainingError(f"{where}: another process saw a non-finite gradient at step {step} "
                                     f"(optimizer {group!r})")
-            bad = nonfinite_names(self.named_params[group])
+            bad = nonfinite_names(self.models.named_parameters(self.groups[group]))
             raise TrainingError(
                 f"{where}: non-finite gradient at step {step} in {', '.join(bad[:3]) or group}"
                 f"{' and more' if len(bad) > 3 else ''} (optimizer {group!r}). Lower the learning rate or check the "
@@ -309,11 +308,6 @@ class StageRun:
                         rank=rt.rank, device=rt.device)
         return build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
                                 finished=finished, dataset=self.dataset_record)
-
-    @property
-    def global_step(self):
-        """Optimizer steps finished so far in this stage."""
-        return self.trainer.global_step
 
     def save_checkpoint(self):
         """Every rank writes its own file at the same step; the barrier makes the set complete
