@@ -7,7 +7,7 @@ trains its own teacher this way).
 import copy
 
 from ..errors import ConfigError
-from .kinds import STAGE_KINDS
+from .kinds import STAGE_KINDS, network_stage
 
 
 def teaching_kinds():
@@ -41,7 +41,7 @@ class TeacherProvider:
 
     def __init__(self, models, stages, dataset, device):
         self.models, self.dataset, self.device = models, dataset, device
-        self.stages = {s.name: s for s in stages}
+        self.stages = list(stages)
         self._built = {}  # (describe(spec), differentiable) -> teacher
         self._first = {}  # describe(spec) -> (unwrapped teacher, teacher) of its first build
 
@@ -87,8 +87,8 @@ class TeacherProvider:
 
     def stage_network(self, source, stage_name, finished):
         """A copy of the network stage `source` of this run trained (for a "stage" teacher)."""
-        other = self.stages.get(source)
-        if other is None or not other.serves_as_teacher:
+        other = network_stage(self.stages, source, teaching=True)
+        if other is None:
             raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not a stage of this config "
                               f"that can teach (kinds: {', '.join(teaching_kinds())})")
         if source not in finished:

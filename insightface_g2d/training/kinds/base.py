@@ -199,6 +199,15 @@ def final_network(stages):
     return None if best is None else best[1]
 
 
+def network_stage(stages, name, teaching=False):
+    """Stage `name` of `stages` when it trains a network (Stage.network) and, with `teaching`,
+    may teach a later stage (Stage.serves_as_teacher); None otherwise."""
+    stage = next((s for s in stages if s.name == name), None)
+    if stage is None or stage.network() is None or (teaching and not stage.serves_as_teacher):
+        return None
+    return stage
+
+
 def face_restorer(stage, stages):
     """The stage whose restore() draws the restored row of `stage`'s previews: itself when it
     restores faces, else a stage of the run that restores faces with the same network (what that
