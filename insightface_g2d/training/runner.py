@@ -11,7 +11,6 @@ Output folder:
     eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
     run_summary.json          what ran, how long, where things are
 """
-import json
 import os
 import shlex
 import time
@@ -20,7 +19,7 @@ import torch
 
 
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
-from ..fileio import atomic_open
+from ..evaluation.report import write_json
 from .checkpoint import (atomic_save, check_writable, checkpoint_dataset, checkpoint_modules, checkpoint_name,
                          checkpoint_progress, checkpoint_rank, checkpoint_spec, checkpoint_stage, load_checkpoint,
                          remove_stale_temps, seed_everything, stage_file, write_checked_checkpoint)
@@ -30,7 +29,7 @@ from .kinds import face_restorer, final_network, module_parts
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
 from .output_errors import write_errors
-from .output_folder import check_layout
+from .output_folder import REPORT_FILES, check_layout
 from .loop import StageRun
 from .models import ModelSet
 from .resume_agreement import agree_on_resume
@@ -92,9 +91,6 @@ def build_models(stages, num_classes, seed):
     return models
 
 
-RANK0_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
-
-
 def owns_temp_target(target, rank, world_size):
     """Whether this rank cleans up stale temporaries of file `target` at start: its own step
     checkpoint; rank 0 also every other file it alone writes (stage_*.pt, model.pt, exports, the
@@ -103,7 +99,7 @@ def owns_temp_target(target, rank, world_size):
     owner = checkpoint_rank(target)
     if owner is not None:
         return owner == rank or (rank == 0 and owner >= world_size)
-    return rank == 0 and (target.endswith(".pt") or target in RANK0_FILES)
+    return rank == 0 and (target.endswith(".pt") or target in REPORT_FILES)
 
 
 def remove_stale_temp_files(output, rt, log):
@@ -291,11 +287,6 @@ def lower_lr_advice(run, stage, err):
                          f"--set stages.{stage.name}.lr={lr:.3g} --apply-changes")
 
 
-def _write_json(path, data):
-    with atomic_open(path, "w") as f:  # replaces a symlink instead of writing through it
-        json.dump(data, f, indent=2, default=str)
-
-
 def _preflight(run, cfg, stage, evaluate):
     """Every check that needs no output file, in the order a user would fix them."""
     from .preflight import check_eval, check_teacher_sizes
@@ -370,7 +361,7 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     for line in list(cfg.get("config_notes") or ()) + dataset_notes(cfg, run.base):
         run.log.warning(line)
     if rt.is_main:
-        _write_json(run.path("config.json"), cfg)
+        write_json(run.path("config.json"), cfg, default=str)
     run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
                  f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
     status = "finished"
@@ -420,5 +411,5 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
         summary["status"] = "partial"
     summary["total_seconds"] = time.time() - t0
     if rt.is_main:
-        _write_json(run.path("run_summary.json"), summary)
+        write_json(run.path("run_summary.json"), summary, default=str)
     return summary
