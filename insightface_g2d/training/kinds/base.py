@@ -170,7 +170,8 @@ class Stage:
         return []
 
     def exports(self, models):
-        """{file name: state dict} written to the output folder when the stage finishes."""
+        """{file name: state dict} written to the output folder when the stage finishes: states of
+        the run's modules, which the stage file holds too (scanned for NaN/inf once, with it)."""
         return {}
 
     # ---- training --------------------------------------------------------------------------
