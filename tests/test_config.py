@@ -3,6 +3,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -266,3 +267,12 @@ def test_stage_values_are_checked_before_training(tmp_path, sets, pattern):
 def test_non_finite_numbers_are_refused(tmp_path, line, pattern):
     with pytest.raises(ConfigError, match=pattern):
         load_config(write_job(tmp_path, extra=line + "\n"))
+
+
+def test_importing_the_config_module_does_not_import_torch():
+    """Config errors come before the ~2 s of importing torch: the stage kinds are imported when needed."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    code = "import insightface_g2d.training.config, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True)
+    assert out.stdout.strip() == "False"

@@ -264,14 +264,15 @@ class FakeStage:
         return terms
 
 
-def trainer_for(net, stage, rt=None, precision=None):
+def trainer_for(net, stage, rt=None, precision=None, grad_teacher=None):
     from insightface_g2d.training.loop import StageTrainer
     from insightface_g2d.training.models import ModelSet
 
     models = ModelSet()
     models.add("net", net)
     extra = {} if precision is None else {"precision": precision}
-    return StageTrainer(stage, models, rt or Runtime(torch.device("cpu")), total_steps=1000, **extra)
+    return StageTrainer(stage, models, rt or Runtime(torch.device("cpu")), total_steps=1000,
+                        grad_teacher=grad_teacher, **extra)
 
 
 def test_precision_is_resolved_once_by_the_trainer():
@@ -296,12 +297,30 @@ def test_amp_dtype_is_a_checked_config_key():
         load_config(packaged_base_path(), ["amp_dtype='float32'"])
 
 
-def test_modules_built_with_fp16_do_not_autocast_on_their_own_under_the_trainer():
+def test_networks_of_an_fp16_config_do_not_autocast_on_their_own(tmp_path):
+    """Precision is the trainer's alone: the stage kinds build their networks (also those a
+    `stage=` teacher copies and the end-of-run evaluation embeds with) without arcface_torch's
+    autocast in forward, before any trainer exists."""
+    from insightface_g2d.training.config import load_config
+    from insightface_g2d.training.runner import build_models
+    from insightface_g2d.training.stages import build_stage
+
+    from training_tools import write_job
+
+    cfg = load_config(write_job(tmp_path, extra="config.fp16 = True\n"))
+    assert all(s["fp16"] for s in cfg.stages)
+    models = build_models([build_stage(s, cfg) for s in cfg.stages], 4, seed=0)
+    assert {"base", "backbone"} <= set(models.modules)
+    assert not any(getattr(m, "fp16", False) for module in models.modules.values() for m in module.modules())
+
+
+def test_a_differentiable_teacher_built_with_fp16_does_not_autocast_under_the_trainer():
     from insightface_g2d import get_model
 
-    net = get_model("g2d_t", fp16=True, num_features=8)  # what a config with fp16 = True builds
-    trainer_for(net, FakeStage(lambda m, b: {"loss": m(b).sum()}, fp16=False))
-    assert not any(getattr(m, "fp16", False) for m in net.modules())
+    teacher = get_model("g2d_t", fp16=True, num_features=8)  # a user's spec may set fp16
+    trainer_for(nn.Linear(4, 1), FakeStage(lambda m, b: {"loss": m(b).sum()}, fp16=False),
+                grad_teacher=edict(model=teacher))
+    assert not any(getattr(m, "fp16", False) for m in teacher.modules())
 
 
 def test_gradient_clipping_applies_on_cpu_too():

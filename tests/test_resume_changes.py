@@ -92,6 +92,41 @@ def test_applied_lr_lands_in_the_optimizer_and_the_schedule(tmp_path):
                           rtol=1e-6)
 
 
+class QuadPairStage(QuadStage):
+    """quad, plus a second one-weight module `quad2` trained by the same optimizer (for lr_mult)."""
+    kind = "quad_pair"
+    trainable = ("quad", "quad2")
+    allowed_train = ("quad", "quad2")
+
+    def module_factories(self, num_classes):
+        build = super().module_factories(num_classes)["quad"]
+        return {"quad": build, "quad2": build}
+
+    def step(self, batch, ctx):
+        terms = {"sq": ctx.raw("quad").weight.pow(2).sum() + ctx.raw("quad2").weight.pow(2).sum()}
+        ctx.update("main", terms, self.spec.losses)
+        return terms
+
+
+def test_applied_lr_keeps_the_lr_mult_ratio_of_the_param_groups(tmp_path, monkeypatch):
+    monkeypatch.setitem(STAGE_KINDS, QuadPairStage.kind, QuadPairStage)
+    stages = '[dict(name="q", kind="quad_pair", steps=6, lr=0.1, lr_power=1.0, lr_mult=dict(quad2=0.25))]'
+    out = _stopped_at(tmp_path, 2, stages)
+    cfg = load_config(tmp_path / "tiny.py", ["stages.q.lr=0.2"])
+    lrs = []
+    run_training(cfg, output=str(out), apply_changes=True,
+                 on_step=lambda run, s: lrs.append([g["lr"] for g in run.trainer.optimizers["main"].param_groups]))
+    # after step s the factor is 1 - s/6; quad2 keeps its factor 0.25 of the new base 0.2
+    assert lrs == [pytest.approx([0.2 * (1 - s / 6), 0.05 * (1 - s / 6)]) for s in range(3, 7)]
+    final = load(out / "stage_q.pt")
+    assert final["trainer"]["schedulers"]["main"]["base_lrs"] == [pytest.approx(0.2), pytest.approx(0.05)]
+    before = [0.1 * (1 - s / 6) for s in range(2)]
+    after = [0.2 * (1 - s / 6) for s in range(2, 6)]
+    assert torch.allclose(final["modules"]["quad"]["weight"], expected_w(before + after), rtol=1e-6)
+    assert torch.allclose(final["modules"]["quad2"]["weight"], expected_w([lr * 0.25 for lr in before + after]),
+                          rtol=1e-6)
+
+
 def test_resume_command_keeps_the_flags_and_drops_resume():
     argv = ["c.py", "--output", "out dir", "--no-eval", "--resume", "keep.pt", "--set", "lr=0.1", "--resume=never"]
     assert resume_command(argv) == "g2d-train c.py --output 'out dir' --no-eval --set lr=0.1"

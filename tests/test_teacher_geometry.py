@@ -195,3 +195,31 @@ def test_a_teacher_and_its_differentiable_copy_share_one_fit(monkeypatch):
     plain = provider.get({"stage": "baseline"}, "inpaint", False)
     grad = provider.get({"stage": "baseline"}, "inpaint", True)
     assert len(calls) == 1 and plain is not grad and plain.geometry is grad.geometry
+
+
+def test_a_network_teacher_is_built_once_and_its_differentiable_variant_is_a_copy(monkeypatch):
+    """The inpainting identity loss wants the teacher with and without gradients: the network is
+    built (its checkpoint read) once, and the differentiable one is a deep copy, not the same module."""
+    from insightface_g2d.embedders.torch_network import TorchEmbedder
+    from insightface_g2d.training.teacher import TeacherProvider
+
+    builds = []
+
+    def build_raw(spec, stage_name, differentiable, finished):
+        builds.append(differentiable)
+        torch.manual_seed(len(builds))  # a second build would get other weights
+        return TorchEmbedder(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3)),
+                             differentiable=differentiable)
+
+    provider = TeacherProvider(models=None, stages=[], dataset=_Dataset(), device=torch.device("cpu"))
+    monkeypatch.setattr(provider, "_build_raw", build_raw)
+    plain = provider.get({"stage": "baseline", "geometry": "none"}, "inpaint", False)
+    grad = provider.get({"stage": "baseline", "geometry": "none"}, "inpaint", True)
+    assert builds == [False] and provider.get({"stage": "baseline", "geometry": "none"}, "inpaint", True) is grad
+    assert grad.model is not plain.model and (plain.differentiable, grad.differentiable) == (False, True)
+    faces = torch.rand(2, 3, 4, 4, requires_grad=True)
+    torch.testing.assert_close(grad.embed(faces), plain.embed(faces))
+    assert not plain.embed(faces).requires_grad
+    grad.embed(faces).sum().backward()
+    assert faces.grad is not None and faces.grad.abs().sum() > 0
+    assert all(p.grad is None for p in grad.model.parameters())  # the teacher's weights stay frozen

@@ -52,10 +52,11 @@ def _jsonable(obj):
     return obj
 
 
-def write_json(path, obj):
-    """Write `obj` (dicts/lists/numpy values) as indented JSON; NaN becomes null. Returns the path."""
+def write_json(path, obj, default=None):
+    """Write `obj` (dicts/lists/numpy values) as indented JSON; NaN becomes null; `default` as in
+    json.dump (what to write for other objects). Returns the path."""
     with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(_jsonable(obj), f, indent=2, sort_keys=False)
+        json.dump(_jsonable(obj), f, indent=2, sort_keys=False, default=default)
         f.write("\n")
     return path
 

@@ -111,6 +111,11 @@ def load_checkpoint(path, hint="delete it to start the stage over"):
 def save_checkpoint_file(ckpt, path, what):
     """Refuse non-finite weights (TrainingError naming them), seal, write atomically."""
     check_writable(ckpt, what, path)
+    return write_checked_checkpoint(ckpt, path)
+
+
+def write_checked_checkpoint(ckpt, path):
+    """Seal and write atomically a checkpoint its caller already passed through check_writable."""
     return atomic_save(seal(ckpt), path)
 
 

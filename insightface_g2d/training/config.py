@@ -26,8 +26,7 @@ from pathlib import Path
 from easydict import EasyDict as edict
 
 from ..errors import ConfigError, suggest
-from .checks import MASK_KEYS, OPTIMIZERS, check_margin_list, check_masks, is_real
-from .stages import resolve_stages, unread_fallbacks
+from .checks import MASK_KEYS, check_margin_list, check_masks, check_optimizer, is_real
 
 BASE_NAME = "g2d_base.py"
 EVAL_KEYS = ("enabled", "pairs", "num_pairs", "protocols", "models", "seed", "batch_size", "far", "nfolds")
@@ -254,8 +253,7 @@ def validate(cfg, base):
     if cfg["network"] not in list_models():
         raise ConfigError(f"config.network {cfg['network']!r} is not a known network"
                           f"{suggest(cfg['network'], list_models())}; known: {', '.join(list_models())}")
-    if str(cfg["optimizer"]).lower() not in OPTIMIZERS:
-        raise ConfigError(f"config.optimizer {cfg['optimizer']!r} unknown; use one of {', '.join(OPTIMIZERS)}")
+    check_optimizer(cfg["optimizer"], "config")
     check_margin_list(cfg["margin_list"])
     if cfg.get("amp_dtype") is not None:
         from .precision import check_amp_dtype
@@ -276,6 +274,8 @@ def validate(cfg, base):
     check_masks(cfg["masks"])
     check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built
     _check_subdict(cfg, "eval", EVAL_KEYS)
+    from .stages import resolve_stages  # imports the stage kinds, and torch with them: only when needed
+
     stages = resolve_stages(cfg)
     for stage in stages:
         check_teacher(stage["teacher"], where=f"stage {stage['name']!r} teacher")
@@ -301,6 +301,8 @@ def load_config(path, overrides=None):
     cfg["config_path"] = str(path)
     cfg["job_name"] = path.stem
     set_here = list(job) + [str(o).partition("=")[0].strip() for o in overrides or ()]
+    from .stages import unread_fallbacks
+
     unread = unread_fallbacks(cfg, list(dict.fromkeys(set_here)))
     cfg = validate(cfg, base)
     cfg["config_notes"] = [

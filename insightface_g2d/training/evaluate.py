@@ -91,7 +91,7 @@ def resolve_model(spec, models, stages, device):
     run), or any spec of `embedders.factory.build_embedder`."""
     from ..embedders.factory import build_embedder
     from ..embedders.torch_network import TorchEmbedder
-    from .kinds import final_network
+    from .kinds import final_network, network_stage
 
     if spec == "model":
         name = final_network(stages).module
@@ -99,12 +99,11 @@ def resolve_model(spec, models, stages, device):
 
     def run_network(name):
         """The network stage `name` of this run trained (Stage.network)."""
-        stage = next((s for s in stages if s.name == name), None)
-        network = stage.network() if stage is not None else None
-        if network is None:
+        stage = network_stage(stages, name)
+        if stage is None:
             raise ConfigError(f"config.eval.models: stage:{name} is no stage of this run that trains a network "
                               f"(stages: {', '.join(s.name for s in stages)})")
-        return copy.deepcopy(models.get(network.module))
+        return copy.deepcopy(models.get(stage.network().module))
 
     return build_embedder(spec, device=device, run_network=run_network)
 

@@ -102,13 +102,6 @@ def check_checkpoint_finite(states, what, path):
                             "Lower the learning rate or check the inputs")
 
 
-def check_state_finite(state, what, path):
-    """TrainingError before writing a plain state dict (model.pt, exports) that holds NaN/inf."""
-    bad = non_finite({"": state})
-    if bad:
-        raise TrainingError(f"{what}: NaN/inf in {', '.join(b.lstrip('.') for b in bad)}; {path} was not written")
-
-
 # ---------------------------------------------------------------------------------------- dataset
 def dataset_record(spec, dataset):
     """What identifies the training data: its spec, fingerprint, number of images and identities."""

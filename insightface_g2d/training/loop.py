@@ -81,8 +81,8 @@ class StageTrainer:
         # precision is decided here, for every module of the run (see training.precision)
         self.precision = precision or resolve_precision(spec.fp16, spec.get("amp_dtype"), rt.device)
         differentiable_teacher = getattr(grad_teacher, "model", None)  # gradients flow through it too
-        strip_module_autocast(list(models.modules.values()) + ([differentiable_teacher] if differentiable_teacher
-                                                               is not None else []))
+        if differentiable_teacher is not None:
+            strip_module_autocast([differentiable_teacher])
         self.clip = float(spec.grad_clip) if spec.grad_clip else None  # the same on every device
         self.checks = StepChecks(rt)
         self.overflow = OverflowGuard()
@@ -98,12 +98,10 @@ class StageTrainer:
         self.groups = stage.optimizer_groups()
         # which parameters a group trains is fixed for the stage: collected once, not every step
         self.params = {group: models.parameters(names) for group, names in self.groups.items()}
-        self.named_params = {group: list(models.named_parameters(names)) for group, names in self.groups.items()}
         self.optimizers, self.schedulers = {}, {}
         for group in self.groups:
             settings = stage.optimizer_settings(group)
-            opt = build_optimizer(lr_groups(models, self.groups[group], settings["lr"], spec.get("lr_mult")),
-                                  **settings)
+            opt = build_optimizer(self.param_groups(group), **settings)
             self.optimizers[group] = opt
             self.schedulers[group] = WarmupPolyLR(opt, warmup_steps, total_steps, spec.lr_power)
         self.scaler = self.precision.grad_scaler()
@@ -112,6 +110,11 @@ class StageTrainer:
         self.boundary = False
         self.stop_requested, self._stop = False, None
         self.ctx = StepContext(self)
+
+    def param_groups(self, group):
+        """Optimizer `group`'s param groups at the stage's current lr (lr_mult applied)."""
+        return lr_groups(self.models, self.groups[group], self.stage.optimizer_settings(group)["lr"],
+                         self.stage.spec.get("lr_mult"))
 
     # ---- one step ---------------------------------------------------------------------------
     def autocast(self):
@@ -161,7 +164,7 @@ class StageTrainer:
             if not here:
                 raise TrainingError(f"{where}: another process saw a non-finite gradient at step {step} "
                                     f"(optimizer {group!r})")
-            bad = nonfinite_names(self.named_params[group])
+            bad = nonfinite_names(self.models.named_parameters(self.groups[group]))
             raise TrainingError(
                 f"{where}: non-finite gradient at step {step} in {', '.join(bad[:3]) or group}"
                 f"{' and more' if len(bad) > 3 else ''} (optimizer {group!r}). Lower the learning rate or check the "
@@ -271,7 +274,7 @@ class StageRun:
         training.runner; same config, same number of processes; a changed spec is refused or, with
         `apply_changes`, applied: see training.resume_changes)."""
         from ..errors import CheckpointError
-        from .resume_changes import apply_to_trainer, check_changes, describe_applied, spec_changes
+        from .resume_changes import apply_to_trainer, check_changes, describe_changes, spec_changes
 
         progress = checkpoint_progress(ckpt)
         if progress["world_size"] != self.rt.world_size:
@@ -289,7 +292,7 @@ class StageRun:
         if changes:
             lrs = apply_to_trainer(self.trainer)
             self.log.warning(f"stage {self.stage.name}: applying changed settings on resume: "
-                             f"{describe_applied(changes)} (learning rate now "
+                             f"{describe_changes(changes)} (learning rate now "
                              f"{', '.join(f'{g} {v:.3g}' for g, v in lrs.items())}); from here on the run differs "
                              "from an uninterrupted one")
         restore_rng(checkpoint_rng(ckpt), self.rt.device)
@@ -305,11 +308,6 @@ class StageRun:
                         rank=rt.rank, device=rt.device)
         return build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
                                 finished=finished, dataset=self.dataset_record)
-
-    @property
-    def global_step(self):
-        """Optimizer steps finished so far in this stage."""
-        return self.trainer.global_step
 
     def save_checkpoint(self):
         """Every rank writes its own file at the same step; the barrier makes the set complete

@@ -43,6 +43,13 @@ def lr_groups(models, names, lr, lr_mult=None):
     return groups
 
 
+def base_lrs(param_groups, lr):
+    """The base lr of each optimizer param group that `lr_groups` gave (its plain list: one at `lr`)."""
+    if param_groups and isinstance(param_groups[0], dict):
+        return [g["lr"] for g in param_groups]
+    return [lr]
+
+
 def lr_factor(step, warmup, total, power=1.0):
     """Multiplier of the base lr for the optimizer step that follows `step` finished steps."""
     if warmup > 0 and step < warmup:
@@ -71,9 +78,9 @@ class WarmupPolyLR:
         self.last_step += 1
         self._apply()
 
-    def step_to(self, step):
-        """Set the position to `step` finished steps (and the lr to its value there)."""
-        self.last_step = int(step)
+    def set_base_lrs(self, lrs):
+        """New base rates (one per param group), keeping the position in the schedule."""
+        self.base_lrs = [float(b) for b in lrs]
         self._apply()
 
     def get_last_lr(self):

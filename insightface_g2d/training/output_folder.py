@@ -7,10 +7,13 @@ from .checkpoint import checkpoint_name, stage_file
 from .lock import LOCK_NAME
 
 
+REPORT_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
+
+
 def planned_paths(stages, rank=0):
     """{name: 'file' | 'folder'} of what a run writes in its output folder."""
-    names = {n: "file" for n in ("training.log", "scalars.csv", "config.json", "run_summary.json", "model.pt",
-                                 "eval.json", "eval.md", LOCK_NAME, checkpoint_name(rank))}
+    names = {n: "file" for n in ("training.log", "scalars.csv", *REPORT_FILES, "model.pt", LOCK_NAME,
+                                 checkpoint_name(rank))}
     for stage in stages:
         names[stage_file(stage.name)] = "file"
         for name in stage.export_files():

@@ -6,9 +6,11 @@ A stage with `fp16 = True` on CUDA runs its step under autocast, in float16 with
 float32: CPUs ignore `fp16`, as arcface_torch's `fp16` means "mixed precision on the GPU".
 
 Networks built by `get_model(..., fp16=True)` (arcface_torch's API) autocast inside their own
-forward. Under the trainer that would bypass this decision (a stage with fp16 = False would still
-get fp16 activations and gradients, without loss scaling), so the trainer switches those flags
-off (`strip_module_autocast`) and its own autocast is the only one.
+forward, which would bypass this decision (a stage with fp16 = False would still get fp16
+activations and gradients, without loss scaling). So the stage kinds build their networks with
+fp16=False (also for a `stage=` teacher copied from them, and for the end-of-run evaluation), and
+the trainer switches the flag off (`strip_module_autocast`) in a differentiable teacher built from a
+user's spec, which may set fp16: the trainer's autocast is the only one.
 """
 import contextlib
 from dataclasses import dataclass
@@ -44,12 +46,6 @@ class Precision:
     def grad_scaler(self):
         return torch.amp.GradScaler(self.device_type, enabled=self.scaled)
 
-    def describe(self):
-        if not self.enabled:
-            return "float32"
-        name = {torch.float16: "float16", torch.bfloat16: "bfloat16"}[self.dtype]
-        return f"{name} autocast" + (" + loss scaling" if self.scaled else "")
-
 
 def check_amp_dtype(value, where="config.amp_dtype"):
     if value not in AMP_DTYPES:
@@ -78,11 +74,8 @@ def resolve_precision(fp16, amp_dtype, device, bf16_supported=None):
 
 def strip_module_autocast(modules):
     """Switch off the arcface_torch-style `fp16` flag (autocast inside forward) of every module
-    and submodule, so the trainer's Precision alone decides. Returns the names of the classes changed."""
-    changed = set()
+    and submodule, so the trainer's Precision alone decides."""
     for module in modules:
         for sub in module.modules():
             if getattr(sub, "fp16", False) is True:
                 sub.fp16 = False
-                changed.add(type(sub).__name__)
-    return sorted(changed)

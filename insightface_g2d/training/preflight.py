@@ -84,12 +84,14 @@ def check_teacher_sizes(run, stages):
     """Stages whose losses need teacher embeddings of a given size (Stage.teacher_embedding_size)
     are checked before the first step, not when the stage starts (a teacher trained by this run is
     checked from its stage's network; any other is built, once, as the stage would)."""
+    from .kinds import network_stage
+
     for stage in stages:
         if stage.teacher_embedding_size() is None:
             continue
         source = teacher_stage(stage.spec.teacher)
         if source is not None:
-            other = next((s for s in run.stages if s.name == source and s.serves_as_teacher), None)
+            other = network_stage(run.stages, source, teaching=True)
             if other is not None:
                 stage.check_teacher_size(other.network().embedding_size, origin=f" (stage {other.name!r})")
         else:

@@ -19,6 +19,7 @@ Without `--apply-changes` a resume is exact: the same weights as a run never int
 import json
 
 from ..errors import CheckpointError
+from .optim import base_lrs
 
 HARMLESS = ("checkpoint_every", "preview_every")
 OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "betas")
@@ -48,7 +49,7 @@ def spec_changes(stored_json, spec):
     return [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
 
 
-def _show(changes):
+def describe_changes(changes):
     return ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
 
 
@@ -62,14 +63,14 @@ def check_changes(changes, stage, source, apply_changes):
     if structural:
         extra = [c for c in relevant if c[0] in keys]
         raise CheckpointError(
-            f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. "
+            f"stage {stage_name!r}: the config changed since {source} was written: {describe_changes(relevant)}. "
             f"{', '.join(k for k, _, _ in structural)} cannot change in the middle of a stage: restore the config, "
             f"or pass --resume never to start the stage over"
             + (f" (--apply-changes applies only {', '.join(keys)})" if extra else ""))
     if not apply_changes:
         raise CheckpointError(
-            f"stage {stage_name!r}: the config changed since {source} was written: {_show(relevant)}. Restore the "
-            "config to resume exactly, pass --apply-changes to continue from the checkpoint with the new values "
+            f"stage {stage_name!r}: the config changed since {source} was written: {describe_changes(relevant)}. "
+            "Restore the config to resume exactly, pass --apply-changes to continue from the checkpoint with the new values "
             "(set in the restored optimizer and schedule), or --resume never to start the stage over")
     return relevant
 
@@ -85,11 +86,5 @@ def apply_to_trainer(trainer):
                 pg["weight_decay"] = float(settings.get("weight_decay") or 0.0)
             if "betas" in pg and settings.get("betas") is not None:
                 pg["betas"] = tuple(float(b) for b in settings["betas"])
-        sched = trainer.schedulers[group]
-        sched.base_lrs = [float(settings["lr"])] * len(opt.param_groups)
-        sched.step_to(sched.last_step)
+        trainer.schedulers[group].set_base_lrs(base_lrs(trainer.param_groups(group), float(settings["lr"])))
     return trainer.lr()
-
-
-def describe_applied(changes):
-    return _show(changes)

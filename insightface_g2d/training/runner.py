@@ -11,7 +11,6 @@ Output folder:
     eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
     run_summary.json          what ran, how long, where things are
 """
-import json
 import os
 import shlex
 import time
@@ -20,17 +19,17 @@ import torch
 
 
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
-from ..fileio import atomic_open
+from ..evaluation.report import write_json
 from .checkpoint import (atomic_save, check_writable, checkpoint_dataset, checkpoint_modules, checkpoint_name,
                          checkpoint_progress, checkpoint_rank, checkpoint_spec, checkpoint_stage, load_checkpoint,
-                         remove_stale_temps, save_checkpoint_file, seed_everything, stage_file)
+                         remove_stale_temps, seed_everything, stage_file, write_checked_checkpoint)
 from .distributed import all_true, barrier, setup, teardown
-from .integrity import check_dataset, check_state_finite, dataset_record
+from .integrity import check_dataset, dataset_record
 from .kinds import face_restorer, final_network, module_parts
 from .lock import OutputLock
 from .logger import ScalarWriter, format_eta, setup_logging
 from .output_errors import write_errors
-from .output_folder import check_layout
+from .output_folder import REPORT_FILES, check_layout
 from .loop import StageRun
 from .models import ModelSet
 from .resume_agreement import agree_on_resume
@@ -92,9 +91,6 @@ def build_models(stages, num_classes, seed):
     return models
 
 
-RANK0_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
-
-
 def owns_temp_target(target, rank, world_size):
     """Whether this rank cleans up stale temporaries of file `target` at start: its own step
     checkpoint; rank 0 also every other file it alone writes (stage_*.pt, model.pt, exports, the
@@ -103,7 +99,7 @@ def owns_temp_target(target, rank, world_size):
     owner = checkpoint_rank(target)
     if owner is not None:
         return owner == rank or (rank == 0 and owner >= world_size)
-    return rank == 0 and (target.endswith(".pt") or target in RANK0_FILES)
+    return rank == 0 and (target.endswith(".pt") or target in REPORT_FILES)
 
 
 def remove_stale_temp_files(output, rt, log):
@@ -246,12 +242,12 @@ class Run:
             what = f"stage {stage.name!r} finished"
             exports = {name: {k: v.detach().cpu() for k, v in state.items()}
                        for name, state in stage.exports(self.models).items()}
-            check_writable(ckpt, what, self.path(stage_file(stage.name)))  # before writing anything
-            for name, state in exports.items():
-                check_state_finite(state, what, name)
+            # The one NaN/inf scan, before writing anything: the exports are states of the run's
+            # modules, which the checkpoint holds, so neither they nor the stage file are scanned again.
+            check_writable(ckpt, what, self.path(stage_file(stage.name)))
             for name, state in exports.items():  # exports first: the stage file is what marks it finished
                 atomic_save(state, self.path(name))
-            save_checkpoint_file(ckpt, self.path(stage_file(stage.name)), what)
+            write_checked_checkpoint(ckpt, self.path(stage_file(stage.name)))
             run.write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
@@ -268,8 +264,8 @@ class Run:
             self.log.info("no stage of this config trains a network: no model.pt")
             return None, None, None
         name, network, dim = found
+        # not scanned for NaN/inf: these weights are in a stage file, scanned when written or loaded
         state = {k: v.detach().cpu() for k, v in self.models.get(name).state_dict().items()}
-        check_state_finite(state, "the final backbone", "model.pt")
         path = atomic_save(state, self.path("model.pt"))
         self.log.info(f"model.pt: {network} backbone, embedding {dim} "
                       f"(load: get_model({network!r}, num_features={dim}).load_state_dict(torch.load(path)))")
@@ -289,11 +285,6 @@ def lower_lr_advice(run, stage, err):
     lr = float(stage.spec.lr) / 10
     return TrainingError(f"{err}. To resume with a lower learning rate: {run.command} "
                          f"--set stages.{stage.name}.lr={lr:.3g} --apply-changes")
-
-
-def _write_json(path, data):
-    with atomic_open(path, "w") as f:  # replaces a symlink instead of writing through it
-        json.dump(data, f, indent=2, default=str)
 
 
 def _preflight(run, cfg, stage, evaluate):
@@ -370,7 +361,7 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     for line in list(cfg.get("config_notes") or ()) + dataset_notes(cfg, run.base):
         run.log.warning(line)
     if rt.is_main:
-        _write_json(run.path("config.json"), cfg)
+        write_json(run.path("config.json"), cfg, default=str)
     run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
                  f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
     status = "finished"
@@ -420,5 +411,5 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
         summary["status"] = "partial"
     summary["total_seconds"] = time.time() - t0
     if rt.is_main:
-        _write_json(run.path("run_summary.json"), summary)
+        write_json(run.path("run_summary.json"), summary, default=str)
     return summary

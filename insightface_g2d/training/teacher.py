@@ -7,7 +7,7 @@ trains its own teacher this way).
 import copy
 
 from ..errors import ConfigError
-from .kinds import STAGE_KINDS
+from .kinds import STAGE_KINDS, network_stage
 
 
 def teaching_kinds():
@@ -35,35 +35,45 @@ def check_teacher_files(spec, stage_name):
 
 
 class TeacherProvider:
-    """Builds (once) and hands out the teachers stages ask for."""
+    """Builds (once) and hands out the teachers stages ask for. A spec is built (checkpoint read,
+    target geometry fitted) once: its other variant (differentiable or not: the inpainting identity
+    loss wants both) is a deep copy of the same network, never the same module."""
 
     def __init__(self, models, stages, dataset, device):
         self.models, self.dataset, self.device = models, dataset, device
-        self.stages = {s.name: s for s in stages}
-        self._built = {}
-        self._geometries = {}  # describe(spec) -> fitted TargetGeometry, shared by both copies of a teacher
+        self.stages = list(stages)
+        self._built = {}  # (describe(spec), differentiable) -> teacher
+        self._first = {}  # describe(spec) -> (unwrapped teacher, teacher) of its first build
 
     def get(self, spec, stage_name, differentiable=False, finished=()):
         check_teacher_files(spec, stage_name)
         key = (describe(spec), bool(differentiable))
         if key not in self._built:
-            self._built[key] = self._build(spec, stage_name, differentiable, finished)
+            self._built[key] = self._build(spec, stage_name, bool(differentiable), finished)
         return self._built[key]
 
     def _build(self, spec, stage_name, differentiable, finished):
+        from ..embedders.torch_network import TorchEmbedder
         from ..teachers.geometry import DEFAULT_GEOMETRY, apply_geometry
 
         key, geometry = describe(spec), DEFAULT_GEOMETRY
         if isinstance(spec, dict):
             spec = {k: v for k, v in spec.items() if v is not None}
             geometry = spec.pop("geometry", None) or DEFAULT_GEOMETRY
-        teacher = self._build_raw(spec, stage_name, differentiable, finished)
-        # a live teacher's statistics cost a pass over the training sample: fit them once per teacher,
-        # not again for its differentiable copy (the inpainting identity loss)
-        wrapped = apply_geometry(teacher, geometry, self.dataset, fitted=self._geometries.get(key))
-        if wrapped is not teacher:
-            self._geometries[key] = wrapped.geometry
-        return wrapped
+        first = self._first.get(key)
+        if first is None:
+            teacher = self._build_raw(spec, stage_name, differentiable, finished)
+            wrapped = apply_geometry(teacher, geometry, self.dataset)
+            self._first[key] = (teacher, wrapped)
+            return wrapped
+        built, built_wrapped = first
+        if isinstance(built, TorchEmbedder):  # the same frozen network, with or without gradients
+            teacher = copy.deepcopy(built)
+            teacher.differentiable = differentiable
+        else:  # other embedders decide themselves (most refuse to be differentiable)
+            teacher = self._build_raw(spec, stage_name, differentiable, finished)
+        # a live teacher's statistics cost a pass over the training sample: fitted once per teacher
+        return apply_geometry(teacher, geometry, self.dataset, fitted=getattr(built_wrapped, "geometry", None))
 
     def _build_raw(self, spec, stage_name, differentiable, finished):
         """The teacher `spec` names, before its target geometry (embedders.factory.build_teacher)."""
@@ -77,8 +87,8 @@ class TeacherProvider:
 
     def stage_network(self, source, stage_name, finished):
         """A copy of the network stage `source` of this run trained (for a "stage" teacher)."""
-        other = self.stages.get(source)
-        if other is None or not other.serves_as_teacher:
+        other = network_stage(self.stages, source, teaching=True)
+        if other is None:
             raise ConfigError(f"teacher stage {source!r} (stage {stage_name!r}) is not a stage of this config "
                               f"that can teach (kinds: {', '.join(teaching_kinds())})")
         if source not in finished:

@@ -7,7 +7,8 @@ interface) and add one `register_stage_kind(...)` line below (docs/architecture.
 kind").
 """
 from .arcface import ArcFaceStage
-from .base import COMMON_DEFAULTS, KindSettings, ModulePart, Network, Stage, face_restorer, final_network
+from .base import (COMMON_DEFAULTS, KindSettings, ModulePart, Network, Stage, face_restorer, final_network,
+                   network_stage)
 from .classify import ClassifyStage
 from .finetune import FinetuneStage
 from .inpaint import InpaintStage
@@ -21,4 +22,5 @@ register_stage_kind(FinetuneStage)
 register_stage_kind(ArcFaceStage)
 
 __all__ = ["COMMON_DEFAULTS", "KindSettings", "ModulePart", "Network", "STAGE_KINDS", "Stage", "face_restorer",
-           "final_network", "fixed_module_names", "known_keys", "module_parts", "register_stage_kind", "stage_kind"]
+           "final_network", "fixed_module_names", "known_keys", "module_parts", "network_stage", "register_stage_kind",
+           "stage_kind"]

@@ -70,7 +70,8 @@ class ArcFaceStage(HeadStage):
         def net():
             from ...backbones.registry import get_model
 
-            return get_model(s.network, dropout=0.0, fp16=bool(s.fp16), num_features=int(s.embedding_size))
+            # fp16=False: precision is decided by the trainer alone (training.precision), not in forward
+            return get_model(s.network, dropout=0.0, fp16=False, num_features=int(s.embedding_size))
 
         return {self.name: net, self.head_module: lambda: self.build_head(num_classes)}
 

@@ -170,7 +170,8 @@ class Stage:
         return []
 
     def exports(self, models):
-        """{file name: state dict} written to the output folder when the stage finishes."""
+        """{file name: state dict} written to the output folder when the stage finishes: states of
+        the run's modules, which the stage file holds too (scanned for NaN/inf once, with it)."""
         return {}
 
     # ---- training --------------------------------------------------------------------------
@@ -197,6 +198,15 @@ def final_network(stages):
         if net is not None and (best is None or stage.final_priority >= best[0]):
             best = (stage.final_priority, net)
     return None if best is None else best[1]
+
+
+def network_stage(stages, name, teaching=False):
+    """Stage `name` of `stages` when it trains a network (Stage.network) and, with `teaching`,
+    may teach a later stage (Stage.serves_as_teacher); None otherwise."""
+    stage = next((s for s in stages if s.name == name), None)
+    if stage is None or stage.network() is None or (teaching and not stage.serves_as_teacher):
+        return None
+    return stage
 
 
 def face_restorer(stage, stages):

@@ -19,7 +19,8 @@ def backbone_factory(cfg):
     def build():
         from ...backbones.registry import get_model
 
-        return get_model(cfg.network, dropout=0.0, fp16=bool(cfg.fp16), num_features=int(cfg.embedding_size))
+        # fp16=False: precision is decided by the trainer alone (training.precision), not in forward
+        return get_model(cfg.network, dropout=0.0, fp16=False, num_features=int(cfg.embedding_size))
     return {"backbone": build}
 
 
