@@ -1,4 +1,5 @@
-"""dlib's ResNet as teacher and evaluation model (the [dlib] extra); real-face checks need LFW."""
+"""dlib's ResNet as teacher and evaluation model (the [dlib] extra): our PyTorch network against dlib
+itself; real-face checks need LFW."""
 import sys
 
 import cv2
@@ -11,8 +12,9 @@ from insightface_g2d.errors import ConfigError
 dlib = pytest.importorskip("dlib", reason="the [dlib] extra is not installed (pip install -e .[dlib])")
 pytest.importorskip("face_recognition_models", reason="the [dlib] extra is not installed")
 
-from insightface_g2d.embedders.dlib_resnet import (CHIP_SIZE, CROP_TO_CHIP, DlibEmbedder,  # noqa: E402
-                                                   crops_to_chips, model_file)
+from insightface_g2d.backbones.dlib_resnet import CHIP_SIZE, CROP_TO_CHIP  # noqa: E402
+from insightface_g2d.data.dlib_landmarks import model_path as model_file  # noqa: E402
+from insightface_g2d.embedders.dlib_resnet import DlibBinEmbedder, DlibResNetEmbedder, crops_to_chips  # noqa: E402
 
 
 def chip_mapping(details):
@@ -64,7 +66,12 @@ def fit_crop_to_chip(images, landmarks):
 
 @pytest.fixture(scope="module")
 def recognizer():
-    return DlibEmbedder()
+    return DlibResNetEmbedder()
+
+
+@pytest.fixture(scope="module")
+def dlib_itself():
+    return DlibBinEmbedder()
 
 
 def test_chips_are_the_crop_under_the_fixed_map():
@@ -82,8 +89,8 @@ def test_chips_are_the_crop_under_the_fixed_map():
     assert (crops_to_chips(flat) == 77).all()
 
 
-def test_embeddings_shape_and_memo(monkeypatch):
-    rec = DlibEmbedder(memoize=True)
+def test_dlib_itself_embeds_and_remembers_faces(monkeypatch):
+    rec = DlibBinEmbedder(memoize=True)
     calls = []
     real = rec._compute
     monkeypatch.setattr(rec, "_compute", lambda crops: calls.append(len(crops)) or real(crops))
@@ -95,26 +102,44 @@ def test_embeddings_shape_and_memo(monkeypatch):
     np.testing.assert_array_equal(again, np.concatenate([first[1:], first[:1]]))
 
 
-def test_factory_and_embedder_spec(recognizer):
+def test_factory_builds_the_torch_network_by_default(recognizer):
     from insightface_g2d.embedders.factory import build_embedder, build_teacher
 
     teacher = build_teacher("dlib")
-    assert isinstance(teacher, DlibEmbedder) and teacher.dim == 128
-    with pytest.raises(ConfigError, match="cannot pass gradients"):
-        build_teacher({"dlib": True}, differentiable=True)
-    emb = build_embedder("dlib")
+    assert isinstance(teacher, DlibResNetEmbedder) and teacher.dim == 128
     faces = torch.rand(2, 3, 112, 112) * 2 - 1
-    out = emb(faces)
-    assert out.shape == (2, 128)
-    np.testing.assert_allclose(teacher.embed(faces).numpy(), out, atol=1e-6)
+    live = build_teacher({"dlib": True}, differentiable=True)
+    x = faces.clone().requires_grad_()
+    live.embed(x).square().sum().backward()
+    assert x.grad.abs().sum() > 0  # gradients reach the faces; the weights stay frozen
+    assert not any(p.requires_grad for p in live.model.parameters())
+    np.testing.assert_allclose(build_embedder("dlib")(faces).numpy(), teacher.embed(faces).numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="cannot pass gradients"):
+        build_teacher({"dlib": True, "engine": "dlib-bin"}, differentiable=True)
+    with pytest.raises(ConfigError, match="did you mean 'dlib-bin'"):
+        build_teacher({"dlib": True, "engine": "dlibbin"})
 
 
-def test_missing_extra_says_how_to_install(monkeypatch):
+def test_torch_network_equals_dlib_on_random_chips(recognizer, dlib_itself):
+    """Our network on dlib's own 150 x 150 chips against compute_face_descriptor (no LFW needed)."""
+    chips = np.random.default_rng(2).integers(0, 256, (4, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)
+    ref = dlib_itself.embed_chips(chips)
+    x = torch.from_numpy(chips).permute(0, 3, 1, 2).float() / 127.5 - 1
+    ours = recognizer.embed(x).numpy()
+    assert np.abs(ours - ref).max() < 1e-4
+
+
+def test_torch_engine_needs_no_dlib(monkeypatch):
+    """Without dlib the PyTorch engine still loads the model file; dlib itself says how to install."""
     from insightface_g2d.embedders import dlib_resnet
 
     monkeypatch.setitem(sys.modules, "dlib", None)
+    assert dlib_resnet.DlibResNetEmbedder().dim == 128
     with pytest.raises(ConfigError, match=r"pip install -e \.\[dlib\]"):
-        dlib_resnet.DlibEmbedder()
+        dlib_resnet.DlibBinEmbedder()
+    monkeypatch.setitem(sys.modules, "face_recognition_models", None)
+    with pytest.raises(ConfigError, match=r"pip install -e \.\[dlib\]"):
+        dlib_resnet.DlibResNetEmbedder()
 
 
 def _load_lfw(lfw_root, rels):
@@ -149,7 +174,30 @@ def test_teacher_separates_real_people(lfw_root, recognizer):
     rels = [pairs.paths[2 * i + j] for i in pick for j in (0, 1)]
     images, landmarks = _load_lfw(lfw_root, rels)
     crops = np.stack([align_face(im, lm) for im, lm in zip(images, landmarks)])
-    emb = recognizer.embed_crops(crops)
+    emb = recognizer.embed_images(crops, flip=False, progress=False)
     dist = np.linalg.norm(emb[0::2] - emb[1::2], axis=1)
     same = np.array([pairs.issame[i] for i in pick])
     assert ((dist < 0.6) == same).mean() >= 22 / 24
+
+
+def test_torch_network_equals_dlib_on_lfw_chips(lfw_root, recognizer, dlib_itself):
+    """On 220 LFW faces, each made into dlib's chip (cv2, the fixed map), our network's descriptor is
+    within 1e-3 of dlib's compute_face_descriptor in every component (cosine >= 0.9999); fed the
+    112 crop itself (the chip made inside the network), within 1e-2 (cosine >= 0.9999)."""
+    from insightface_g2d.data.align import align_face, read_landmarks_tsv
+    from insightface_g2d.data.transforms import to_tensor
+
+    rels = sorted(read_landmarks_tsv(lfw_root / "landmarks5.tsv"))[::60][:220]
+    images, landmarks = _load_lfw(lfw_root, rels)
+    crops = np.stack([align_face(im, lm) for im, lm in zip(images, landmarks)])
+    chips = crops_to_chips(crops)
+    ref = dlib_itself.embed_chips(chips)
+    ours = recognizer.embed(torch.from_numpy(chips).permute(0, 3, 1, 2).float() / 127.5 - 1).numpy()
+    from_crops = recognizer.embed(to_tensor(crops)).numpy()
+
+    def cosine(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    assert len(ref) == 220
+    assert np.abs(ours - ref).max() < 1e-3 and cosine(ours, ref).min() >= 0.9999
+    assert np.abs(from_crops - ref).max() < 1e-2 and cosine(from_crops, ref).min() >= 0.9999

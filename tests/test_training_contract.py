@@ -32,6 +32,8 @@ CASES = {
     "reform": [BASE.format(n=1), 'dict(name="reform", steps=3)'],
     "classify": ['dict(name="classify", steps=3)'],
     "finetune": ['dict(name="finetune", steps=3, lr=0.01, margin_list=(1.0, 0.0, 0.35), scale=16.0)'],
+    "distill": [BASE.format(n=1), 'dict(name="distill", steps=3, student_geometry="teacher", losses=dict(margin=1.0), '
+                                  'margin_list=(1.0, 0.0, 0.35), scale=16.0)'],
 }
 BUSY = "config.preview_every = 1\nconfig.frequent = 1\nconfig.checkpoint_every = 1\n"
 QUIET = "config.preview_every = 1000\nconfig.frequent = 1000\nconfig.checkpoint_every = 1000\n"

@@ -9,6 +9,7 @@ from ..errors import CheckpointError
 # Wrappers around a backbone's weights in the files people have: arcface_torch's resume
 # checkpoint, and this project's stage checkpoints.
 _NESTED_KEYS = ("state_dict_backbone", "backbone", "state_dict", "model")
+DLIB_SUFFIX = ".dat"  # dlib's own model files (dlib_face_recognition_resnet_model_v1.dat): read by dlib_resnet.py
 
 
 def load_tensor_file(path, what="checkpoint", hint=""):
@@ -51,9 +52,14 @@ def unreadable_reason(path, err):
 
 
 def read_state_dict(source):
-    """A plain state dict from a path or a dict; never unpickles arbitrary objects."""
+    """A plain state dict from a path or a dict; never unpickles arbitrary objects. A dlib model file
+    (`.dat`) is read by our reader of dlib's format into `DlibResNet`'s state dict."""
     if isinstance(source, dict):
         state = source
+    elif os.fspath(source).lower().endswith(DLIB_SUFFIX):
+        from .dlib_resnet import read_dlib_resnet
+
+        return read_dlib_resnet(source)
     else:
         state = load_tensor_file(
             source, hint="expected a backbone.pth / model.pt state dict; "
@@ -97,3 +103,27 @@ def load_backbone_weights(model, source, network="network"):
     check_state_dict(model, state, network)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def pretrained_state_dict(model, source):
+    """The weights of checkpoint `source` (a path or a state dict) laid out for `model`, by one explicit
+    rule: a checkpoint of `model`'s own architecture as it is; for a G2D network cut from a pretrained
+    one (backbones/split.py), a checkpoint of that whole network, its tensors mapped onto the encoder
+    and reformer by the step they belong to; for a whole network, a checkpoint of a G2D network cut
+    from it, joined back. Any tensor left unmapped, missing or of the wrong shape is a CheckpointError
+    naming it."""
+    from .split import SplitG2D, split_state_dict
+
+    state = read_state_dict(source)
+    own = model.state_dict()
+    if set(state) == set(own):
+        check_state_dict(model, state, type(model).__name__)
+        return state
+    if isinstance(model, SplitG2D) and not any(k.startswith(("encoder.", "reformer.")) for k in state):
+        return split_state_dict(model, state)
+    if state and all(k.startswith(("encoder.", "reformer.")) for k in state) and not isinstance(model, SplitG2D):
+        joined = {k.split(".", 1)[1]: v for k, v in state.items()}
+        check_state_dict(model, joined, type(model).__name__)
+        return joined
+    check_state_dict(model, state, type(model).__name__)
+    return state

@@ -117,12 +117,15 @@ class G2DBackbone(nn.Module):
 class InpaintingDecoder(nn.Module):
     """Descriptor N x C x 28 x 28 -> restored face N x 3 x 112 x 112 in [-1, 1].
 
-    Trained with the encoder in the `inpaint` stage only; not part of the backbone.
+    Trained with the encoder in the `inpaint` stage only; not part of the backbone. A descriptor of
+    another size (an encoder cut from a pretrained network, e.g. 128 x 8 x 8) is first resized to
+    28 x 28 (bilinear).
     """
 
-    def __init__(self, descriptor_channels=128, widths=(128, 64, 32)):
+    def __init__(self, descriptor_channels=128, widths=(128, 64, 32), descriptor_size=28):
         super().__init__()
         w0, w1, w2 = widths
+        self.descriptor_size = int(descriptor_size)
         self.body = nn.Sequential(
             conv_bn_prelu(descriptor_channels, w0),
             nn.Upsample(scale_factor=2, mode="nearest"),
@@ -134,6 +137,8 @@ class InpaintingDecoder(nn.Module):
         )
 
     def forward(self, desc):
+        if desc.shape[-1] != 28 or desc.shape[-2] != 28:
+            desc = nn.functional.interpolate(desc, size=(28, 28), mode="bilinear", align_corners=False)
         return self.body(desc)
 
 
@@ -157,8 +162,22 @@ def build_g2d(name="g2d", dropout=0.0, num_features=512, fp16=False):
     return G2DBackbone(G2D_SPECS[name], num_features=num_features, dropout=dropout, fp16=fp16)
 
 
-def build_inpainter(name="g2d"):
-    return InpaintingDecoder(G2D_SPECS[name].descriptor_channels)
+def descriptor_of(name):
+    """(channels, size) of the descriptor of G2D network `name` for 112 x 112 faces; for a network
+    cut from a pretrained one (g2d_r50, g2d_dlib, ...) measured on one blank face."""
+    if name in G2D_SPECS:
+        return G2D_SPECS[name].descriptor_channels, 28
+    from .split import build_split_g2d
+
+    with torch.no_grad():
+        desc = build_split_g2d(name).eval().encoder(torch.zeros(1, 3, 112, 112))
+    return int(desc.shape[1]), int(desc.shape[2])
+
+
+def build_inpainter(name="g2d", widths=None):
+    """The inpainting decoder of G2D network `name` (default widths: 128, 64, 32)."""
+    channels, size = descriptor_of(name)
+    return InpaintingDecoder(channels, widths=tuple(widths or (128, 64, 32)), descriptor_size=size)
 
 
 def build_discriminator():

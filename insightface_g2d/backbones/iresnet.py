@@ -87,6 +87,19 @@ class IResNet(nn.Module):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
 
+    # The forward pass as named steps, for cutting the network in two (backbones/split.py): the
+    # steps up to `layer2` give 128 x 28 x 28, G2D's descriptor.
+    STEPS = ("conv1", "bn1", "prelu", "layer1", "layer2", "layer3", "layer4", "bn2", "dropout", "fc", "features")
+
+    @staticmethod
+    def run_step(owner, name, x):
+        """Step `name` of the forward pass on `x`, with `owner`'s module of that name."""
+        if name == "dropout":
+            return owner.dropout(torch.flatten(x, 1))
+        if name == "fc":
+            return owner.fc(x.float())
+        return getattr(owner, name)(x)
+
     def forward(self, x):
         with autocast_if(self.fp16, x):
             x = self.prelu(self.bn1(self.conv1(x)))

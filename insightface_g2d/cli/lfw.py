@@ -22,7 +22,8 @@ def build_parser():
     c.add_argument("--out", default="work_dirs/lfw", help="output folder (rerun the same command to resume)")
     c.add_argument("--lfw-root", help="LFW folder (default: $G2D_LFW_ROOT or ../shared/data/lfw)")
     c.add_argument("--arm", action="append", dest="arms",
-                   help="arm to run: teacher, arcface_masked, distill, g2d (repeatable; default: all)")
+                   help="arm to run: teacher, arcface_masked, distill, g2d, teacher_finetuned, g2d_pretrained "
+                        "(repeatable; default: all)")
     c.add_argument("--set", action="append", default=[], metavar="ARM:KEY=VALUE",
                    help="config override for one arm, as g2d-train --set (e.g. g2d:stages.reform.steps=2000)")
     c.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1)")
@@ -38,10 +39,14 @@ def build_parser():
     p.set_defaults(func=cmd_prepare)
 
     t = sub.add_parser("teacher-check", help="the dlib teacher's accuracy on LFW View 2 (6,000 clean pairs)",
-                       epilog="example:\n  g2d-lfw teacher-check --out work_dirs/lfw/teacher_view2",
+                       epilog="example:\n  g2d-lfw teacher-check --out work_dirs/lfw/teacher_view2\n"
+                              "  g2d-lfw teacher-check --engine torch --engine dlib-bin   # ours against dlib itself",
                        formatter_class=parser.formatter_class)
     t.add_argument("--out", default="work_dirs/lfw/teacher_view2")
     t.add_argument("--lfw-root")
+    t.add_argument("--engine", action="append", dest="engines", choices=("torch", "dlib-bin"),
+                   help="torch: dlib's network in PyTorch (default); dlib-bin: dlib itself (slow, ~0.1 s a face); "
+                        "repeat to compare them on the same pairs")
     t.set_defaults(func=cmd_teacher_check)
     return parser
 
@@ -87,10 +92,17 @@ def cmd_teacher_check(args):
     from ..experiments.lfw import lfw_root, lfw_target
 
     target = lfw_target("view2", lfw_root(args.lfw_root), "pairs.txt")
-    doc = compare([("dlib", "dlib")], [target], protocols=("clean",), out_dir=args.out, flip=False)
-    m = doc["results"]["dlib"]["view2"]["clean"]
-    print(f"dlib teacher on LFW View 2 (6,000 pairs, aligned 112x112 crops, no flip): "
-          f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f} %")
+    engines = list(dict.fromkeys(args.engines or ["torch"]))
+    models = [(f"dlib ({engine})", "dlib" if engine == "torch" else f"dlib:{engine}") for engine in engines]
+    doc = compare(models, [target], protocols=("clean",), out_dir=args.out, flip=False)
+    accuracy = {}
+    for label, _ in models:
+        m = doc["results"][label]["view2"]["clean"]
+        accuracy[label] = 100 * m["accuracy"]
+        print(f"{label} teacher on LFW View 2 (6,000 pairs, aligned 112x112 crops, no flip): "
+              f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_std']:.2f} %")
+    if len(models) == 2:
+        print(f"difference: {abs(accuracy[models[0][0]] - accuracy[models[1][0]]):.2f} points")
 
 
 def main(argv=None):

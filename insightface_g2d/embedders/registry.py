@@ -7,7 +7,7 @@ the first type, in this order, whose `parse_string` accepts it. Adding a type: o
 class plus one line here (docs/architecture.md, "Add a teacher type").
 """
 from ..teachers.cache import TeacherCache
-from .dlib_resnet import DlibEmbedder
+from .dlib_resnet import DlibResNetEmbedder
 from .onnx_model import OnnxEmbedder
 from .run_stage import StageNetwork
 from .torch_network import TorchNetwork
@@ -15,7 +15,7 @@ from .torch_network import TorchNetwork
 EMBEDDER_TYPES = {
     "cache": TeacherCache,     # a teacher cache directory (teachers/cache.py; training only)
     "onnx": OnnxEmbedder,
-    "dlib": DlibEmbedder,
+    "dlib": DlibResNetEmbedder,     # dlib's ResNet (PyTorch; dlib itself with engine="dlib-bin")
     "stage": StageNetwork,     # training only
     "network": TorchNetwork,   # last: its strings are NETWORK[:CHECKPOINT] with a get_model network
 }

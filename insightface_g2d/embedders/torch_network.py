@@ -15,16 +15,17 @@ from .base import FaceEmbedder
 
 
 def _known_network(network):
-    from ..backbones.registry import list_models
+    from ..backbones.registry import is_model, list_models
 
-    if network not in list_models():
+    if not is_model(network):
         raise ConfigError(f"unknown network {network!r}{suggest(str(network), list_models())}; "
                           f"known: {', '.join(list_models())}")
 
 
 def embedding_size_of(network, state, default=512):
-    """The embedding size a state dict of `network` was trained with: the length of its final
-    BatchNorm1d's running mean (the network is laid out on the meta device: no memory, no RNG)."""
+    """The embedding size a state dict of `network` was trained with: the length of its last
+    BatchNorm1d's running mean, or of its last Linear layer's output when it ends without one (the
+    network is laid out on the meta device: no memory, no RNG)."""
     from ..backbones.registry import get_model
 
     with torch.device("meta"):
@@ -33,8 +34,10 @@ def embedding_size_of(network, state, default=512):
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             key = f"{name}.running_mean"
+        elif isinstance(module, torch.nn.Linear):
+            key = f"{name}.weight"
     value = state.get(key) if key else None
-    if torch.is_tensor(value) and value.dim() == 1:
+    if torch.is_tensor(value) and value.dim() in (1, 2):
         return int(value.shape[0])
     return default
 
@@ -131,10 +134,10 @@ class TorchNetwork(TorchEmbedder):
 
     @classmethod
     def parse_string(cls, key, text):
-        from ..backbones.registry import list_models
+        from ..backbones.registry import is_model
 
         network, sep, checkpoint = text.partition(":")
-        if network not in list_models():
+        if not is_model(network):
             return None
         return {key: network, "checkpoint": checkpoint} if sep and checkpoint else {key: network}
 

@@ -5,11 +5,14 @@ Protocol (docs/real_faces.md): train on the people of View 1 DevTrain
 people). View 2 shares people with DevTrain: nothing trained here is ever reported on it (only the
 teacher, which never saw LFW, is checked there).
 
-Arms, each from its own config in recipes/configs, trained one after another on the same machine:
-  teacher          dlib's ResNet run directly on the (masked) test faces: what a user would settle for
-  arcface_masked   the student network trained with labels alone (CosFace) on masked + clean faces
-  distill          the student trained end to end by relational distillation, no inpainting stage
-  g2d              inpaint -> reform (G2D)
+Arms, each from its own config in recipes/configs, trained one after another (or side by side) on
+the same machine:
+  teacher            dlib's ResNet run directly on the (masked) test faces: what a user would settle for
+  arcface_masked     a small network trained with labels alone (CosFace) on masked + clean faces
+  distill            the small network trained end to end by relational distillation, no inpainting
+  g2d                the small network as G2D from scratch: inpaint -> reform
+  teacher_finetuned  dlib's ResNet started from its own weights, distilled on masked + clean faces
+  g2d_pretrained     G2D cut from dlib's ResNet, started from its weights: inpaint -> reform
 Protocols: clean, and masked-clean / masked-masked with the mask styles seen in training and with
 styles held out from it (n95, textured). Masks of the test faces are seeded per image.
 """
@@ -48,6 +51,8 @@ ARMS = (
     Arm("arcface_masked", "(b) ArcFace + mask augmentation", "lfw_arcface_masked.py", uses_teacher=False),
     Arm("distill", "(c) plain distillation (no inpainting)", "lfw_distill.py"),
     Arm("g2d", "(d) G2D", "lfw_g2d.py"),
+    Arm("teacher_finetuned", "(e) teacher fine-tuned", "lfw_teacher_finetuned.py"),
+    Arm("g2d_pretrained", "(f) G2D from a pretrained start", "lfw_g2d_pretrained.py"),
 )
 
 
@@ -147,7 +152,7 @@ def comparison_markdown(results, times, meta):
         f"Training set: {meta.get('train_images')} images of {meta.get('train_people')} people (View 1 DevTrain). "
         f"Train min: wall time of each arm's training on this machine ({meta.get('threads')} torch thread(s) each"
         f"{'; the student arms trained simultaneously' if meta.get('parallel') else ''}); "
-        f"the dlib teacher cache, built once for (c) and (d), took {meta.get('cache_minutes', '-')} min.",
+        f"the dlib teacher cache, built once for every arm that distils, took {meta.get('cache_minutes', '-')} min.",
     ]
     return "\n".join(lines) + "\n"
 

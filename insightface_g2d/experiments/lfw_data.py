@@ -1,5 +1,4 @@
 """Data of the real-face comparison: LFW DevTrain faces aligned to 112x112 and the dlib teacher cache."""
-import os
 from pathlib import Path
 
 from ..errors import DataError
@@ -22,12 +21,13 @@ def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", progress=True)
 
 
 def build_dlib_cache(devtrain, out, progress=True):
-    """g2d-cache build --teacher-dlib --flips reuse over the aligned DevTrain folder."""
+    """g2d-cache build --teacher-dlib over the aligned DevTrain folder (dlib's network in PyTorch;
+    mirrored faces embedded too)."""
     from ..data.factory import build_face_dataset
     from ..embedders.factory import build_teacher
     from ..teachers import build_teacher_cache
 
-    teacher = build_teacher({"dlib": True, "workers": os.cpu_count() or 1})
+    teacher = build_teacher({"dlib": True})
     return build_teacher_cache(teacher, build_face_dataset(str(devtrain)), str(out), batch_size=64,
-                               progress=progress, flips="reused-clean", dataset_spec=str(devtrain),
+                               progress=progress, flips="computed", dataset_spec=str(devtrain),
                                teacher_spec={"dlib": True})

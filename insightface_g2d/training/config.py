@@ -39,7 +39,7 @@ ARCFACE_TORCH_ONLY = ("save_all_states", "sample_rate", "verbose", "dali", "dali
 # Keys whose base value is None but that still have a type.
 _NULLABLE_TYPES = {
     "output": (str,), "num_classes": (int,), "num_image": (int,), "suffix_run_name": (str,),
-    "checkpoint_every": (int,), "preview_every": (int,), "cpu_threads": (int,),
+    "checkpoint_every": (int,), "preview_every": (int,), "cpu_threads": (int,), "init": (str, dict),
 }
 # Real-valued keys: an int or a float whatever the base file writes. arcface_torch's base writes
 # `interclass_filtering_threshold = 0` and `warmup_epoch = 0` as ints, so a g2d_base.py copied in
@@ -248,9 +248,9 @@ def validate(cfg, base):
             want = type(default).__name__ if default is not None else "/".join(
                 t.__name__ for t in _NULLABLE_TYPES.get(key, ()))
             raise ConfigError(f"config.{key} = {cfg[key]!r} has the wrong type (expected {want})")
-    from ..backbones.registry import list_models
+    from ..backbones.registry import is_model, list_models
 
-    if cfg["network"] not in list_models():
+    if not is_model(cfg["network"]):
         raise ConfigError(f"config.network {cfg['network']!r} is not a known network"
                           f"{suggest(cfg['network'], list_models())}; known: {', '.join(list_models())}")
     check_optimizer(cfg["optimizer"], "config")
@@ -272,6 +272,9 @@ def validate(cfg, base):
                           "Scalars go to scalars.csv and TensorBoard in the output folder")
     _check_subdict(cfg, "masks", MASK_KEYS)
     check_masks(cfg["masks"])
+    from .warm_start import check_init
+
+    check_init(cfg.get("init"))
     check_teacher(cfg.get("teacher"))  # a string spec ("network:checkpoint", .onnx, cache dir) is checked when built
     _check_subdict(cfg, "eval", EVAL_KEYS)
     from .stages import resolve_stages  # imports the stage kinds, and torch with them: only when needed

@@ -62,6 +62,12 @@ class StepContext:
         with torch.no_grad():
             return teacher_targets(self._t.teacher, batch).float()
 
+    def teacher_geometry(self, embeddings):
+        """`embeddings` through the teacher's target geometry (teachers.geometry; unchanged when the
+        teacher has none): a student compared with the targets in the teacher's own space."""
+        geometry = getattr(self._t.teacher, "geometry", None)
+        return embeddings if geometry is None else geometry(embeddings)
+
     def teacher_grad(self, faces):
         """Teacher embeddings of `faces` with gradients flowing back to `faces`."""
         if self._t.grad_teacher is None:

@@ -37,6 +37,7 @@ from .resume_changes import spec_changes
 from .signals import GracefulStop
 from .stages import build_stage
 from .teacher import TeacherProvider
+from .warm_start import apply_warm_start
 
 
 def output_dir(cfg, output=None):
@@ -147,7 +148,9 @@ class Run:
         from .preflight import check_model_memory
 
         check_model_memory(self.stages, self.base.num_classes, self.rt.device, self.cfg.rec)
-        self.models = build_models(self.stages, self.base.num_classes, self.cfg.seed).to(self.rt.device)
+        self.models = build_models(self.stages, self.base.num_classes, self.cfg.seed)
+        apply_warm_start(self.models, final_network(self.stages), self.cfg, self.log)
+        self.models.to(self.rt.device)
         self.teachers = TeacherProvider(self.models, self.stages, self.base, self.rt.device)
 
     def open_outputs(self):

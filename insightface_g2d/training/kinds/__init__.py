@@ -10,6 +10,7 @@ from .arcface import ArcFaceStage
 from .base import (COMMON_DEFAULTS, KindSettings, ModulePart, Network, Stage, face_restorer, final_network,
                    network_stage)
 from .classify import ClassifyStage
+from .distill import DistillStage
 from .finetune import FinetuneStage
 from .inpaint import InpaintStage
 from .reform import ReformStage
@@ -20,6 +21,7 @@ register_stage_kind(ReformStage)
 register_stage_kind(ClassifyStage)
 register_stage_kind(FinetuneStage)
 register_stage_kind(ArcFaceStage)
+register_stage_kind(DistillStage)
 
 __all__ = ["COMMON_DEFAULTS", "KindSettings", "ModulePart", "Network", "STAGE_KINDS", "Stage", "face_restorer",
            "final_network", "fixed_module_names", "known_keys", "module_parts", "network_stage", "register_stage_kind",

@@ -38,11 +38,11 @@ class ArcFaceStage(HeadStage):
     @classmethod
     def resolve(cls, spec, cfg):
         out = super().resolve(spec, cfg)
-        from ...backbones.registry import list_models
+        from ...backbones.registry import is_model, list_models
 
         if out.get("network") is None:
             out["network"] = cfg.get("network")
-        if out["network"] not in list_models():
+        if not is_model(out["network"]):
             raise ConfigError(f"stage {out['name']!r}: unknown network {out['network']!r}"
                               f"{suggest(out['network'], list_models())}")
         if out.get("embedding_size") is None:

@@ -5,13 +5,15 @@ from types import MappingProxyType
 from ...errors import ConfigError
 from .base import ModulePart, Network, Stage
 
-G2D_NETWORKS_HINT = "set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l)"
+G2D_NETWORKS_HINT = ("set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l, or one cut from a pretrained "
+                     "network: g2d_r50, g2d_r100, g2d_dlib, ...)")
 
 
 def is_g2d(network):
     from ...backbones.g2d import G2D_SPECS
+    from ...backbones.split import parse_split_name
 
-    return network in G2D_SPECS
+    return network in G2D_SPECS or parse_split_name(network) is not None
 
 
 def backbone_factory(cfg):

@@ -63,14 +63,12 @@ class InpaintStage(G2DStage):
         return out
 
     def module_factories(self, num_classes):
-        from ...backbones.g2d import G2D_SPECS, InpaintingDecoder, PatchDiscriminator, build_inpainter
+        from ...backbones.g2d import PatchDiscriminator, build_inpainter
 
         s, network = self.spec, self.cfg.network
 
         def decoder():
-            if s.decoder_widths:
-                return InpaintingDecoder(G2D_SPECS[network].descriptor_channels, widths=tuple(s.decoder_widths))
-            return build_inpainter(network)
+            return build_inpainter(network, s.decoder_widths)
 
         def discriminator():
             return PatchDiscriminator(tuple(s.disc_widths)) if s.disc_widths else PatchDiscriminator()

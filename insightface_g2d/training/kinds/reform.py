@@ -8,6 +8,7 @@ import torch
 
 from .base import KindSettings
 from .g2d import G2DStage, require_g2d
+from .student_space import check_student_geometry, student_embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +17,7 @@ class ReformSettings(KindSettings):
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    student_geometry: str = "none"  # "teacher": a reformer cut from the teacher (kinds/student_space.py)
 
 
 class ReformStage(G2DStage):
@@ -24,6 +26,7 @@ class ReformStage(G2DStage):
     trainable = ("reformer",)
     allowed_train = ("reformer", "encoder")
     teacher_size_advice = "losses.rd1 = 0"
+    resume_applicable = ("student_geometry",)
 
     @classmethod
     def default_losses(cls):
@@ -35,6 +38,7 @@ class ReformStage(G2DStage):
     def resolve(cls, spec, cfg):
         out = super().resolve(spec, cfg)
         require_g2d(out, cfg)
+        check_student_geometry(out)
         return out
 
     def teacher_use(self):
@@ -53,7 +57,7 @@ class ReformStage(G2DStage):
         else:
             with torch.no_grad():
                 desc = ctx.raw("encoder")(batch["masked"])
-        emb = ctx.module("reformer")(desc).float()
+        emb = student_embeddings(ctx.module("reformer")(desc).float(), self.spec, ctx)
         terms = distillation_terms(emb, ctx.targets(batch), w)
         ctx.update(self.primary_group, terms, w)
         return terms
