@@ -138,7 +138,7 @@ def patched_backbones(patch, tmp_path, monkeypatch):
 
 def test_get_model_hunk_builds_g2d_networks_and_keeps_the_others(patched_backbones):
     get_model = patched_backbones.get_model
-    for name in ("g2d_t", "g2d"):
+    for name in ("g2d_t", "g2d", "g2d_r18", "dlib_resnet"):
         # what train_v2.py asks for
         net = get_model(name, dropout=0.0, fp16=False, num_features=128)
         ours = insightface_g2d.get_model(name, dropout=0.0, fp16=False, num_features=128)
@@ -158,14 +158,15 @@ def test_generator_block_goes_at_the_top_of_get_model():
     text = make_patch.add_get_model_block(STAND_IN_INIT, "9.9.9")
     lines = text.splitlines()
     at = lines.index("def get_model(name, **kwargs):")
-    assert lines[at + 1] == "    # >>> insightface_g2d 9.9.9 >>> G2D backbones from the insightface_g2d package"
+    assert lines[at + 1] == ("    # >>> insightface_g2d 9.9.9 >>> G2D backbones and dlib's ResNet from the "
+                             "insightface_g2d package")
     assert lines[at + 5] == "    # <<< insightface_g2d 9.9.9 <<<" and lines[at + 6] == "    # resnet"
     assert text.replace("".join(make_patch.get_model_block("9.9.9", "    ")), "") == STAND_IN_INIT
     # after a docstring; other argument names are kept
     other = "def get_model(arch, **kw):\n    \"\"\"Doc.\"\"\"\n    return arch\n"
     assert make_patch.add_get_model_block(other, "1").splitlines()[2:4] == [
-        "    # >>> insightface_g2d 1 >>> G2D backbones from the insightface_g2d package",
-        '    if isinstance(arch, str) and arch.startswith("g2d"):']
+        "    # >>> insightface_g2d 1 >>> G2D backbones and dlib's ResNet from the insightface_g2d package",
+        '    if isinstance(arch, str) and arch.startswith(("g2d", "dlib_resnet")):']
     with pytest.raises(SystemExit, match="already has a G2D block"):
         make_patch.add_get_model_block(text, "9.9.9")
 

@@ -5,7 +5,8 @@
 
 From a pristine arcface_torch folder (never modified: the work happens on a copy) it makes the
 change -- a block at the top of ``get_model`` in ``backbones/__init__.py`` that hands the ``g2d*``
-names to ``insightface_g2d.get_model``, and the recipe configs (``recipes/configs/*.py``) copied to
+names (G2D, also cut from a pretrained network: g2d_r100, g2d_dlib) and ``dlib_resnet`` to
+``insightface_g2d.get_model``, and the recipe configs (``recipes/configs/*.py``) copied to
 ``configs/`` with a ``g2d_`` prefix -- and writes ``git diff`` of it, with paths from the root of
 an insightface repository (``recognition/arcface_torch/...``), below a short header.
 
@@ -52,8 +53,8 @@ def get_model_block(version, indent, name_arg="name", kwargs_arg="kwargs"):
     """The lines put at the top of get_model's body, ending with newlines."""
     inner = indent + "    "
     return [
-        f"{indent}{BEGIN_MARK}{version} >>> G2D backbones from the insightface_g2d package\n",
-        f'{indent}if isinstance({name_arg}, str) and {name_arg}.startswith("g2d"):\n',
+        f"{indent}{BEGIN_MARK}{version} >>> G2D backbones and dlib's ResNet from the insightface_g2d package\n",
+        f'{indent}if isinstance({name_arg}, str) and {name_arg}.startswith(("g2d", "dlib_resnet")):\n',
         f"{inner}from insightface_g2d import get_model as g2d_get_model\n",
         f"{inner}return g2d_get_model({name_arg}, **{kwargs_arg})\n",
         f"{indent}{END_MARK}{version} <<<\n",
