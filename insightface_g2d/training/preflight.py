@@ -24,11 +24,23 @@ def check_eval(cfg, stages, evaluate=True):
         parse_synthetic_spec(text)
     elif not os.path.exists(os.path.expanduser(text)):
         raise DataError(f"config.eval.pairs {text!r} does not exist; fix the path or pass --no-eval")
+    if not text.lower().endswith(".bin"):
+        check_eval_pair_count(cfg, text)
     names = {s.name for s in stages}
     for label, spec in (ev.get("models") or {}).items():
         if isinstance(spec, str) and spec.startswith("stage:") and spec.split(":", 1)[1] not in names:
             raise ConfigError(f"config.eval.models[{label!r}] = {spec!r}: no such stage (stages: "
                               f"{', '.join(sorted(names))})")
+
+
+def check_eval_pair_count(cfg, spec):
+    """A dataset spec of config.eval.pairs holds the distinct pairs config.eval.num_pairs asks for."""
+    from ..data.factory import build_face_dataset
+    from ..evaluation.draw_pairs import check_pair_count
+    from .evaluate import NUM_PAIRS_OPTION, dataset_labels, num_pairs
+
+    dataset = build_face_dataset(spec, skip_bad=bool(cfg.get("skip_bad", False)))
+    check_pair_count(dataset_labels(dataset), num_pairs(cfg.get("eval") or {}), NUM_PAIRS_OPTION)
 
 
 def memory_bytes(device):
