@@ -43,6 +43,38 @@ def check_eval_pair_count(cfg, spec):
     check_pair_count(dataset_labels(dataset), num_pairs(cfg.get("eval") or {}), NUM_PAIRS_OPTION)
 
 
+def check_stale_stages(run, training):
+    """CheckpointError, before anything trains, when a finished stage would be reused although a stage
+    before it trains in this run or changed since (training.stage_inputs); it names the stage files to
+    delete and the command that then trains them again."""
+    import shlex
+
+    from ..backbones.checkpoint import load_tensor_file
+    from ..errors import CheckpointError
+    from .checkpoint import checkpoint_checksum, checkpoint_inputs, stage_file
+    from .stage_inputs import stale_stages
+
+    finished = {}
+    for stage in run.stages:
+        path = run.path(stage_file(stage.name))
+        if os.path.isfile(path):
+            ckpt = load_tensor_file(path, hint=f"delete it to train stage {stage.name} again")
+            finished[stage.name] = (checkpoint_checksum(ckpt), checkpoint_inputs(ckpt))
+            del ckpt
+    stale = stale_stages(run.stages, finished, [s.name for s in training])
+    if not stale:
+        return
+    files = " ".join(shlex.quote(run.path(stage_file(name))) for name, _ in stale)
+    if len(stale) == 1:
+        (name, reason), = stale
+        what, them = f"stage {name} ({stage_file(name)}) is stale: {reason}", "it"
+    else:
+        which = "; ".join(f"{name}: {reason}" for name, reason in stale)
+        what, them = f"stages {', '.join(name for name, _ in stale)} are stale ({which})", "them"
+    raise CheckpointError(f"{what}; reusing {them} would put modules of different trainings into model.pt. "
+                          f"To train {them} again: rm {files} && {run.command}")
+
+
 def memory_bytes(device):
     """Total memory of `device` (RAM for the CPU), or None when unknown."""
     import torch
