@@ -75,6 +75,22 @@ def check_stale_stages(run, training):
                           f"To train {them} again: rm {files} && {run.command}")
 
 
+def check_stage_starts(run, training):
+    """What each stage of `training` would check when it starts, checked before the first one
+    trains: its batches fill at least one step (batch size vs the dataset), its precision works on
+    the device, and every optimizer of it has parameters to train."""
+    from .loop import stage_length
+    from .precision import resolve_precision
+
+    for stage in training:
+        stage_length(stage, len(run.base), run.rt)
+        resolve_precision(stage.spec.fp16, stage.spec.get("amp_dtype"), run.rt.device)
+        for group, names in stage.optimizer_groups().items():
+            if not run.models.trainable_by_design(names):
+                raise ConfigError(f"stage {stage.name!r}: optimizer {group!r} has nothing to train (modules "
+                                  f"{', '.join(names)} have no trainable parameters); train other modules")
+
+
 def memory_bytes(device):
     """Total memory of `device` (RAM for the CPU), or None when unknown."""
     import torch

@@ -305,7 +305,7 @@ def lower_lr_advice(run, stage, err):
 
 def _preflight(run, cfg, stage, evaluate):
     """Every check that needs no output file, in the order a user would fix them."""
-    from .preflight import check_eval, check_stale_stages, check_teacher_sizes
+    from .preflight import check_eval, check_stage_starts, check_stale_stages, check_teacher_sizes
     from .teacher import check_teacher_files
 
     names = [s.name for s in run.stages]
@@ -321,6 +321,7 @@ def _preflight(run, cfg, stage, evaluate):
         if any(s.teacher_use()):
             check_teacher_files(s.spec.teacher, s.name)
     run.build()
+    check_stage_starts(run, todo)
     check_teacher_sizes(run, todo)
 
 
