@@ -85,6 +85,8 @@ def test_pairs_cli_generic_layout(setup, capsys):
         (["verify", "--model", "g2d_t", "--bin", "missing.bin"], "missing.bin: verification file not found"),
         (["verify", "--model", "g2d_t", "--bin", "x.bin", "--protocol", "masked"], "unknown protocol"),
         (["verify", "--model", "nonet:x.pth", "--bin", "x.bin"], "cannot understand model spec"),
+        (["verify", "--model", "g2dt:x.pth", "--bin", "x.bin"], "no network or model type 'g2dt' (did you mean 'g2d_t'?)"),
+        (["verify", "--model", "r5O", "--bin", "x.bin"], "'r5O' (did you mean 'r50'?)"),
         (["verify", "--model", "g2d_t", "--bin", "x.bin", "--batch-size", "0"], "--batch-size"),
         (["write-masked-bin", "--bin", "a.bin", "--out", "b.bin", "--protocol", "style:nope"], "unknown mask style"),
         (["pairs", "--model", "g2d_t", "--root", ".", "--pairs", "nope.txt"], "pairs file not found"),

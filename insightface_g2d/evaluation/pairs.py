@@ -296,7 +296,7 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     def read(rel):
         img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
         if landmarks is not None:
-            img = align_face(img, found[rel], size=image_size)
+            img = align_face(img, found[rel], size=image_size, where=f"landmarks of {rel} in {index.where}")
         elif img.shape[:2] != (image_size, image_size):
             if not resize:
                 raise DataError(
