@@ -8,7 +8,6 @@ from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.evaluate import main
 from insightface_g2d.errors import DataError
 from insightface_g2d.evaluation.binfile import load_bin
-from insightface_g2d.evaluation.draw_pairs import distinct_pair_counts, make_pairs
 
 SPEC_16_OF_4 = "synthetic:ids=4,per_id=4,seed=3,offset=700"
 
@@ -22,12 +21,16 @@ def brute_counts(labels):
 
 @pytest.mark.parametrize("sizes", [(4, 4, 4, 4), (1, 2, 7), (3, 1, 1, 5, 2)])
 def test_distinct_pair_counts_match_a_listing(sizes):
+    from insightface_g2d.evaluation.draw_pairs import distinct_pair_counts
+
     labels = np.repeat(np.arange(len(sizes)), sizes)
     assert distinct_pair_counts(labels) == brute_counts(labels)
 
 
 @pytest.mark.parametrize("num_pairs", [49, 30, 7])
 def test_pairs_are_distinct_and_labelled(num_pairs):
+    from insightface_g2d.training.evaluate import make_pairs
+
     labels = np.repeat(np.arange(4), 4)  # 16 faces of 4 people: 24 genuine, 96 impostor pairs
     pairs, same = make_pairs(labels, num_pairs, seed=1)
     keys = {(min(a, b), max(a, b)) for a, b in pairs.tolist()}

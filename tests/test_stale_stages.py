@@ -10,8 +10,6 @@ import torch
 
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.train import main
-from insightface_g2d.training.checkpoint import checkpoint_checksum, checkpoint_inputs
-from insightface_g2d.training.stage_inputs import stale_stages
 
 from training_tools import load, module_states, one_thread, write_job
 
@@ -29,6 +27,8 @@ def named(*names):
 
 
 def test_stale_rules():
+    from insightface_g2d.training.stage_inputs import stale_stages
+
     stages = named("a", "b", "c")
     ok = {"a": ("A", {}), "b": ("B", {"a": "A"}), "c": ("C", {"a": "A", "b": "B"})}
     assert stale_stages(stages, ok, []) == []
@@ -59,8 +59,8 @@ def test_stage_trained_before_its_input_is_not_reused(tmp_path, capsys):
     assert run_cli(main, argv + ["--stage", "reform"]) == 0
     assert "stage inpaint has not run" in capsys.readouterr().err
     early = module_states(out / "stage_reform.pt")["backbone"]
-    assert checkpoint_inputs(load(out / "stage_reform.pt")) == {
-        "base": checkpoint_checksum(load(out / "stage_base.pt")), "inpaint": None}
+    assert load(out / "stage_reform.pt").get("inputs") == {"base": load(out / "stage_base.pt")["checksum"],
+                                                          "inpaint": None}
     config_before = (out / "config.json").read_bytes()
 
     assert run_cli(main, argv) == 2  # refused before inpaint trains
@@ -78,9 +78,8 @@ def test_stage_trained_before_its_input_is_not_reused(tmp_path, capsys):
     encoder = [k for k in model if k.startswith("encoder.")]
     assert encoder and all(torch.equal(model[k], inpainted[k]) for k in encoder)
     assert not all(torch.equal(model[k], early[k]) for k in encoder)  # not the encoder reform first saw
-    reform = load(out / "stage_reform.pt")
-    assert checkpoint_inputs(reform) == {"base": checkpoint_checksum(load(out / "stage_base.pt")),
-                                         "inpaint": checkpoint_checksum(load(out / "stage_inpaint.pt"))}
+    assert load(out / "stage_reform.pt")["inputs"] == {"base": load(out / "stage_base.pt")["checksum"],
+                                                      "inpaint": load(out / "stage_inpaint.pt")["checksum"]}
     assert run_cli(main, argv) == 0  # everything matches now: skipped and reused
     assert "stage reform: already finished" in capsys.readouterr().err
 
