@@ -31,8 +31,9 @@ def add_parser(subparsers):
     )
     p.add_argument("--dataset", required=True,
                    help="dataset spec: synthetic[:...], a RecordIO folder or .rec, or an image folder")
-    p.add_argument("--pairs", type=int, default=1000, help="number of pairs, half genuine, all distinct (default 1000; refused when the "
-                   "dataset has fewer distinct pairs, naming how many it has)")
+    p.add_argument("--pairs", type=int, default=1000,
+                   help="number of pairs, half genuine, all distinct (default 1000; refused when the dataset has "
+                   "fewer distinct pairs, naming how many it has)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair draw (default 0)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--out", required=True, help="output .bin path")

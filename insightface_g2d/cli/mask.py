@@ -105,7 +105,8 @@ def apply(args):
         if index is None:
             masked, alpha = synth.apply(_aligned_or_error(img, path, args.size), rng)
         elif args.crop:
-            face = align_face(img, index.require(path, src), size=args.size, where=f"landmarks of {path} in {index.where}")
+            face = align_face(img, index.require(path, src), size=args.size,
+                              where=f"landmarks of {path} in {index.where}")
             masked, alpha = synth.apply(face, rng)
         else:
             masked, alpha = synth.apply_landmarks(img, index.require(path, src), rng,
