@@ -76,6 +76,40 @@ def test_align_face_rejects_bad_input():
         align_face(np.zeros((50, 50, 3), np.uint8), ARCFACE_TEMPLATE[:4])
 
 
+def test_align_face_refuses_landmarks_far_outside_the_image():
+    img = np.full((100, 120, 3), 90, np.uint8)
+    lmk = ARCFACE_TEMPLATE.astype(np.float64) + 4.0
+    assert align_face(img, lmk).shape == (112, 112, 3)
+    cut = lmk.copy()
+    cut[3:, 1] += 60.0  # mouth below the border (a face cut by the frame) still aligns
+    align_face(img, cut)
+    for x, y in ((1e30, 50.0), (50.0, -1e30), (241.0, 50.0), (50.0, -101.0), (np.nan, 3.0)):
+        bad = lmk.copy()
+        bad[2] = (x, y)
+        with pytest.raises(DataError, match=r"^landmarks of a/b.jpg in l.tsv: landmark.* (3 at|NaN)"):
+            align_face(img, bad, where="landmarks of a/b.jpg in l.tsv")
+
+
+def test_absurd_landmarks_are_one_line_errors_of_g2d_eval_pairs(tmp_path, capsys):
+    from insightface_g2d.cli.common import run_cli
+    from insightface_g2d.cli.evaluate import main
+
+    for name in ("P0", "P1"):
+        (tmp_path / name).mkdir()
+        for n in (1, 2):
+            cv2.imwrite(str(tmp_path / name / f"{name}_{n:04d}.jpg"), np.full((150, 150, 3), 120, np.uint8))
+    (tmp_path / "pairs.txt").write_text("P0\t1\t2\nP0\t1\tP1\t1\n")
+    good = "\t".join(f"{v:g}" for v in (ARCFACE_TEMPLATE + 20).ravel())
+    rows = [f"{p}\t{good}" for p in ("P0/P0_0001.jpg", "P0/P0_0002.jpg", "P1/P1_0001.jpg")]
+    rows[1] = rows[1].replace(good.split("\t")[0], "1e30", 1)
+    (tmp_path / "l.tsv").write_text(HEADER + "\n".join(rows) + "\n")
+    argv = ["pairs", "--model", "g2d_t", "--root", str(tmp_path), "--pairs", str(tmp_path / "pairs.txt"),
+            "--landmarks", str(tmp_path / "l.tsv"), "--nfolds", "2", "--quiet"]
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{tmp_path / 'l.tsv'}:3: landmark coordinate 1e+30 is not a pixel position" in err
+
+
 def test_align_face_lfw_matches_skimage_warp_and_template(lfw_root):
     """On LFW: pixels equal an independent skimage warp, and the warped landmarks sit on the template.
 
@@ -129,6 +163,8 @@ def test_read_landmarks_tsv_small(tmp_path):
     (HEADER + ROW + "x.jpg\t1\t2\t3\n", ":3:"),                       # short row
     (HEADER + ROW.replace("\t5\t", "\tfive\t"), ":2:"),                # non-numeric
     (HEADER + ROW.replace("\t5\t", "\tnan\t"), ":2:"),                 # non-finite
+    (HEADER + ROW.replace("\t5\t", "\t1e30\t"), ":2:"),                # no pixel position
+    (HEADER + ROW.replace("\t5\t", "\t1e39\t"), ":2:"),                # inf in float32
     (HEADER + ROW + ROW, ":3:"),                                        # duplicate
     ("path\tx1\ty1\n" + ROW, ":1:"),                                    # header lacks columns
 ])

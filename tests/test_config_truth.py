@@ -139,3 +139,21 @@ def test_validate_returns_a_new_config_and_leaves_the_merged_one_as_it_was():
     assert [s["name"] for s in cfg.stages] == [e["name"] for e in merged["stages"]]
     assert all(set(s) == set(known_keys(STAGE_KINDS[s["kind"]])) for s in cfg.stages)
     assert all(set(e) < set(s) for e, s in zip(merged["stages"], cfg.stages))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_no_shipped_config_trips_the_unread_key_warning(path):
+    """Our own configs say nothing on the first screen but the arcface_torch-only keys they carry for
+    arcface_torch (val_targets)."""
+    notes = load_config(path).config_notes
+    assert not [n for n in notes if "read by no stage" in n], notes
+    assert all(n.startswith("config keys accepted for arcface_torch compatibility") for n in notes), notes
+    if path.stem.startswith(("demo", "lfw")):  # the quick start and the LFW recipes: not a word
+        assert notes == []
+
+
+def test_a_key_restating_g2d_base_is_not_reported_as_unread(tmp_path):
+    stages = '[dict(name="q", kind="classify", steps=1, lr=0.1)]'
+    assert load_config(write_job(tmp_path, stages, "config.lr = 0.1\nconfig.weight_decay = 5e-4\n")).config_notes == []
+    assert load_config(write_job(tmp_path, stages, "config.lr = 0.2\n", name="b.py")).config_notes[0].startswith(
+        "config.lr = 0.2 is read by no stage")

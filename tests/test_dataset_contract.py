@@ -142,12 +142,12 @@ def test_skip_bad_from_cli_and_config(specs, tmp_path, capsys):
     shutil.copy(specs[".rec"], rec)
     shutil.copy(specs[".rec"][:-4] + ".idx", tmp_path / "bad.idx")
     _corrupt_image_of_record(rec, 5)
-    argv = ["make-bin", "--dataset", str(rec), "--pairs", "200", "--out", str(tmp_path / "x.bin")]
+    argv = ["make-bin", "--dataset", str(rec), "--pairs", "100", "--out", str(tmp_path / "x.bin")]
     assert run_cli(eval_cli.main, argv) == 2
     err = capsys.readouterr().err
     assert "record key 5" in err and "--skip-bad" in err and not (tmp_path / "x.bin").exists()
     assert run_cli(eval_cli.main, argv + ["--skip-bad"]) == 0
-    assert len(load_bin(tmp_path / "x.bin")[1]) == 200
+    assert len(load_bin(tmp_path / "x.bin")[1]) == 100
     job = write_job(tmp_path, rec=str(rec))
     assert load_dataset(load_config(job)).skip_bad is False
     ds = load_dataset(load_config(job, ["skip_bad=True"]))

@@ -43,9 +43,10 @@ def test_demo_config_trains_a_teacher_then_g2d_and_evaluates_both(tmp_path, caps
 
 
 def test_make_pairs_is_balanced_deterministic_and_valid():
-    labels = np.repeat(np.arange(10), 3)
+    labels = np.repeat(np.arange(10), 4)
     pairs, same = make_pairs(labels, 100, seed=4)
     assert same.sum() == 50 and len(pairs) == 100
+    assert len({(min(a, b), max(a, b)) for a, b in pairs.tolist()}) == 100  # no pair twice
     assert all((labels[a] == labels[b]) == s and a != b for (a, b), s in zip(pairs, same))
     again, same2 = make_pairs(labels, 100, seed=4)
     assert np.array_equal(pairs, again) and np.array_equal(same, same2)

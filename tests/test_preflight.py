@@ -53,6 +53,25 @@ def test_a_teacher_of_the_wrong_size_is_refused_before_earlier_stages_train(tmp_
     assert steps == []
 
 
+def test_a_later_stage_whose_batch_the_data_cannot_fill_is_refused_before_any_stage_trains(tmp_path):
+    """32 images: the quad stage's batch of 8 fits, the second stage's batch of 64 does not."""
+    stages = '[dict(name="q", kind="quad", steps=2), dict(name="q2", kind="quad", steps=2, batch_size=64)]'
+    job = write_job(tmp_path, stages)
+    steps = []
+    with pytest.raises(ConfigError, match=r"stage 'q2': 32 images over 1 process\(es\) do not fill one batch of 64"):
+        run_training(load_config(job), output=str(tmp_path / "run"), on_step=lambda run, s: steps.append(s))
+    assert steps == [] and not (tmp_path / "run").exists()
+    # the demo's shape: an arcface baseline, then inpaint with a larger batch, on a 10-image folder
+    stages = ('[dict(name="base", kind="arcface", network="g2d_t", steps=1, batch_size=4), '
+              'dict(name="inpaint", steps=1, batch_size=16, decoder_widths=(16, 8, 8), disc_widths=(8, 8, 8))]')
+    job = write_job(tmp_path, stages, name="demo10.py", rec="synthetic:ids=2,per_id=5,seed=3")
+    with pytest.raises(ConfigError, match=r"stage 'inpaint': 10 images .* do not fill one batch of 16"):
+        run_training(load_config(job), output=str(tmp_path / "run10"), on_step=lambda run, s: steps.append(s))
+    assert steps == [] and not (tmp_path / "run10").exists()
+    # --stage base: inpaint does not train in this run, so only base is checked
+    assert run_training(load_config(job), output=str(tmp_path / "run10"), stage="base")["status"] == "partial"
+
+
 def test_a_head_larger_than_memory_is_refused_before_it_is_allocated(tmp_path):
     job = write_job(tmp_path, '[dict(name="classify", steps=1)]', rec="synthetic:ids=1000000000,per_id=1,seed=3")
     t0 = time.time()

@@ -77,6 +77,32 @@ def test_changed_settings_are_refused_listing_them(tmp_path):
     assert torch.equal(load(out / "stage_q.pt")["modules"]["quad"]["weight"], expected_w([0.1] * 6))
 
 
+def test_a_changed_seed_is_refused_like_any_structural_change(tmp_path):
+    out = _stopped_at(tmp_path, 3, '[dict(name="q", kind="quad", steps=6, lr=0.1)]')
+    assert load(out / "checkpoint_gpu_0.pt")["seed"] == 7
+    job = tmp_path / "tiny.py"
+    for apply_changes in (False, True):
+        with pytest.raises(CheckpointError) as err:
+            run_training(load_config(job, ["seed=8", "stages.q.lr=0.05"]), output=str(out), apply_changes=apply_changes)
+        msg = str(err.value)
+        assert "lr 0.1 -> 0.05, seed 7 -> 8" in msg and "seed cannot change in the middle of a stage" in msg
+    assert load(out / "checkpoint_gpu_0.pt")["global_step"] == 3  # nothing trained
+    assert run_training(load_config(job), output=str(out))["status"] == "finished"
+
+
+def test_a_refused_resume_leaves_config_json_as_it_was(tmp_path):
+    out = _stopped_at(tmp_path, 3, '[dict(name="q", kind="quad", steps=6, lr=0.1)]')
+    before = (out / "config.json").read_bytes()
+    job = tmp_path / "tiny.py"
+    for change in (["stages.q.lr=0.05"], ["stages.q.batch_size=4"], ["seed=9"]):
+        with pytest.raises(CheckpointError):
+            run_training(load_config(job, change), output=str(out))
+        assert (out / "config.json").read_bytes() == before
+    # an accepted resume writes the config it continues with
+    run_training(load_config(job, ["stages.q.lr=0.05"]), output=str(out), apply_changes=True)
+    assert (out / "config.json").read_bytes() != before and b'"lr": 0.05' in (out / "config.json").read_bytes()
+
+
 def test_applied_lr_lands_in_the_optimizer_and_the_schedule(tmp_path):
     stages = '[dict(name="q", kind="quad", steps=6, lr=0.1, lr_power=1.0)]'
     out = _stopped_at(tmp_path, 2, stages)

@@ -332,6 +332,10 @@ def test_cache_mismatches_say_what_differs(teacher, faces, tmp_path):
         TeacherCache(tmp_path / "c", dataset=other)
     assert "g2d-cache build --dataset faces_v2 --teacher-network mbf --teacher-checkpoint ckpt.pth" in str(err.value)
     assert "synthetic:ids=3" not in str(err.value)
+    # ... into a folder of its own: the old cache is right for its own dataset and is not overwritten
+    new = f"{tmp_path / 'c'}_{other.fingerprint()[:8]}"
+    assert f"ckpt.pth --out {new}, then set config.teacher = dict(cache={new!r})" in str(err.value)
+    assert "--overwrite" not in str(err.value)
     with pytest.raises(ConfigError, match="12 samples"):
         TeacherCache(tmp_path / "c", dataset=TinyFaces(12))
     with pytest.raises(ConfigError, match="512-d are needed"):
@@ -384,6 +388,7 @@ def test_cli_build_import_info(monkeypatch, tmp_path, onnx_model, faces, capsys)
     err = capsys.readouterr().err.strip()
     # the rebuild command names the dataset in use now (this test's stand-in has no spec), not "tiny"
     assert err.startswith("error:") and "fingerprint" in err and "--dataset DATASET" in err and "\n" not in err
+    assert "--overwrite" not in err and f"--out {out}_" in err
     np.save(tmp_path / "emb.npy", np.ones((10, 4), np.float32))
     assert run_cli(cli.main, ["import", "--dataset", "tiny", "--embeddings", str(tmp_path / "emb.npy"),
                               "--out", str(tmp_path / "imp")]) == 0

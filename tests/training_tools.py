@@ -119,6 +119,7 @@ def ddp_run_worker(rank, world_size, port, job, output, probe_eval=False):
     cfg.eval.enabled = bool(probe_eval)
     if probe_eval:  # checked before training (pairs are needed); the probe never reads them
         cfg.eval.pairs = "synthetic:ids=4,per_id=2,seed=1,offset=1000"
+        cfg.eval.num_pairs = 8  # of the 9 distinct pairs these 8 faces allow
     try:
         result["status"] = run_training(cfg, output=output, device="cpu")["status"]
     except G2DError as err:

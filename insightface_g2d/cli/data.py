@@ -43,13 +43,20 @@ def run_pack(args):
 
 def run_bin(args):
     """The faces of a pairs list as a `.bin` (JPEG at --quality)."""
+    import numpy as np
+
+    from ..evaluation.bin_order import bin_pair_order, describe_order
     from ..evaluation.binfile import write_bin
     from ..evaluation.pairs import load_pair_images, read_pairs
 
     pairs = read_pairs(args.pairs, layout=args.layout, image_ext=args.image_ext)
     images = load_pair_images(args.root, pairs, args.landmarks, image_ext=args.image_ext, progress=not args.quiet,
                               resize=args.resize)
-    write_bin(args.out, images, pairs.issame, quality=args.quality)
+    order, exact = bin_pair_order(pairs.issame, pairs.folds)
+    pick = np.stack([2 * order, 2 * order + 1], axis=1).reshape(-1)
+    write_bin(args.out, images[pick], pairs.issame[order], quality=args.quality)
+    for line in describe_order(order, exact):
+        print(line, file=sys.stderr)
     print(f"wrote {args.out}: {len(pairs)} pairs ({int(pairs.issame.sum())} genuine) from {args.pairs}")
     return 0
 

@@ -13,7 +13,7 @@ from ..training.evaluate import load_pairs
 def run(args):
     build_face_dataset(args.dataset, skip_bad=args.skip_bad)  # fail early, with the dataset's own message
     images, issame = load_pairs({"pairs": args.dataset, "num_pairs": args.pairs, "seed": args.seed},
-                                skip_bad=args.skip_bad)
+                                skip_bad=args.skip_bad, option="--pairs")
     write_bin(args.out, images, issame, quality=args.quality)
     print(f"wrote {args.out}: {len(issame)} pairs ({int(issame.sum())} genuine) from {args.dataset}")
     return 0
@@ -22,7 +22,7 @@ def run(args):
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "make-bin",
-        help="draw verification pairs (half genuine) from a face dataset and write a .bin",
+        help="draw distinct verification pairs (half genuine) from a face dataset and write a .bin",
         description=__doc__,
         epilog="example:\n  g2d-eval make-bin --dataset synthetic:ids=60,per_id=8,seed=2048,offset=100000 "
         "--pairs 600 --out heldout.bin\n  g2d-eval make-bin --dataset faces_rec --pairs 1000 --out faces_heldout.bin   "
@@ -31,7 +31,9 @@ def add_parser(subparsers):
     )
     p.add_argument("--dataset", required=True,
                    help="dataset spec: synthetic[:...], a RecordIO folder or .rec, or an image folder")
-    p.add_argument("--pairs", type=int, default=1000, help="number of pairs (default 1000)")
+    p.add_argument("--pairs", type=int, default=1000,
+                   help="number of pairs, half genuine, all distinct (default 1000; refused when the dataset has "
+                   "fewer distinct pairs, naming how many it has)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair draw (default 0)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--out", required=True, help="output .bin path")

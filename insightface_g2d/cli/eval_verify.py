@@ -127,7 +127,7 @@ def run_verify(args):
         images, issame = load_bin(path)
         results = evaluate_protocols(embedder, images, issame, protocols, seed=args.seed,
                                      batch_size=args.batch_size, flip=not args.no_flip, nfolds=args.nfolds,
-                                     progress=not args.quiet)
+                                     progress=not args.quiet, name=name)
         _print_results(name, results)
         payload["targets"][name] = _json_results(results, args.roc)
     if args.json:

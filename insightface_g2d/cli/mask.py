@@ -45,7 +45,8 @@ def preview(args):
         for path, root in pick_images(args.input, args.faces, args.seed):
             img = read_photo(path)
             if index is not None:
-                faces.append(align_face(img, index.require(path, root), size=size))
+                faces.append(align_face(img, index.require(path, root), size=size,
+                                        where=f"landmarks of {path} in {index.where}"))
             else:
                 faces.append(_aligned_or_error(img, path, size))
     else:
@@ -104,9 +105,12 @@ def apply(args):
         if index is None:
             masked, alpha = synth.apply(_aligned_or_error(img, path, args.size), rng)
         elif args.crop:
-            masked, alpha = synth.apply(align_face(img, index.require(path, src), size=args.size), rng)
+            face = align_face(img, index.require(path, src), size=args.size,
+                              where=f"landmarks of {path} in {index.where}")
+            masked, alpha = synth.apply(face, rng)
         else:
-            masked, alpha = synth.apply_landmarks(img, index.require(path, src), rng)
+            masked, alpha = synth.apply_landmarks(img, index.require(path, src), rng,
+                                                  where=f"landmarks of {path} in {index.where}")
         write_image(dst / rel, masked, args.quality)
         if args.alpha_out:
             a8 = np.rint(alpha * 255.0).astype(np.uint8)

@@ -23,6 +23,8 @@ ARCFACE_TEMPLATE = np.array(
 )
 
 _LANDMARK_COLUMNS = ("x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4", "x5", "y5")
+# No photo is a million pixels wide: a coordinate beyond this is a broken row, refused when read.
+MAX_COORDINATE = 1e6
 
 
 def template(size=112):
@@ -82,10 +84,27 @@ def alignment_matrix(landmarks5, size=112):
     return estimate_similarity(landmarks5, template(size))
 
 
-def align_face(img, landmarks5, size=112):
+def check_landmarks_in_image(landmarks, shape, where="landmarks"):
+    """DataError naming `where` when a landmark is NaN/inf or lies more than the image's own width
+    (height) beyond its left or right (top or bottom) border: such a face would be warped into a
+    flat or black crop. A face cut by the border (landmarks a little outside) passes."""
+    lmk = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    h, w = int(shape[0]), int(shape[1])
+    if not np.all(np.isfinite(lmk)):
+        raise DataError(f"{where}: landmarks contain NaN or infinite values; fix or remove them")
+    outside = (lmk[:, 0] < -w) | (lmk[:, 0] >= 2 * w) | (lmk[:, 1] < -h) | (lmk[:, 1] >= 2 * h)
+    if outside.any():
+        k = int(np.argmax(outside))
+        raise DataError(f"{where}: landmark {k + 1} at ({lmk[k, 0]:.6g}, {lmk[k, 1]:.6g}) lies far outside the "
+                        f"{w}x{h} image (more than the image's size beyond its border); the landmarks are wrong: "
+                        "fix or remove them")
+
+
+def align_face(img, landmarks5, size=112, where="landmarks"):
     """Warp a face onto the ArcFace template.
 
-    img: uint8 [H, W, 3] (any size); landmarks5: [5, 2] in img's pixel coordinates.
+    img: uint8 [H, W, 3] (any size); landmarks5: [5, 2] in img's pixel coordinates (refused when
+    far outside the image: `check_landmarks_in_image`, its message naming `where`).
     Returns uint8 [size, size, 3]; pixels from outside img are black (as insightface's norm_crop).
     """
     img = np.asarray(img)
@@ -94,6 +113,7 @@ def align_face(img, landmarks5, size=112):
     lmk = np.asarray(landmarks5, dtype=np.float64)
     if lmk.shape != (5, 2):
         raise DataError(f"align_face expects 5 landmarks [5, 2], got shape {lmk.shape}")
+    check_landmarks_in_image(lmk, img.shape, where)
     m = alignment_matrix(lmk, size)
     return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -104,7 +124,7 @@ def read_landmarks_tsv(path):
 
     Returns {relative image path: float32 [5, 2]} (paths as written, '/'-separated).
     Raises DataError naming the file and line for a missing file, a bad header, a short row,
-    a non-numeric or non-finite coordinate, or a duplicated path.
+    a non-numeric or non-finite coordinate, one beyond +-MAX_COORDINATE, or a duplicated path.
     """
     path = Path(path)
     if not path.is_file():
@@ -141,6 +161,9 @@ def read_landmarks_tsv(path):
             raise DataError(f"{path}:{lineno}: non-numeric landmark coordinate in {line[:80]!r}") from None
         if not all(math.isfinite(v) for v in xy):
             raise DataError(f"{path}:{lineno}: non-finite landmark coordinate in {line[:80]!r}")
+        if max(abs(v) for v in xy) > MAX_COORDINATE:
+            raise DataError(f"{path}:{lineno}: landmark coordinate {max(xy, key=abs):.6g} is not a pixel position "
+                            f"(beyond +-{MAX_COORDINATE:.0e}) in {line[:80]!r}; fix or remove this row")
         if key in out:
             raise DataError(f"{path}:{lineno}: image {key!r} listed twice")
         out[key] = np.asarray(xy, dtype=np.float32).reshape(5, 2)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .align import alignment_matrix
+from .align import alignment_matrix, check_landmarks_in_image
 from .mask_styles import KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
 
 PARAMS_PER_FACE = 11
@@ -317,14 +317,14 @@ class MaskSynthesizer:
                                          None if position is None else [position])
         return masked[0], alpha[0]
 
-    def apply_landmarks(self, img, landmarks5, rng, style=None, position=None):
+    def apply_landmarks(self, img, landmarks5, rng, style=None, position=None, where="landmarks"):
         """Mask a face in an image of any size, located by its five landmarks [5, 2].
 
         The template drawn for the aligned frame (same rng use as ``apply``), including its parts
         outside the crop (under the chin, ear loops), is warped onto the image with the inverse
         of the alignment similarity. Returns (masked uint8 [H, W, 3], alpha float32 [H, W] in
         [0, 1]). Mask detail is that of a ``size`` crop: for large faces build the synthesizer
-        with a larger ``size``.
+        with a larger ``size``. Landmarks far outside the image are refused, naming ``where``.
         """
         img = np.asarray(img)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
@@ -332,6 +332,7 @@ class MaskSynthesizer:
         lmk = np.asarray(landmarks5, np.float64)
         if lmk.shape != (5, 2):
             raise DataError(f"expected five landmarks [5, 2], got shape {lmk.shape}")
+        check_landmarks_in_image(lmk, img.shape, where)
         m = alignment_matrix(lmk, self.size)                 # image -> aligned crop
         s = self.size
         aligned = cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -141,7 +141,7 @@ def _align_task(task):
             lmk, why = _detector()(img)
             if lmk is None:
                 return rel, why, None
-        face = align_face(img, lmk, size=size)
+        face = align_face(img, lmk, size=size, where=f"landmarks of {rel}")
     except DataError as err:
         return rel, str(err), None
     write_image(out, face, quality, png_compression=3)  # a failed write stops the run (DataError)

@@ -9,6 +9,7 @@ A type also describes its spec, on the class (see registry.py and factory.py):
     options        keys its spec may carry besides the type key
     string_form    how it is written as a string, for messages
     parse_string   a string -> its spec dict, or None when the string is not this type
+    spellings      the words its strings start with (the did-you-mean of a string no type takes)
     check_files    fail early (before a training run starts) when a file it needs is missing
     from_spec      build it from (value of the type key, options, factory.BuildContext)
 """
@@ -48,6 +49,11 @@ class FaceEmbedder:
     def parse_string(cls, key, text):
         """A string -> this type's spec dict, or None; by default `key_value_string`."""
         return key_value_string(key, text)
+
+    @classmethod
+    def spellings(cls, key):
+        """Words a string spec of this type starts with (before any ':'); by default its key."""
+        return (key,)
 
     @classmethod
     def check_files(cls, value, options, where):

@@ -49,12 +49,24 @@ def parse_spec(spec, what="model"):
                 return parsed
         forms = "; ".join(cls.string_form for cls in registry.EMBEDDER_TYPES.values())
         hint = f" ({text!r} is a file: for a PyTorch checkpoint write NETWORK:{text}, e.g. r50:{text})" \
-            if os.path.isfile(text) else ""
+            if os.path.isfile(text) else _did_you_mean(text)
         raise ConfigError(f"cannot understand {what} {text!r}{hint}; write one of: {forms}")
     if not isinstance(spec, dict):
         raise ConfigError(f"{what} must be a dict like dict(network='r100', checkpoint='backbone.pth') or a string, "
                           f"got {type(spec).__name__}")
     return dict(spec)
+
+
+def _did_you_mean(text):
+    """': no network or type 'g2dt' (did you mean 'g2d_t'?)' for a string whose first word (before
+    ':') is close to a network name or a type key; '' otherwise (a path is not guessed at)."""
+    word = text.partition(":")[0]
+    if not word or "/" in word or "\\" in word or "." in word:
+        return ""
+    names = [name for key, cls in registry.EMBEDDER_TYPES.items()
+             for name in (cls.spellings(key) if hasattr(cls, "spellings") else (key,))]
+    close = suggest(word, names)
+    return f": no network or model type {word!r}{close}" if close else ""
 
 
 def with_option(spec, key, value, what="model"):

@@ -142,6 +142,12 @@ class TorchNetwork(TorchEmbedder):
         return {key: network, "checkpoint": checkpoint} if sep and checkpoint else {key: network}
 
     @classmethod
+    def spellings(cls, key):
+        from ..backbones.registry import list_models
+
+        return tuple(list_models())
+
+    @classmethod
     def check_files(cls, value, options, where):
         checkpoint = options.get("checkpoint")
         if not checkpoint:

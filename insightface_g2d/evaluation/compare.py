@@ -174,7 +174,8 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
             steps.update(1)
 
         evaluate_models(embedders, images, issame, protocols, seed=seed, batch_size=batch_size, flip=flip,
-                        nfolds=nfolds, folds=folds, far_targets=far_targets, progress=progress, on_result=done)
+                        nfolds=nfolds, folds=folds, far_targets=far_targets, progress=progress, on_result=done,
+                        name=name)
         del images
     steps.close()
 

@@ -4,23 +4,29 @@
 come here. For each protocol the set is masked once (`protocols.apply_protocol`) and every model
 embeds that one masked copy, so all models see byte-identical faces. Faces a protocol leaves
 clean are embedded once per model and shared between protocols; masked faces are embedded per
-protocol.
+protocol. A set whose contiguous folds would hold one class only is scored on balanced folds
+(`verification.default_fold_ids`), and `notify` gets one line saying so.
 """
+import sys
+
 import numpy as np
 
 from . import protocols as masking
 
 
 def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, batch_size=64, flip=True, nfolds=10,
-                    folds=None, far_targets=None, synthesizer=None, progress=True, on_result=None):
+                    folds=None, far_targets=None, synthesizer=None, progress=True, on_result=None, notify=None,
+                    name=None):
     """{label: {protocol: verification_metrics}} of every embedder on a set of faces.
 
     embedders: {label: FaceEmbedder, nn.Module or spec}; images uint8 [2N, 112, 112, 3] clean
     aligned faces (pair i = 2i, 2i+1); issame [N]; folds: per-pair fold labels or None; flip: add
     each mirrored face's embedding. on_result(label, protocol, metrics) is called as each is done.
+    notify(line): where the note about balanced folds goes (default: stderr); name: the set's
+    name in that note.
     """
     from ..embedders.factory import build_embedder
-    from .verification import verification_metrics
+    from .verification import default_fold_ids, fold_note, verification_metrics
 
     embedders = {label: build_embedder(e) for label, e in embedders.items()}
     images = np.asarray(images)
@@ -28,6 +34,8 @@ def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, bat
     for protocol in protocols:
         masking.parse_protocol(protocol)  # validates names before any work
     extra = {} if far_targets is None else {"far_targets": far_targets}
+    if folds is None and default_fold_ids(issame, nfolds)[1] == "balanced":
+        (notify or _stderr)(fold_note(len(issame), nfolds, name))
     results = {label: {} for label in embedders}
     clean = {}
     for protocol in protocols:
@@ -54,6 +62,10 @@ def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, bat
                 on_result(label, protocol, metrics)
         del shown, faces
     return results
+
+
+def _stderr(line):
+    print(line, file=sys.stderr, flush=True)
 
 
 def evaluate_protocols(embedder, images, issame, protocols=("clean",), **options):

@@ -189,7 +189,7 @@ class IJBFaces:
         path = self.meta.image_path(i)
         rgb = read_image_file(path, what="IJB image",
                               hint="it is listed in the meta files; check that loose_crop/ is complete")
-        face = align_face(rgb, self.meta.landmarks[i], size=112)
+        face = align_face(rgb, self.meta.landmarks[i], size=112, where=f"landmarks of IJB image {path}")
         if self.mask[i]:
             face = self._mask(face, i)
         return np.ascontiguousarray(face, dtype=np.uint8)

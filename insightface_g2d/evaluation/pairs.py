@@ -10,8 +10,9 @@ LFW layout (LFW's pairs.txt / pairsDevTrain.txt / pairsDevTest.txt, MFR2's pairs
       name1 n1  name2 n2      mismatched: name1/name1_{n1:04d}.jpg, name2/name2_{n2:04d}.jpg
   The extension is found on disk (.jpg, .png, .jpeg, .bmp in that order) unless given.
   Folds: "K P" header -> the file's K folds (LFW's official 10-fold protocol); "N" header ->
-  matched pair j and mismatched pair j go to fold floor(j * 10 / N), so every fold is balanced;
-  no header (MFR2) -> 10 contiguous folds, as for a .bin.
+  balanced folds (`verification.balanced_fold_ids`: matched pair j and mismatched pair j share a
+  fold, N / 10 of each per fold when 10 divides N); no header (MFR2) -> 10 contiguous folds, as
+  for a .bin (balanced ones when a contiguous fold would hold one class only).
 
 Generic layout (MLFW's pairs.txt, hand-made lists for RMFD or any folder)
       path1  path2  label  [fold]
@@ -38,6 +39,7 @@ import numpy as np
 
 from ..data.image_io import fit_square, read_image_file
 from ..errors import DataError
+from .verification import balanced_fold_ids
 
 IMAGE_EXTS = (".jpg", ".png", ".jpeg", ".bmp")
 _TRUE = {"1", "true", "same", "yes", "match", "matched", "positive", "pos"}
@@ -205,10 +207,9 @@ def _folds_from_header(path, header, issame, nfolds):
     (m,) = header
     if 2 * m != n:
         raise DataError(f"{path}: header says {m} matched + {m} mismatched pairs, the file has {n} pairs")
-    if m < nfolds:
-        return None
-    j = np.arange(m)
-    return np.r_[j * nfolds // m, j * nfolds // m]
+    if 2 * m < nfolds:
+        return None  # too few pairs for the folds: verification_metrics says so
+    return balanced_fold_ids(issame, nfolds)
 
 
 # ---------------------------------------------------------------- images
@@ -295,7 +296,7 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     def read(rel):
         img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
         if landmarks is not None:
-            img = align_face(img, found[rel], size=image_size)
+            img = align_face(img, found[rel], size=image_size, where=f"landmarks of {rel} in {index.where}")
         elif img.shape[:2] != (image_size, image_size):
             if not resize:
                 raise DataError(

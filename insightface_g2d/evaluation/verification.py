@@ -4,7 +4,10 @@ Accuracy (what arcface_torch's eval/verification.py reports as "Accuracy-Flip"):
   embeddings are L2-normalised (zero vectors left as they are), the score of pair i is the
   squared Euclidean distance of rows 2i and 2i+1 (0..4), a pair is "same" when distance <
   threshold; pairs are split into `nfolds` contiguous folds (sklearn's KFold without shuffling:
-  the first n % k folds get one extra pair); for each fold the threshold in
+  the first n % k folds get one extra pair), unless a contiguous fold would hold one class only
+  (a list sorted genuine-first): then the folds are balanced (`balanced_fold_ids`: the same
+  sizes, each class in its share, order kept within each class), and the metrics say so
+  (`folds` = "balanced"); for each fold the threshold in
   np.arange(0, 4, 0.01) with the most correct train-fold pairs (first one on ties) is applied
   to the held-out fold; accuracy = mean +- std (population std) of the held-out accuracies.
   Here it is computed with one histogram of threshold indices per fold instead of a loop over
@@ -45,6 +48,54 @@ def kfold_ids(n, k):
     sizes = np.full(k, n // k)
     sizes[: n % k] += 1
     return np.repeat(np.arange(k), sizes)
+
+
+def balanced_fold_ids(issame, k):
+    """Fold of each pair for k folds of sklearn KFold's sizes in which each class has its share.
+
+    Fold f of size s_f gets g_f genuine pairs, g_f = round(G * S_f / N) - round(G * S_(f-1) / N)
+    (S_f: the sizes of folds 0..f summed, G of N pairs genuine), so g_f is within 1 of G * s_f / N,
+    and the rest impostors; each class goes to the folds in its own order (genuine 0..g_0-1 to
+    fold 0, ...). Written fold by fold, such a set's k contiguous folds are these folds.
+    """
+    issame = np.asarray(issame, dtype=bool).reshape(-1)
+    n, g = len(issame), int(issame.sum())
+    sizes = np.bincount(kfold_ids(n, k), minlength=k)
+    genuine_upto = np.floor(g * np.cumsum(sizes) / n + 0.5).astype(np.int64)
+    genuine = np.diff(np.r_[0, genuine_upto])
+    ids = np.empty(n, dtype=np.int64)
+    ids[issame] = np.repeat(np.arange(k), genuine)
+    ids[~issame] = np.repeat(np.arange(k), sizes - genuine)
+    return ids
+
+
+def one_class_folds(issame, fold_ids):
+    """Number of folds without a genuine or without an impostor pair (0 when the set has one class)."""
+    issame = np.asarray(issame, dtype=bool).reshape(-1)
+    if issame.all() or not issame.any():
+        return 0
+    _, fold = np.unique(fold_ids, return_inverse=True)
+    pos = np.bincount(fold[issame], minlength=fold.max() + 1)
+    neg = np.bincount(fold[~issame], minlength=fold.max() + 1)
+    return int(((pos == 0) | (neg == 0)).sum())
+
+
+def default_fold_ids(issame, k):
+    """(fold ids, "contiguous" | "balanced"): arcface_torch's k contiguous folds, or balanced folds
+    (`balanced_fold_ids`) when a contiguous fold would hold one class only: there the threshold
+    would be chosen on the other class alone."""
+    ids = kfold_ids(len(np.asarray(issame).reshape(-1)), k)
+    if one_class_folds(issame, ids):
+        return balanced_fold_ids(issame, k), "balanced"
+    return ids, "contiguous"
+
+
+def fold_note(num_pairs, k, name=None):
+    """The one line that says `default_fold_ids` balanced the folds of a set."""
+    what = f"{name}: " if name else ""
+    return (f"note: {what}{k} contiguous folds of these {num_pairs} pairs would hold one class only (the pairs are "
+            f"sorted by class, e.g. all genuine first); using {k} balanced folds instead (each fold the same share "
+            "of genuine and impostor pairs, order kept within each class)")
 
 
 def pair_distances(embeddings):
@@ -112,10 +163,11 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
 
     embeddings [2N, D] (pair i = rows 2i, 2i+1; normalised here), issame bool [N].
     folds: optional int [N] fold label per pair (e.g. LFW pairs.txt's folds); default: nfolds
-    contiguous folds as arcface_torch.
+    contiguous folds as arcface_torch, balanced ones when a contiguous fold would hold one class
+    only (`default_fold_ids`).
     Returns dict(accuracy, accuracy_std, best_threshold (mean of the per-fold squared-distance
     thresholds), fold_accuracies, fold_thresholds, tar_at_far {far: tar}, roc=(fpr, tpr), auc,
-    num_pairs, num_positive, num_negative).
+    num_pairs, num_positive, num_negative, folds: "given" | "contiguous" | "balanced").
     """
     emb = np.asarray(embeddings)
     issame = np.asarray(issame).astype(bool).reshape(-1)
@@ -124,7 +176,10 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
     if not np.isfinite(emb).all():
         raise DataError("embeddings contain NaN or inf; the network diverged or the checkpoint is broken")
     dist, sim = pair_distances(emb)
-    fold_ids = kfold_ids(len(issame), nfolds) if folds is None else np.asarray(folds).reshape(-1)
+    if folds is None:
+        fold_ids, how = default_fold_ids(issame, nfolds)
+    else:
+        fold_ids, how = np.asarray(folds).reshape(-1), "given"
     if len(fold_ids) != len(issame):
         raise DataError(f"{len(fold_ids)} fold labels for {len(issame)} pairs")
     acc, thr = fold_accuracy(dist, issame, fold_ids)
@@ -143,6 +198,7 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
         num_pairs=len(issame),
         num_positive=int(issame.sum()),
         num_negative=n_neg,
+        folds=how,
     )
 
 
@@ -164,6 +220,7 @@ def metrics_to_json(metrics, include_roc=False):
         "num_pairs": metrics["num_pairs"],
         "num_positive": metrics["num_positive"],
         "num_negative": metrics["num_negative"],
+        "folds": metrics.get("folds", "given"),
     }
     if include_roc:
         fpr, tpr = metrics["roc"]

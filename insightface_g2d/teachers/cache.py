@@ -40,8 +40,9 @@ def cache_dataset(dataset):
     return dataset
 
 
-def rebuild_hint(directory, manifest=None):
-    """The command that rebuilds the cache at `directory`."""
+def rebuild_hint(directory, manifest=None, out=None):
+    """The command that rebuilds the cache at `directory` (over it, --overwrite), or builds a new one
+    at `out` (for another dataset: the cache at `directory` stays for its own)."""
     manifest = manifest or {}
     dataset = manifest.get("dataset_spec") or "DATASET"
     spec = manifest.get("teacher_spec") or {}
@@ -59,6 +60,8 @@ def rebuild_hint(directory, manifest=None):
         teacher += " --flips reuse"
     elif spec.get("dlib"):
         teacher += " --flips compute"
+    if out is not None:
+        return f"g2d-cache build --dataset {dataset} {teacher} --out {out}"
     return f"g2d-cache build --dataset {dataset} {teacher} --out {directory} --overwrite"
 
 
@@ -158,18 +161,22 @@ class TeacherCache:
     def check_dataset(self, dataset):
         """Raise ConfigError unless this cache was built for `dataset`."""
         ds = cache_dataset(dataset)
-        # rebuild for the dataset in use now, never for the one the old cache was built from
-        hint = rebuild_hint(self.directory, {**self.manifest, "dataset_spec": getattr(ds, "spec", None)})
         n, fp = len(ds), ds.fingerprint()
+        # a new cache for the dataset in use now, in a folder of its own: the old one is right for its
+        # dataset and is not overwritten
+        out = f"{os.fspath(self.directory).rstrip('/' + os.sep)}_{str(fp)[:8]}"
+        hint = (rebuild_hint(self.directory, {**self.manifest, "dataset_spec": getattr(ds, "spec", None)}, out=out)
+                + f", then set config.teacher = dict(cache={out!r})")
         if n != self.count:
             raise ConfigError(
                 f"teacher cache {self.directory!r} has {self.count} rows but the dataset has {n} samples; "
-                f"it was built for another dataset: rebuild it with: {hint}"
+                f"it was built for another dataset: build one for this dataset with: {hint}"
             )
         if fp != self.fingerprint:
             raise ConfigError(
                 f"teacher cache {self.directory!r} was built for dataset fingerprint {self.fingerprint} but "
-                f"this dataset's is {fp} (same size, different content or order); rebuild it with: {hint}"
+                f"this dataset's is {fp} (same size, different content or order); build one for this dataset with: "
+                f"{hint}"
             )
 
     def __len__(self):

@@ -7,7 +7,9 @@ A checkpoint is a dict (every value loadable with weights_only=True):
     spec, JSON); trainer (optimizers, schedulers, AMP scaler, step counters); rng; modules
     {name: state dict}, except the backbone's, stored as state_dict_backbone (arcface_torch's key,
     so its backbone loaders read these files); dataset (training.integrity.dataset_record);
-    checksum (sealed when written, training.integrity).
+    seed (config.seed, which orders the data and draws the masks); inputs (stage files only:
+    {earlier stage: checksum of its stage file when this stage started, or None},
+    training.stage_inputs); checksum (sealed when written, training.integrity).
 
 Every file is written to a temporary file in the same folder, flushed and fsync'ed, then renamed
 over the target with os.replace: a crash or a full disk mid-write leaves the previous file intact.
@@ -27,7 +29,7 @@ import torch
 
 from ..backbones.checkpoint import load_tensor_file
 from ..fileio import atomic_open
-from .integrity import check_checkpoint_finite, check_finite, seal, verify
+from .integrity import CHECKSUM_KEY, check_checkpoint_finite, check_finite, seal, verify
 from .output_errors import os_error_in, write_error
 
 CHECKPOINT_FORMAT = "g2d-train-checkpoint"
@@ -115,8 +117,11 @@ def save_checkpoint_file(ckpt, path, what):
 
 
 def write_checked_checkpoint(ckpt, path):
-    """Seal and write atomically a checkpoint its caller already passed through check_writable."""
-    return atomic_save(seal(ckpt), path)
+    """Seal and write atomically a checkpoint its caller already passed through check_writable;
+    returns the checksum it was sealed with."""
+    sealed = seal(ckpt)
+    atomic_save(sealed, path)
+    return checkpoint_checksum(sealed)
 
 
 def check_writable(ckpt, what, path):
@@ -144,11 +149,13 @@ def stage_file(name):
     return f"stage_{name}.pt"
 
 
-def build_checkpoint(stage, states, trainer_state, position, progress, finished=False, dataset=None):
+def build_checkpoint(stage, states, trainer_state, position, progress, finished=False, dataset=None, seed=None,
+                     inputs=None):
     """A checkpoint of `stage`: module `states` {name: state dict}, the trainer's state dict, the
     data `position` {epoch, batch_in_epoch} and `progress` {global_step, total_steps, world_size,
     rank}; the current RNG states of `progress["device"]`; the training data's `dataset` record
-    (training.integrity.dataset_record) when given."""
+    (training.integrity.dataset_record), the run's `seed` and the stage's `inputs`
+    (training.stage_inputs) when given."""
     states = dict(states)
     ckpt = {
         "format": CHECKPOINT_FORMAT,
@@ -170,7 +177,30 @@ def build_checkpoint(stage, states, trainer_state, position, progress, finished=
     ckpt["modules"] = states
     if dataset is not None:
         ckpt["dataset"] = dataset
+    if seed is not None:
+        ckpt["seed"] = int(seed)
+    if inputs is not None:
+        ckpt["inputs"] = dict(inputs)
     return ckpt
+
+
+def checkpoint_seed(ckpt):
+    """config.seed of the run that wrote the checkpoint, or None (written before seeds were recorded)."""
+    seed = ckpt.get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def checkpoint_inputs(ckpt):
+    """{earlier stage: checksum or None} the stage started from (training.stage_inputs), or None
+    (a step checkpoint, or a stage file written before inputs were recorded)."""
+    inputs = ckpt.get("inputs")
+    return dict(inputs) if isinstance(inputs, dict) else None
+
+
+def checkpoint_checksum(ckpt):
+    """The checksum a checkpoint was sealed with, or None (written before checksums existed)."""
+    value = ckpt.get(CHECKSUM_KEY)
+    return value if isinstance(value, str) else None
 
 
 def checkpoint_modules(ckpt):

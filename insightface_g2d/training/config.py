@@ -306,7 +306,8 @@ def load_config(path, overrides=None):
     set_here = list(job) + [str(o).partition("=")[0].strip() for o in overrides or ()]
     from .stages import unread_fallbacks
 
-    unread = unread_fallbacks(cfg, list(dict.fromkeys(set_here)))
+    # a value equal to g2d_base.py's changes nothing (ms1mv3_r100.py restates arcface_torch's lr): not reported
+    unread = [k for k in unread_fallbacks(cfg, list(dict.fromkeys(set_here))) if cfg.get(k) != base.get(k)]
     cfg = validate(cfg, base)
     cfg["config_notes"] = [
         f"{', '.join(f'config.{k} = {cfg[k]!r}' for k in unread)} {'is' if len(unread) == 1 else 'are'} read by "

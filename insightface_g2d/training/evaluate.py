@@ -11,37 +11,16 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..evaluation.draw_pairs import make_pairs
 from .logger import get_logger
 
+NUM_PAIRS_OPTION = "config.eval.num_pairs"
 
-def make_pairs(labels, num_pairs, seed=0):
-    """(index pairs int [num_pairs, 2], issame bool [num_pairs]) drawn from item labels, half genuine.
 
-    Genuine pairs: two different items of one identity (chosen among identities with >= 2 items);
-    impostor pairs: items of two different identities. Pair order is shuffled.
-    """
-    labels = np.asarray(labels)
-    rng = np.random.default_rng([int(seed), 0x9A125])
-    ids, inverse = np.unique(labels, return_inverse=True)
-    # label -1: a record whose header could not be read (skip_bad): never part of a pair
-    members = [np.nonzero(inverse == k)[0] for k in range(len(ids)) if ids[k] >= 0]
-    multi = [m for m in members if len(m) >= 2]
-    if not multi or len(members) < 2:
-        raise DataError("evaluation pairs need at least two identities and one with two or more images")
-    n_pos = num_pairs // 2
-    pairs, same = [], []
-    for _ in range(n_pos):
-        m = multi[rng.integers(len(multi))]
-        a, b = rng.choice(len(m), size=2, replace=False)
-        pairs.append((m[a], m[b]))
-        same.append(True)
-    for _ in range(num_pairs - n_pos):
-        p, q = rng.choice(len(members), size=2, replace=False)
-        pairs.append((members[p][rng.integers(len(members[p]))], members[q][rng.integers(len(members[q]))]))
-        same.append(False)
-    order = rng.permutation(num_pairs)
-    return np.asarray(pairs, dtype=np.int64)[order], np.asarray(same, dtype=bool)[order]
+def num_pairs(ev):
+    """The number of pairs drawn from a dataset spec of config.eval (default 1000)."""
+    return int(ev.get("num_pairs") or 1000)
 
 
 def dataset_labels(dataset):
@@ -50,11 +29,12 @@ def dataset_labels(dataset):
     return face_labels(dataset)
 
 
-def load_pairs(ev, skip_bad=False):
+def load_pairs(ev, skip_bad=False, option=NUM_PAIRS_OPTION):
     """(images uint8 [2N, 112, 112, 3], issame bool [N]) of the evaluation set.
 
     skip_bad: records of a RecordIO / image-folder spec that cannot be read are left out of the
-    pairs (header unreadable) or replaced by the next good item (image unreadable)."""
+    pairs (header unreadable) or replaced by the next good item (image unreadable). option: how
+    the error names the pair count when the dataset allows fewer distinct pairs."""
     source = ev.get("pairs")
     if not source:
         raise ConfigError("config.eval.enabled needs config.eval.pairs: a .bin file or a dataset spec of "
@@ -66,7 +46,7 @@ def load_pairs(ev, skip_bad=False):
     from ..data.factory import build_face_dataset
 
     dataset = build_face_dataset(source, skip_bad=skip_bad)
-    index, issame = make_pairs(dataset_labels(dataset), int(ev.get("num_pairs") or 1000), ev.get("seed", 0))
+    index, issame = make_pairs(dataset_labels(dataset), num_pairs(ev), ev.get("seed", 0), option)
     flat = index.reshape(-1)
     cache = {}
     images = np.empty((len(flat), 112, 112, 3), np.uint8)
@@ -126,7 +106,7 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
     embedders = {label: resolve_model(spec, models, stages, device) for label, spec in specs.items()}
     results = evaluate_models(embedders, images, issame, protocols=protocols, seed=int(ev.get("seed", 0)),
                               batch_size=int(ev.get("batch_size") or 64), nfolds=int(ev.get("nfolds") or 10),
-                              progress=True)
+                              progress=True, notify=log.warning, name=str(ev.get("pairs")))
     for label, spec in specs.items():
         doc["models"][label] = {"spec": str(spec), **{p: metrics_to_json(m) for p, m in results[label].items()}}
     table = protocol_table(results, protocols, far)

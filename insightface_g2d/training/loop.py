@@ -19,8 +19,8 @@ from tqdm import tqdm
 from ..errors import ConfigError, TrainingError
 from ..losses.guards import check_finite
 from .checkpoint import (build_checkpoint, checkpoint_modules, checkpoint_name, checkpoint_position,
-                         checkpoint_progress, checkpoint_rng, checkpoint_spec, checkpoint_trainer, restore_rng,
-                         save_checkpoint_file)
+                         checkpoint_progress, checkpoint_rng, checkpoint_seed, checkpoint_spec, checkpoint_trainer,
+                         restore_rng, save_checkpoint_file)
 from .distributed import barrier
 from .logger import format_eta, get_logger
 from .optim import WarmupPolyLR, build_optimizer, lr_groups
@@ -280,15 +280,15 @@ class StageRun:
         training.runner; same config, same number of processes; a changed spec is refused or, with
         `apply_changes`, applied: see training.resume_changes)."""
         from ..errors import CheckpointError
-        from .resume_changes import apply_to_trainer, check_changes, describe_changes, spec_changes
+        from .resume_changes import apply_to_trainer, check_changes, describe_changes, seed_changes, spec_changes
 
         progress = checkpoint_progress(ckpt)
         if progress["world_size"] != self.rt.world_size:
             raise CheckpointError(
                 f"{source} was written by {progress['world_size']} process(es); resume with the same number "
                 f"(now {self.rt.world_size}) or pass --resume never to start the stage over")
-        changes = check_changes(spec_changes(checkpoint_spec(ckpt), self.stage.spec), self.stage, source,
-                                apply_changes)
+        changes = spec_changes(checkpoint_spec(ckpt), self.stage.spec) + seed_changes(checkpoint_seed(ckpt), self.seed)
+        changes = check_changes(changes, self.stage, source, apply_changes)
         if progress["total_steps"] != self.total_steps:
             raise CheckpointError(
                 f"{source} was written for {progress['total_steps']} steps of stage {self.stage.name!r} but the "
@@ -307,13 +307,14 @@ class StageRun:
         self.log.info(f"stage {self.stage.name}: resumed from {source} at step {self.trainer.global_step}/"
                       f"{self.total_steps} (epoch {self.position['epoch']}, batch {self.position['batch_in_epoch']})")
 
-    def checkpoint(self, finished=False):
-        """The stage's checkpoint now (modules, trainer, data position, RNG, dataset record)."""
+    def checkpoint(self, finished=False, inputs=None):
+        """The stage's checkpoint now (modules, trainer, data position, RNG, dataset record, seed;
+        `inputs`: the earlier stage files it started from, for the stage file)."""
         tr, rt = self.trainer, self.rt
         progress = dict(global_step=tr.global_step, total_steps=tr.total_steps, world_size=rt.world_size,
                         rank=rt.rank, device=rt.device)
         return build_checkpoint(self.stage, self.models.state_dicts(), tr.state_dict(), self.position, progress,
-                                finished=finished, dataset=self.dataset_record)
+                                finished=finished, dataset=self.dataset_record, seed=self.seed, inputs=inputs)
 
     def save_checkpoint(self):
         """Every rank writes its own file at the same step; the barrier makes the set complete

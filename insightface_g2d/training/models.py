@@ -73,6 +73,10 @@ class ModelSet:
                     params.append(p)
         return params
 
+    def trainable_by_design(self, names):
+        """Whether the named modules have a parameter a stage may train (one not frozen by design)."""
+        return any(self._grad_flags.get(id(p), True) for name in names for p in self.get(name).parameters())
+
     def named_parameters(self, names):
         for name in names:
             for pname, p in self.get(name).named_parameters():

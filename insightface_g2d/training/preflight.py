@@ -24,11 +24,71 @@ def check_eval(cfg, stages, evaluate=True):
         parse_synthetic_spec(text)
     elif not os.path.exists(os.path.expanduser(text)):
         raise DataError(f"config.eval.pairs {text!r} does not exist; fix the path or pass --no-eval")
+    if not text.lower().endswith(".bin"):
+        check_eval_pair_count(cfg, text)
     names = {s.name for s in stages}
     for label, spec in (ev.get("models") or {}).items():
         if isinstance(spec, str) and spec.startswith("stage:") and spec.split(":", 1)[1] not in names:
             raise ConfigError(f"config.eval.models[{label!r}] = {spec!r}: no such stage (stages: "
                               f"{', '.join(sorted(names))})")
+
+
+def check_eval_pair_count(cfg, spec):
+    """A dataset spec of config.eval.pairs holds the distinct pairs config.eval.num_pairs asks for."""
+    from ..data.factory import build_face_dataset
+    from ..evaluation.draw_pairs import check_pair_count
+    from .evaluate import NUM_PAIRS_OPTION, dataset_labels, num_pairs
+
+    dataset = build_face_dataset(spec, skip_bad=bool(cfg.get("skip_bad", False)))
+    check_pair_count(dataset_labels(dataset), num_pairs(cfg.get("eval") or {}), NUM_PAIRS_OPTION)
+
+
+def check_stale_stages(run, training):
+    """CheckpointError, before anything trains, when a finished stage would be reused although a stage
+    before it trains in this run or changed since (training.stage_inputs); it names the stage files to
+    delete and the command that then trains them again."""
+    import shlex
+
+    from ..backbones.checkpoint import load_tensor_file
+    from ..errors import CheckpointError
+    from .checkpoint import checkpoint_checksum, checkpoint_inputs, stage_file
+    from .stage_inputs import stale_stages
+
+    finished = {}
+    for stage in run.stages:
+        path = run.path(stage_file(stage.name))
+        if os.path.isfile(path):
+            ckpt = load_tensor_file(path, hint=f"delete it to train stage {stage.name} again")
+            finished[stage.name] = (checkpoint_checksum(ckpt), checkpoint_inputs(ckpt))
+            del ckpt
+    stale = stale_stages(run.stages, finished, [s.name for s in training])
+    if not stale:
+        return
+    files = " ".join(shlex.quote(run.path(stage_file(name))) for name, _ in stale)
+    if len(stale) == 1:
+        (name, reason), = stale
+        what, them = f"stage {name} ({stage_file(name)}) is stale: {reason}", "it"
+    else:
+        which = "; ".join(f"{name}: {reason}" for name, reason in stale)
+        what, them = f"stages {', '.join(name for name, _ in stale)} are stale ({which})", "them"
+    raise CheckpointError(f"{what}; reusing {them} would put modules of different trainings into model.pt. "
+                          f"To train {them} again: rm {files} && {run.command}")
+
+
+def check_stage_starts(run, training):
+    """What each stage of `training` would check when it starts, checked before the first one
+    trains: its batches fill at least one step (batch size vs the dataset), its precision works on
+    the device, and every optimizer of it has parameters to train."""
+    from .loop import stage_length
+    from .precision import resolve_precision
+
+    for stage in training:
+        stage_length(stage, len(run.base), run.rt)
+        resolve_precision(stage.spec.fp16, stage.spec.get("amp_dtype"), run.rt.device)
+        for group, names in stage.optimizer_groups().items():
+            if not run.models.trainable_by_design(names):
+                raise ConfigError(f"stage {stage.name!r}: optimizer {group!r} has nothing to train (modules "
+                                  f"{', '.join(names)} have no trainable parameters); train other modules")
 
 
 def memory_bytes(device):

@@ -11,7 +11,8 @@ is compared with it key by key, and every difference is one of:
   True)); then the new optimizer values are set in the restored optimizer and learning-rate
   schedule (the schedule keeps its position: lr = new base lr x the factor at the current step)
   and the others take effect from the next step;
-- structural (batch size, length, optimizer kind, modules trained, network shapes, ...): refused,
+- structural (batch size, length, optimizer kind, modules trained, network shapes, ...), and the
+  run's `seed` (stored in the checkpoint: it orders the data and draws the masks): refused,
   always; restore the config or start the stage over with `--resume never`.
 
 Without `--apply-changes` a resume is exact: the same weights as a run never interrupted.
@@ -47,6 +48,11 @@ def spec_changes(stored_json, spec):
         return []
     now = _plain(spec)
     return [(k, before.get(k), now.get(k)) for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+
+
+def seed_changes(stored, seed):
+    """[("seed", old, new)] when config.seed differs from the seed a checkpoint stored (None: not stored)."""
+    return [] if stored is None or int(stored) == int(seed) else [("seed", int(stored), int(seed))]
 
 
 def describe_changes(changes):

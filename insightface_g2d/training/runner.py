@@ -1,10 +1,12 @@
 """A whole training run: the config's stages in order, then model.pt and the optional evaluation.
 
 Output folder:
-    config.json               the resolved config
+    config.json               the resolved config (written when a stage starts training, after its resume
+                              was accepted, or with model.pt: a refused run leaves it as it was)
     training.log, scalars.csv (tensorboard/ when TensorBoard is installed)
     checkpoint_gpu_<rank>.pt  step checkpoint of the stage in progress (one per process)
-    stage_<name>.pt           every module after stage <name> (also what marks it finished)
+    stage_<name>.pt           every module after stage <name> (also what marks it finished; records the
+                              earlier stage files it started from: training.stage_inputs)
     <exports>                 files a stage exports when it finishes (Stage.export_files)
     model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
     previews/*.png            masked / restored / clean faces
@@ -20,9 +22,10 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
 from ..evaluation.report import write_json
-from .checkpoint import (atomic_save, check_writable, checkpoint_dataset, checkpoint_modules, checkpoint_name,
-                         checkpoint_progress, checkpoint_rank, checkpoint_spec, checkpoint_stage, load_checkpoint,
-                         remove_stale_temps, seed_everything, stage_file, write_checked_checkpoint)
+from .checkpoint import (atomic_save, check_writable, checkpoint_checksum, checkpoint_dataset, checkpoint_modules,
+                         checkpoint_name, checkpoint_progress, checkpoint_rank, checkpoint_seed, checkpoint_spec,
+                         checkpoint_stage, load_checkpoint, remove_stale_temps, seed_everything, stage_file,
+                         write_checked_checkpoint)
 from .distributed import all_true, barrier, setup, teardown
 from .integrity import check_dataset, dataset_record
 from .kinds import face_restorer, final_network, module_parts
@@ -33,8 +36,9 @@ from .output_folder import REPORT_FILES, check_layout
 from .loop import StageRun
 from .models import ModelSet
 from .resume_agreement import agree_on_resume
-from .resume_changes import spec_changes
+from .resume_changes import seed_changes, spec_changes
 from .signals import GracefulStop
+from .stage_inputs import stage_inputs
 from .stages import build_stage
 from .teacher import TeacherProvider
 from .warm_start import apply_warm_start
@@ -142,6 +146,8 @@ class Run:
         self.stages = [build_stage(s, cfg) for s in cfg.stages]
         self.models = self.teachers = self.scalars = None
         self.finished = []
+        self.outputs = {}  # stage name -> checksum of its stage file (rank 0: loaded or written by this run)
+        self.config_written = False
         self.times = {}
 
     def build(self):
@@ -170,10 +176,19 @@ class Run:
         check_dataset(checkpoint_dataset(ckpt), self.dataset, stage_file(stage.name), hint)
         self.models.load_state_dicts(checkpoint_modules(ckpt), source=stage_file(stage.name))
         self.finished.append(stage.name)
-        changed = [key for key, _, _ in spec_changes(checkpoint_spec(ckpt), stage.spec)]
+        self.outputs[stage.name] = checkpoint_checksum(ckpt)
+        changes = spec_changes(checkpoint_spec(ckpt), stage.spec) + seed_changes(checkpoint_seed(ckpt), self.cfg.seed)
+        changed = [key for key, _, _ in changes]
         if changed:
             self.log.warning(f"stage {stage.name} was finished with other settings ({', '.join(changed)}); "
                              f"using it as it is (delete {stage_file(stage.name)} to train it again)")
+
+    def write_config(self):
+        """config.json, once, when the run is about to change the output folder's training state:
+        when a stage starts training (after its resume was accepted) or model.pt is written."""
+        if self.rt.is_main and not self.config_written:
+            write_json(self.path("config.json"), self.cfg, default=str)
+        self.config_written = True
 
     def teachers_for(self, stage):
         targets, grad = stage.teacher_use()
@@ -232,6 +247,7 @@ class Run:
                        restorer=face_restorer(stage, self.stages), dataset_record=self.dataset)
         if ckpt is not None:
             run.resume_from(ckpt, source, apply_changes=self.apply_changes)
+        self.write_config()
         self.log.info(f"stage {stage.name} ({stage.kind}): {run.total_steps} steps, batch {stage.spec.batch_size} x "
                       f"{rt.world_size} process(es), train {', '.join(stage.spec.train)}, losses "
                       f"{', '.join(f'{k}={v:g}' for k, v in stage.spec.losses.items() if v)}")
@@ -241,7 +257,7 @@ class Run:
         if status == "stopped":
             return status
         if rt.is_main:
-            ckpt = run.checkpoint(finished=True)
+            ckpt = run.checkpoint(finished=True, inputs=stage_inputs(self.stages, index, self.outputs))
             what = f"stage {stage.name!r} finished"
             exports = {name: {k: v.detach().cpu() for k, v in state.items()}
                        for name, state in stage.exports(self.models).items()}
@@ -250,7 +266,7 @@ class Run:
             check_writable(ckpt, what, self.path(stage_file(stage.name)))
             for name, state in exports.items():  # exports first: the stage file is what marks it finished
                 atomic_save(state, self.path(name))
-            write_checked_checkpoint(ckpt, self.path(stage_file(stage.name)))
+            self.outputs[stage.name] = write_checked_checkpoint(ckpt, self.path(stage_file(stage.name)))
             run.write_preview("final")
         barrier(rt)
         step_ckpt = run.checkpoint_path
@@ -292,7 +308,7 @@ def lower_lr_advice(run, stage, err):
 
 def _preflight(run, cfg, stage, evaluate):
     """Every check that needs no output file, in the order a user would fix them."""
-    from .preflight import check_eval, check_teacher_sizes
+    from .preflight import check_eval, check_stage_starts, check_stale_stages, check_teacher_sizes
     from .teacher import check_teacher_files
 
     names = [s.name for s in run.stages]
@@ -303,10 +319,12 @@ def _preflight(run, cfg, stage, evaluate):
     check_layout(run.output, run.stages, run.rt.rank)
     check_eval(cfg, run.stages, evaluate)
     todo = [s for s in run.stages if (stage is None or s.name == stage) and not run.is_finished(s)]
+    check_stale_stages(run, todo)
     for s in todo:  # fail before training on missing teacher files
         if any(s.teacher_use()):
             check_teacher_files(s.spec.teacher, s.name)
     run.build()
+    check_stage_starts(run, todo)
     check_teacher_sizes(run, todo)
 
 
@@ -363,8 +381,6 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     remove_stale_temp_files(output, rt, run.log)
     for line in list(cfg.get("config_notes") or ()) + dataset_notes(cfg, run.base):
         run.log.warning(line)
-    if rt.is_main:
-        write_json(run.path("config.json"), cfg, default=str)
     run.log.info(f"output {os.path.abspath(output)} | device {rt.device} | {rt.world_size} process(es) | "
                  f"dataset {cfg.rec} ({len(run.base)} images, {run.base.num_classes} identities)")
     status = "finished"
@@ -395,6 +411,7 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
     if status == "stopped":
         run.log.warning(f"stopped; checkpoint saved. Resume with the same command: {run.command}")
     elif len(run.finished) == len(run.stages):
+        run.write_config()
         if rt.is_main:
             path, network, dim = run.write_model()
             if path:
