@@ -189,12 +189,12 @@ def test_resume_removes_stale_temporary_checkpoints(tmp_path, monkeypatch):
     class Killed(BaseException):
         pass
 
-    def killed_replace(*args):
+    def killed_replace(*args, **kwargs):
         raise Killed
 
     with monkeypatch.context() as m:
         m.setattr(ckpt_mod.os, "replace", killed_replace)
-        m.setattr(ckpt_mod.os, "unlink", lambda *a: None)
+        m.setattr(ckpt_mod.os, "unlink", lambda *args, **kwargs: None)
         with pytest.raises(Killed):
             ckpt_mod.atomic_save({"junk": torch.zeros(1000)}, out / "checkpoint_gpu_0.pt")
     killed = [p.name for p in out.iterdir() if p.name.startswith(".checkpoint_gpu_0.pt.")]
