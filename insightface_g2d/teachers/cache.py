@@ -355,7 +355,8 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
         for step, images in enumerate(_image_batches(ds, done, batch_size, num_workers)):
             x = images.to(teacher.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             clean = teacher.embed(x).detach().cpu().numpy()
-            flipped = clean if flips == "reused-clean" else teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy()
+            flipped = (clean if flips == "reused-clean"
+                       else teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy())
             n = x.shape[0]
             arr[done:done + n, 0] = _to_storage(clean, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
             arr[done:done + n, 1] = _to_storage(flipped, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
