@@ -12,7 +12,6 @@ root) on a machine where no small or read-only file system can be mounted:
   inodes) or read-only file system. Reading stays possible, as it does there.
 """
 import builtins
-import contextlib
 import errno
 import io
 import json

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from ..backbones.checkpoint import load_tensor_file
-from ..fileio import atomic_open
+from ..fileio import atomic_open, os_error_in
 from .integrity import check_checkpoint_finite, check_finite, seal, verify
-from .output_errors import os_error_in, write_error
+from .output_errors import write_error
 
 CHECKPOINT_FORMAT = "g2d-train-checkpoint"
 

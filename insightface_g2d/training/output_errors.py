@@ -2,7 +2,6 @@
 wrong kind of file) as one-line OutputErrors that say what failed and what to do, instead of
 tracebacks: fileio's write errors, with g2d-train's option and what a failure leaves behind."""
 from .. import fileio
-from ..fileio import IO_ERRNOS, os_error_in  # noqa: F401  (re-exported for the training modules)
 
 NOTE = "nothing written so far is damaged: checkpoints are replaced atomically"
 
