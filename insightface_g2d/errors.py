@@ -1,4 +1,5 @@
-"""Exceptions raised for bad input. Each message says what was wrong and what to do."""
+"""Exceptions raised for bad input (each message says what was wrong and what to do), and the one a
+SIGTERM raises."""
 import difflib
 
 
@@ -31,3 +32,14 @@ class TrainingError(G2DError):
 class OutputError(G2DError):
     """The output folder cannot be used: in use by another run, not writable, full, or a name in it
     is taken by a file of the wrong kind."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM asked the process to stop. Raised by `raise_terminated` (the SIGTERM handler the
+    command-line tools install) so that cleanup runs as after Ctrl-C: temporary files are removed,
+    locks released. A KeyboardInterrupt, so whatever handles Ctrl-C handles it too."""
+
+
+def raise_terminated(signum=None, frame=None):
+    """A signal handler: raise Terminated."""
+    raise Terminated()

@@ -9,7 +9,7 @@ import pytest
 
 from insightface_g2d.data import image_io as io_
 from insightface_g2d.data.folder import ImageFolderFaces
-from insightface_g2d.errors import DataError
+from insightface_g2d.errors import DataError, OutputError
 
 
 def _rgb(h=20, w=24, seed=0):
@@ -152,7 +152,7 @@ def test_write_image_round_trips_and_names_bad_targets(tmp_path):
     with pytest.raises(DataError, match=r"cannot encode .* as \.xyz"):
         io_.write_image(tmp_path / "a.xyz", rgb)
     (tmp_path / "file").write_text("")
-    with pytest.raises(DataError, match=r"cannot write image .*file[/\\]b\.png"):
+    with pytest.raises(OutputError, match=r"cannot write image .*file[/\\]b\.png'.*a file is in the way"):
         io_.write_image(tmp_path / "file" / "b.png", rgb)
 
 
@@ -192,7 +192,7 @@ def test_an_interrupted_image_write_leaves_no_partial_file(tmp_path, monkeypatch
         raise interruption()
 
     monkeypatch.setattr(fileio.os, "fsync", cut)
-    with pytest.raises(KeyboardInterrupt if interruption is KeyboardInterrupt else DataError):
+    with pytest.raises(KeyboardInterrupt if interruption is KeyboardInterrupt else OutputError):
         io_.write_image(tmp_path / "new.png", rgb)
     with pytest.raises(KeyboardInterrupt if interruption is KeyboardInterrupt else OSError):
         io_.save_image_bytes(tmp_path / "old.png", io_.encode_image_bytes(rgb))

@@ -65,6 +65,32 @@ def test_a_second_run_is_refused_naming_the_holder_then_takes_over_a_killed_ones
     assert (out / "training.log").read_text().count("took over the lock") == 1
 
 
+def test_deleting_the_lock_file_does_not_let_a_second_run_in(tmp_path, capsys):
+    """The lock is held on the folder itself: removing .g2d-train.lock while a run holds it changes nothing."""
+    job = write_job(tmp_path, QUAD)
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = _holder(out)
+    try:
+        os.unlink(out / LOCK_NAME)
+        code = run_cli(main, [str(job), "--output", str(out), "--device", "cpu"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "Traceback" not in err
+        line = err.splitlines()[-1]
+        assert line.startswith("error: output folder") and "is in use by another process" in line
+        assert os.listdir(out) == []  # the refused run wrote nothing, not even a new lock file
+        with pytest.raises(OutputError, match="is in use by another process"):
+            OutputLock(out).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert run_training(load_config(job), output=str(out))["status"] == "finished"  # free again once it ended
+    with OutputLock(out):  # within one process too
+        os.unlink(out / LOCK_NAME)
+        with pytest.raises(OutputError, match="is in use by another process"):
+            OutputLock(out).acquire()
+
+
 def test_the_lock_excludes_within_one_process_too(tmp_path):
     with OutputLock(tmp_path):
         with pytest.raises(OutputError, match=f"PID {os.getpid()}"):

@@ -1,9 +1,15 @@
 """Shared helpers for the command-line tools."""
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
-from ..errors import G2DError
+from ..errors import G2DError, Terminated, raise_terminated
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT
+TERMINATED_EXIT = 143  # 128 + SIGTERM
 
 
 def run_cli(main, argv=None):
@@ -11,8 +17,31 @@ def run_cli(main, argv=None):
 
     Programming errors still raise with a traceback: those are bugs to report, not bad input.
     A reader that goes away (`g2d-info --all | head -2`) ends the tool quietly with exit code 141
-    (128 + SIGPIPE, what a C tool killed by the signal reports).
+    (128 + SIGPIPE, what a C tool killed by the signal reports). Ctrl-C (SIGINT) prints
+    "interrupted" and exits 130; SIGTERM is handled the same way ("terminated", 143) instead of
+    killing the process on the spot, so temporary files are removed and locks released first
+    (g2d-train's training loop turns both into a checkpoint and exit 0 instead).
     """
+    with _sigterm_raises():
+        return _run(main, argv)
+
+
+@contextmanager
+def _sigterm_raises():
+    """SIGTERM raises errors.Terminated while inside, where it would otherwise kill the process
+    (left as it is when the process started with SIGTERM ignored, or another handler is installed)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _run(main, argv):
     try:
         code = main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -27,9 +56,12 @@ def run_cli(main, argv=None):
     except G2DError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     return 0 if code is None else int(code)
 
 

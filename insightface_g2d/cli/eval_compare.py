@@ -118,11 +118,9 @@ def run_compare(args):
 
 
 def run_ijb(args):
-    import numpy as np
-
     from ..devices import select_device
-    from ..evaluation import report
     from ..evaluation.ijb import evaluate_ijb, ijb_markdown, read_ijb_meta
+    from ..fileio import write_errors
     from ..evaluation.model_spec import parse_model_arg, unique_labels
 
     _positive("--batch-size", args.batch_size)
@@ -141,22 +139,28 @@ def run_ijb(args):
     table = ijb_markdown(rows)
     print(table)
     if args.out:
-        stem = f"ijb_{args.dataset.lower()}" + ("_masked" if args.mask_probe else "")
-        os.makedirs(args.out, exist_ok=True)
-        written = [report.write_text(os.path.join(args.out, stem + ".md"), table),
-                   report.plot_roc(curves, os.path.join(args.out, stem + "_roc.png"), title=f"ROC on {args.dataset}")]
-        payload = dict(models=[dict(label=label, spec=spec) for label, spec in models], results={})
-        for (label, r), (_, spec) in zip(rows, models):
-            scores_path = os.path.join(args.out, f"{stem}_{_safe(label)}_scores.npy")
-            np.save(scores_path, r["scores"])
-            written.append(scores_path)
-            fpr, tpr = r["roc"]
-            payload["results"][label] = dict({k: v for k, v in r.items() if k not in ("scores", "roc")},
-                                             roc=dict(fpr=fpr, tpr=tpr), scores_file=scores_path)
-        written.insert(1, report.write_json(os.path.join(args.out, stem + ".json"), payload))
+        with write_errors(args.out):
+            written = _write_ijb_outputs(args, models, rows, curves, table)
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _write_ijb_outputs(args, models, rows, curves, table):
+    from ..evaluation import report
+
+    stem = f"ijb_{args.dataset.lower()}" + ("_masked" if args.mask_probe else "")
+    written = [report.write_text(os.path.join(args.out, stem + ".md"), table),
+               report.plot_roc(curves, os.path.join(args.out, stem + "_roc.png"), title=f"ROC on {args.dataset}")]
+    payload = dict(models=[dict(label=label, spec=spec) for label, spec in models], results={})
+    for (label, r), (_, spec) in zip(rows, models):
+        scores_path = report.write_npy(os.path.join(args.out, f"{stem}_{_safe(label)}_scores.npy"), r["scores"])
+        written.append(scores_path)
+        fpr, tpr = r["roc"]
+        payload["results"][label] = dict({k: v for k, v in r.items() if k not in ("scores", "roc")},
+                                         roc=dict(fpr=fpr, tpr=tpr), scores_file=scores_path)
+    written.insert(1, report.write_json(os.path.join(args.out, stem + ".json"), payload))
+    return written
 
 
 def _safe(label):

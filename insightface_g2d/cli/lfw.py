@@ -30,13 +30,13 @@ def build_parser():
     c.add_argument("--parallel", action="store_true",
                    help="train the student arms as simultaneous processes (equal conditions; ~1 core each)")
     c.add_argument("--train-only", action="store_true", help="train the arms, skip the evaluation")
-    c.set_defaults(func=cmd_compare)
+    c.set_defaults(func=_writing(cmd_compare))
 
     p = sub.add_parser("prepare", help="align the DevTrain faces and build the dlib teacher cache only",
                        epilog="example:\n  g2d-lfw prepare --out work_dirs/lfw", formatter_class=parser.formatter_class)
     p.add_argument("--out", default="work_dirs/lfw")
     p.add_argument("--lfw-root")
-    p.set_defaults(func=cmd_prepare)
+    p.set_defaults(func=_writing(cmd_prepare))
 
     t = sub.add_parser("teacher-check", help="the dlib teacher's accuracy on LFW View 2 (6,000 clean pairs)",
                        epilog="example:\n  g2d-lfw teacher-check --out work_dirs/lfw/teacher_view2\n"
@@ -47,8 +47,18 @@ def build_parser():
     t.add_argument("--engine", action="append", dest="engines", choices=("torch", "dlib-bin"),
                    help="torch: dlib's network in PyTorch (default); dlib-bin: dlib itself (slow, ~0.1 s a face); "
                         "repeat to compare them on the same pairs")
-    t.set_defaults(func=cmd_teacher_check)
+    t.set_defaults(func=_writing(cmd_teacher_check))
     return parser
+
+
+def _writing(command):
+    """`command(args)` with failed writes under --out as one-line errors (fileio.write_errors)."""
+    def run(args):
+        from ..fileio import write_errors
+
+        with write_errors(args.out):
+            return command(args)
+    return run
 
 
 def _overrides(items):

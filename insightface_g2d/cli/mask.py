@@ -111,10 +111,11 @@ def apply(args):
         else:
             masked, alpha = synth.apply_landmarks(img, index.require(path, src), rng,
                                                   where=f"landmarks of {path} in {index.where}")
-        write_image(dst / rel, masked, args.quality)
+        write_image(dst / rel, masked, args.quality, within=dst)
         if args.alpha_out:
             a8 = np.rint(alpha * 255.0).astype(np.uint8)
-            write_image((Path(args.alpha_out) / rel).with_suffix(".png"), a8)
+            write_image((Path(args.alpha_out) / rel).with_suffix(".png"), a8, within=args.alpha_out,
+                        option="--alpha-out")
         count += 1
     print(f"masked {count} images -> {dst}" + (f" (alpha maps -> {args.alpha_out})" if args.alpha_out else ""))
     return 0

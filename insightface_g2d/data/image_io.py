@@ -8,7 +8,7 @@
     pick_images(inputs, count, seed)  files and folders -> up to `count` images, one per identity first
     encode_image_bytes(img, ext)    uint8 RGB (or grey) -> encoded bytes, or DataError
     save_image_bytes(path, data)    the one image-file writer: atomic, folders made, OSError as it is
-    write_image(path, img)          encode and save_image_bytes, or DataError naming the file
+    write_image(path, img)          encode and save_image_bytes, or DataError / OutputError naming the file
 
 Decoding untrusted data (files on disk, `.bin` entries, RecordIO payloads): OpenCV allocates
 (and libjpeg fills) the size an image header claims before it notices that the data is short: a
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, write_error
 
 # Decoded-size limits for untrusted images: faces and dataset images (aligned faces are 112x112),
 # and whole photos (g2d-mask on camera pictures). The cost of a hostile header is about the
@@ -248,27 +248,29 @@ def _palette_png(img, colors, ext):
     return out.getvalue()
 
 
-def save_image_bytes(path, data):
+def save_image_bytes(path, data, within=None):
     """Write encoded image bytes to `path`: the one image-file writer of the project.
 
     Atomic (fileio.atomic_open: a temporary file beside `path`, renamed over it when complete), so
-    an interrupted or failed write never leaves a partial image; folders are made. A failed write is
-    the OSError itself, with its errno and file name, for callers that report those (a training
-    run's output folder); `write_image` turns it into a DataError.
+    an interrupted or failed write never leaves a partial image; folders are made (those below
+    `within`, the folder the user named, never through a symbolic link). A failed write is the
+    OSError itself, with its errno and file name, for callers that report those (a training run's
+    output folder); `write_image` turns it into the one-line OutputError.
     """
-    with atomic_open(path) as f:
+    with atomic_open(path, within=within) as f:
         f.write(data)
     return path
 
 
-def write_image(path, img, quality=95, png_compression=None, colors=None):
+def write_image(path, img, quality=95, png_compression=None, colors=None, within=None, option="--out"):
     """Encode uint8 RGB (or grey) ``img`` in the format of ``path``'s extension (see
-    encode_image_bytes) and save it atomically. DataError naming the file when it cannot be
-    encoded or written."""
+    encode_image_bytes) and save it atomically (see save_image_bytes). DataError when it cannot be
+    encoded; OutputError naming the file (and `option`, the command-line option of the output) when
+    it cannot be written."""
     path = Path(path)
     data = encode_image_bytes(img, path.suffix, quality, png_compression, colors)
     try:
-        save_image_bytes(path, data)
+        save_image_bytes(path, data, within)
     except OSError as err:
-        raise DataError(f"cannot write image {path}: {err.strerror or err}; check the folder is writable") from None
+        raise write_error(err, path, "image", option=option) from None
     return path

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, write_errors
 from .align import align_face
 from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes, write_image
 from .landmarks import LandmarkIndex
@@ -133,8 +133,9 @@ def _detector():
 
 
 def _align_task(task):
-    """(src path, out path, rel, landmarks or None, size, fmt, quality) -> (rel, None | reason, landmarks)."""
-    src, out, rel, lmk, size, fmt, quality = task
+    """(src path, out path, rel, landmarks or None, size, fmt, quality, out folder) -> (rel, None | reason,
+    landmarks)."""
+    src, out, rel, lmk, size, fmt, quality, within = task
     try:
         img = read_photo(src, what="photo")
         if lmk is None:
@@ -144,7 +145,7 @@ def _align_task(task):
         face = align_face(img, lmk, size=size, where=f"landmarks of {rel}")
     except DataError as err:
         return rel, str(err), None
-    write_image(out, face, quality, png_compression=3)  # a failed write stops the run (DataError)
+    write_image(out, face, quality, png_compression=3, within=within)  # a failed write stops the run (OutputError)
     return rel, None, np.asarray(lmk, np.float32)
 
 
@@ -225,7 +226,7 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
             if lmk is None:
                 failures.append((rel, f"no landmarks for it in {table.where}"))
                 continue
-        tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality)))
+        tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality), str(out)))
     aligned = 0
     for rel, why, _ in _run(_align_task, tasks, spec, workers, "aligning", progress, detector_here):
         if why is None:
@@ -234,7 +235,7 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
             failures.append((rel, why))
     failures.sort()
     report = out / REPORT_NAME
-    with atomic_open(report, "w", encoding="utf-8", newline="\n") as f:
+    with write_errors(report), atomic_open(report, "w", encoding="utf-8", newline="\n") as f:
         f.write("path\treason\n")
         f.writelines(f"{rel}\t{' '.join(why.split())}\n" for rel, why in failures)
     return {"photos": len(photos), "aligned": aligned, "done_before": done, "failed": len(failures),
@@ -254,7 +255,7 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
 
     out: a folder (gets train.rec, train.idx, property) or a .rec path (its .idx beside it).
     Faces must be size x size (align them first). Returns a summary dict: images, identities,
-    rec, idx.
+    rec, idx. A failed write (disk full, read-only, ...) is an OutputError and leaves no partial file.
     """
     from tqdm import tqdm
 
@@ -266,31 +267,32 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
     rec_path, idx_path, folder = _recordio_paths(out)
     if rec_path.exists() and not force:
         raise DataError(f"{rec_path} exists; pass --force to overwrite it")
-    if idx_path.exists():
-        idx_path.unlink()  # never leave an old index next to a new .rec
     n, c = len(items), len(identities)
     first = np.zeros(c + 1, np.int64)  # image keys of identity k: first[k] .. first[k+1]-1
     for _, label in items:
         first[label + 1] += 1
     first = 1 + np.cumsum(first)
-    with IndexedRecordIOWriter(rec_path, idx_path) as writer:
-        writer.write_idx(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
-        for key, (rel, label) in enumerate(tqdm(items, desc="packing", unit="img", disable=not progress,
-                                                dynamic_ncols=True), start=1):
-            data = (src / rel).read_bytes()
-            img, why = try_decode_image_bytes(data)
-            if img is None:
-                raise DataError(f"cannot read face {src / rel}: {why}; replace or delete the file")
-            if img.shape[:2] != (size, size):
-                raise DataError(f"{src / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {size}x{size} face: "
-                                "align the photos first (g2d-data align)")
-            if not (data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"):
-                data = encode_image_bytes(img, "jpg", quality)
-            writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
-        for k in range(c):
-            writer.write_idx(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
-    with atomic_open(folder / "property", "w") as f:
-        f.write(f"{c},{size},{size}\n")
+    with write_errors(rec_path, idx_path, folder / "property"):
+        if idx_path.exists():
+            idx_path.unlink()  # never leave an old index next to a new .rec
+        with IndexedRecordIOWriter(rec_path, idx_path) as writer:
+            writer.write_idx(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
+            for key, (rel, label) in enumerate(tqdm(items, desc="packing", unit="img", disable=not progress,
+                                                    dynamic_ncols=True), start=1):
+                data = (src / rel).read_bytes()
+                img, why = try_decode_image_bytes(data)
+                if img is None:
+                    raise DataError(f"cannot read face {src / rel}: {why}; replace or delete the file")
+                if img.shape[:2] != (size, size):
+                    raise DataError(f"{src / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {size}x{size} "
+                                    "face: align the photos first (g2d-data align)")
+                if not (data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"):
+                    data = encode_image_bytes(img, "jpg", quality)
+                writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
+            for k in range(c):
+                writer.write_idx(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
+        with atomic_open(folder / "property", "w") as f:
+            f.write(f"{c},{size},{size}\n")
     return {"images": n, "identities": c, "rec": str(rec_path), "idx": str(idx_path)}
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_open
+from ..fileio import atomic_open, write_errors
 from ..errors import DataError
 from . import image_io
 
@@ -363,7 +363,7 @@ def build_index(rec_path, idx_path=None, progress=False):
             if bar is not None:
                 bar.close()
     # write atomically: a crash never leaves a half index next to the .rec
-    with atomic_open(idx_path, "w", newline="\n") as f:
+    with write_errors(idx_path, option="--idx"), atomic_open(idx_path, "w", newline="\n") as f:
         f.writelines(lines)
     return len(lines)
 

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..data.image_io import encode_image_bytes, fit_square, try_decode_image_bytes
-from ..fileio import atomic_open
+from ..fileio import atomic_open, write_errors
 from ..errors import DataError
 
 # ---------------------------------------------------------------- restricted unpickling
@@ -310,7 +310,7 @@ def write_bin_records(path, bins, issame):
     issame = [bool(s) for s in np.asarray(issame).reshape(-1)]
     if len(bins) != 2 * len(issame):
         raise DataError(f"{len(bins)} images for {len(issame)} pairs; need exactly 2 images per pair")
-    with atomic_open(path) as f:
+    with write_errors(path), atomic_open(path) as f:
         # Protocol 4: plain BINBYTES for images, no globals; readable by Python >= 3.4.
         pickle.dump((bins, issame), f, protocol=4)
 

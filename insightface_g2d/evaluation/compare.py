@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
+from ..fileio import write_errors
 from . import report
 from .model_spec import unique_labels
 
@@ -216,8 +217,13 @@ def compare_markdown(doc):
 
 
 def write_compare_outputs(doc, out_dir):
-    """Write compare.md, compare.json and one ROC PNG per plotted target; returns {kind: path}."""
-    os.makedirs(out_dir, exist_ok=True)
+    """Write compare.md, compare.json and one ROC PNG per plotted target; returns {kind: path}.
+    Each file is written atomically, never through a symbolic link; a failed write is an OutputError."""
+    with write_errors(out_dir):
+        return _write_compare_files(doc, out_dir)
+
+
+def _write_compare_files(doc, out_dir):
     files = dict(
         markdown=report.write_text(os.path.join(out_dir, "compare.md"), compare_markdown(doc)),
         json=os.path.join(out_dir, "compare.json"),

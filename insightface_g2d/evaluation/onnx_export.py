@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError, ConfigError
-from ..fileio import atomic_open
+from ..fileio import atomic_open, write_errors
 from ..embedders.onnx_model import MXNET_PREFIXES, normalises_inside
 
 INPUT_NAME = "input.1"
@@ -74,7 +74,6 @@ def export_onnx(model, path, opset=17, image_size=112):
     import onnx
 
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model = model.float().cpu().eval()
     dummy = torch.zeros(1, 3, image_size, image_size)
     kwargs = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=int(opset),
@@ -82,17 +81,17 @@ def export_onnx(model, path, opset=17, image_size=112):
                   do_constant_folding=True)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
-    tmp = path + ".tmp"
+    import io
     import warnings
 
+    graph = io.BytesIO()  # in memory: only the finished file is written, atomically
     with warnings.catch_warnings(), _NoAutocast(model), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript-based exporter"
-        torch.onnx.export(model, (dummy,), tmp, **kwargs)
-    proto = onnx.load(tmp)
-    os.remove(tmp)
+        torch.onnx.export(model, (dummy,), graph, **kwargs)
+    proto = onnx.load_from_string(graph.getvalue())
     _rename_mxnet_like_nodes(proto.graph)
     onnx.checker.check_model(proto)
-    with atomic_open(path) as f:
+    with write_errors(path), atomic_open(path) as f:
         f.write(proto.SerializeToString())
     return path
 

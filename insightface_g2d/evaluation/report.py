@@ -4,7 +4,6 @@ Only formatting lives here; the numbers come from compare.py and ijb.py.
 """
 import json
 import math
-import os
 
 import numpy as np
 
@@ -64,6 +63,13 @@ def write_json(path, obj, default=None):
 def write_text(path, text):
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
+    return path
+
+
+def write_npy(path, array):
+    """Write a numpy array as a .npy file (atomically). Returns the path."""
+    with atomic_open(path) as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
     return path
 
 
@@ -130,8 +136,8 @@ def plot_roc(curves, path, title="ROC", far_range=None, tar_range=None):
     if curves:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, format="png")
+    with atomic_open(path) as f:  # never half a PNG, never through a symbolic link
+        fig.savefig(f, format="png")
     return path
 
 

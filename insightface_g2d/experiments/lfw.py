@@ -18,7 +18,6 @@ styles held out from it (n95, textured). Masks of the test faces are seeded per 
 """
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +229,9 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
     `parallel`), evaluate all on DevTest; write out/comparison.md, comparison.json,
     roc_devtest.png and copy the G2D inpainting previews. Finished pieces are reused, so the same
     command resumes. Returns the markdown (None with `train_only`)."""
+    from ..data.image_io import save_image_bytes
+    from ..evaluation.report import write_text
+
     out = Path(out)
     root = lfw_root(root)
     arms = [find_arm(a) for a in (arms or [a.name for a in ARMS])]
@@ -263,13 +265,13 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
         docs[arm.label] = evaluate_arm(arm, arm_model_spec(arm, out), out, root, progress)
     results = {label: doc["results"] for label, doc in docs.items()}
     text = comparison_markdown(results, times, meta)
-    (out / "comparison.md").write_text(text)
+    write_text(out / "comparison.md", text)
     plot_comparison_roc(docs, out / "roc_devtest.png")
     _write_json(out / "comparison.json", dict(meta=meta, protocols=list(PROTOCOLS), results=results))
     previews = out / "g2d" / "previews"
     if previews.is_dir():
         for png in sorted(previews.glob("*final*.png")):
-            shutil.copy2(png, out / f"g2d_{png.name}")
+            save_image_bytes(out / f"g2d_{png.name}", png.read_bytes())
     meta["total_minutes"] = round((time.time() - t0) / 60, 1)
     _write_json(meta_path, meta)
     return text

@@ -10,9 +10,13 @@ Rows are keyed by the sample index of the dataset whose `fingerprint()` the mani
 Builds are atomic and resumable: they write to DIR.partial and rename it to DIR only once every row
 is written; an interrupted build leaves DIR.partial (complete=false, "done" rows) and the next build
 with the same teacher and dataset continues from there. A directory whose manifest does not say
-complete=true is never used.
+complete=true is never used. The embeddings file gets its whole size on disk when it is made, so a
+full disk fails there (an OutputError; nothing is left) rather than while rows are written; a later
+failed write keeps DIR.partial for the next build. A symbolic link at DIR.partial or inside it is
+never written through.
 """
 import datetime
+import errno
 import json
 import os
 import shutil
@@ -20,8 +24,8 @@ import shutil
 import numpy as np
 import torch
 
-from ..fileio import atomic_open
 from ..errors import CheckpointError, ConfigError, DataError
+from ..fileio import atomic_open, replace_folder, write_errors
 
 FORMAT = "insightface_g2d.teacher_cache"
 VERSION = 1
@@ -245,15 +249,53 @@ def _prepare_target(directory, overwrite, same):
     return False
 
 
+def _remove(path):
+    """Delete the file, link or folder at `path` (a link itself, never what it points to)."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _new_partial(tmp, count, dim, dtype, manifest):
+    """A fresh DIR.partial: the embeddings file with all its space on disk, and `manifest`. Removed
+    again when any of this fails (a full disk shows here, before any teacher work)."""
+    _remove(tmp)
+    try:
+        os.makedirs(tmp)
+        path = os.path.join(tmp, EMBEDDINGS)
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(count, 2, dim))
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as err:  # a file system that cannot allocate ahead writes pages as they come
+                if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+        _write_json(os.path.join(tmp, MANIFEST), manifest)
+        return arr
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _open_partial(tmp, count, dim, same):
+    """(memmap, manifest) of a DIR.partial that an interrupted build of the same cache left, or None."""
+    files = [os.path.join(tmp, name) for name in (EMBEDDINGS, MANIFEST)]
+    if os.path.islink(tmp) or not os.path.isdir(tmp) or any(os.path.islink(f) for f in files):
+        return None  # never resume through a link
+    try:
+        manifest = read_manifest(tmp)
+        arr = np.load(files[0], mmap_mode="r+", allow_pickle=False)
+    except Exception:  # any damage: start over
+        return None
+    if not same(manifest) or arr.shape != (count, 2, dim):
+        return None
+    return arr, manifest
+
+
 def _publish(tmp, directory):
     """Atomically put the finished cache `tmp` at `directory` (replacing an old one)."""
-    old = None
-    if os.path.exists(directory):
-        old = f"{directory}.old{os.getpid()}"
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp, directory)
 
 
 def _to_storage(array, dtype, what):
@@ -285,7 +327,7 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
 
     Resumes an interrupted build of the same teacher and dataset found at DIR.partial. Returns the
     finished TeacherCache. `dataset_spec`/`teacher_spec`/`teacher_arg` (g2d-cache build --teacher) are
-    recorded only for the rebuild hint.
+    recorded only for the rebuild hint. A failed write is an OutputError (see the module doc).
     """
     from tqdm import tqdm
 
@@ -305,46 +347,40 @@ def build_teacher_cache(teacher, dataset, directory, batch_size=128, num_workers
     if _prepare_target(directory, overwrite, same):
         return TeacherCache(directory, ds)
     tmp = directory + ".partial"
-    manifest = None
-    if os.path.isdir(tmp):
-        try:
-            manifest = read_manifest(tmp)
-            arr = np.load(os.path.join(tmp, EMBEDDINGS), mmap_mode="r+", allow_pickle=False)
-            if not same(manifest) or arr.shape != (count, 2, dim):
-                manifest = None
-        except Exception:  # any damage: start over
-            manifest = None
-    if manifest is None:
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
+    found = _open_partial(tmp, count, dim, same)
+    if found is not None:
+        arr, manifest = found
+    else:
         manifest = _base_manifest(ds, count, dim, dtype, teacher.name, flips,
                                   {"source": "build", "dataset_spec": dataset_spec, "teacher_spec": teacher_spec,
                                    "teacher_arg": teacher_arg})
-        _write_json(os.path.join(tmp, MANIFEST), manifest)
+        with write_errors(directory, tmp):
+            arr = _new_partial(tmp, count, dim, dtype, manifest)
     done = int(manifest.get("done", 0))
     bar = tqdm(total=count, initial=done, unit="img", desc=f"teacher {teacher.name}", disable=not progress)
-    for step, images in enumerate(_image_batches(ds, done, batch_size, num_workers)):
-        x = images.to(teacher.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        clean = teacher.embed(x).detach().cpu().numpy()
-        flipped = clean if flips == "reused-clean" else teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy()
-        n = x.shape[0]
-        arr[done:done + n, 0] = _to_storage(clean, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
-        arr[done:done + n, 1] = _to_storage(flipped, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
-        done += n
-        bar.update(n)
-        if (step + 1) % flush_every == 0:
-            arr.flush()  # rows first, then the manifest that says they are there
-            manifest["done"] = done
-            _write_json(os.path.join(tmp, MANIFEST), manifest)
-    bar.close()
-    if done != count:
-        raise DataError(f"the dataset yielded {done} faces but has {count} samples; its __len__ is wrong")
-    arr.flush()
-    del arr
-    manifest.update(done=count, complete=True)
-    _write_json(os.path.join(tmp, MANIFEST), manifest)
-    _publish(tmp, directory)
+    with write_errors(directory, tmp, note=f"{tmp} keeps the rows written so far: the same command continues"):
+        for step, images in enumerate(_image_batches(ds, done, batch_size, num_workers)):
+            x = images.to(teacher.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            clean = teacher.embed(x).detach().cpu().numpy()
+            flipped = (clean if flips == "reused-clean"
+                       else teacher.embed(torch.flip(x, dims=[3])).detach().cpu().numpy())
+            n = x.shape[0]
+            arr[done:done + n, 0] = _to_storage(clean, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
+            arr[done:done + n, 1] = _to_storage(flipped, dtype, f"teacher embeddings of samples {done}..{done + n - 1}")
+            done += n
+            bar.update(n)
+            if (step + 1) % flush_every == 0:
+                arr.flush()  # rows first, then the manifest that says they are there
+                manifest["done"] = done
+                _write_json(os.path.join(tmp, MANIFEST), manifest)
+        bar.close()
+        if done != count:
+            raise DataError(f"the dataset yielded {done} faces but has {count} samples; its __len__ is wrong")
+        arr.flush()
+        del arr
+        manifest.update(done=count, complete=True)
+        _write_json(os.path.join(tmp, MANIFEST), manifest)
+        _publish(tmp, directory)
     return TeacherCache(directory, ds)
 
 
@@ -386,20 +422,23 @@ def import_embeddings(embeddings, dataset, directory, name, flipped=None, dtype=
         raise DataError(f"flipped embeddings have shape {flip.shape} but the clean ones {clean.shape}")
     _prepare_target(directory, overwrite, lambda m: False)
     tmp = directory + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    arr = np.lib.format.open_memmap(os.path.join(tmp, EMBEDDINGS), mode="w+", dtype=dtype, shape=(count, 2, dim))
-    for start in range(0, count, chunk):
-        stop = min(count, start + chunk)
-        rows = _to_storage(clean[start:stop], dtype, f"embeddings rows {start}..{stop - 1}")
-        arr[start:stop, 0] = rows
-        arr[start:stop, 1] = rows if flip is None else _to_storage(
-            flip[start:stop], dtype, f"flipped embeddings rows {start}..{stop - 1}")
-    arr.flush()
-    del arr
     manifest = _base_manifest(ds, count, dim, dtype, name, "reused-clean" if flip is None else "computed",
                               {"source": "import", "dataset_spec": dataset_spec})
-    manifest.update(done=count, complete=True)
-    _write_json(os.path.join(tmp, MANIFEST), manifest)
-    _publish(tmp, directory)
+    with write_errors(directory, tmp):
+        arr = _new_partial(tmp, count, dim, dtype, manifest)
+        try:
+            for start in range(0, count, chunk):
+                stop = min(count, start + chunk)
+                rows = _to_storage(clean[start:stop], dtype, f"embeddings rows {start}..{stop - 1}")
+                arr[start:stop, 0] = rows
+                arr[start:stop, 1] = rows if flip is None else _to_storage(
+                    flip[start:stop], dtype, f"flipped embeddings rows {start}..{stop - 1}")
+            arr.flush()
+            del arr
+            manifest.update(done=count, complete=True)
+            _write_json(os.path.join(tmp, MANIFEST), manifest)
+            _publish(tmp, directory)
+        except BaseException:
+            _remove(tmp)  # an import is not resumed: nothing is left behind
+            raise
     return TeacherCache(directory, ds)

@@ -28,15 +28,15 @@ import numpy as np
 import torch
 
 from ..backbones.checkpoint import load_tensor_file
-from ..fileio import atomic_open
+from ..fileio import atomic_open, os_error_in
 from .integrity import CHECKSUM_KEY, check_checkpoint_finite, check_finite, seal, verify
-from .output_errors import os_error_in, write_error
+from .output_errors import write_error
 
 CHECKPOINT_FORMAT = "g2d-train-checkpoint"
 
 
 TEMP_SUFFIX = ".tmp"
-# `.<target>.<mkstemp's random part>.tmp`, exactly what atomic_save creates
+# `.<target>.<random part>.tmp`, exactly what atomic_save (fileio.atomic_open) creates
 _TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + "$")
 
 
@@ -50,26 +50,34 @@ def remove_stale_temps(folder, owns):
     """Delete atomic_save temporaries in `folder` whose target name satisfies `owns(name)`.
 
     Only call this when no process of the run is writing yet: a live write's temporary file looks
-    the same. Returns [(file name, size in bytes)] of what was removed.
+    the same. A symbolic link at `folder` is not followed (nothing of the run is in what it points
+    to). Returns [(file name, size in bytes)] of what was removed.
     """
+    import errno
+    import stat
+
     removed = []
     try:
-        names = sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return removed
-    for filename in names:
-        target = temp_target(filename)
-        if target is None or not owns(target):
-            continue
-        path = os.path.join(folder, filename)
-        try:
-            if not os.path.isfile(path) or os.path.islink(path):
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return removed  # missing, a file, or a link
+        raise
+    try:
+        for filename in sorted(os.listdir(dir_fd)):
+            target = temp_target(filename)
+            if target is None or not owns(target):
                 continue
-            size = os.path.getsize(path)
-            os.unlink(path)
-        except FileNotFoundError:
-            continue  # gone meanwhile
-        removed.append((filename, size))
+            try:
+                st = os.stat(filename, dir_fd=dir_fd, follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                os.unlink(filename, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue  # gone meanwhile
+            removed.append((filename, st.st_size))
+    finally:
+        os.close(dir_fd)
     return removed
 
 

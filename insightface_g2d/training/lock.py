@@ -1,11 +1,12 @@
-"""One training run per output folder: an exclusive lock on `<output>/.g2d-train.lock`.
+"""One training run per output folder: an exclusive lock on the folder and on `<output>/.g2d-train.lock`.
 
-The lock is an `fcntl.flock` on the file, which the kernel drops when the holding process exits
-in any way (SIGKILL, OOM, a crash), so a lock left by a killed run is never mistaken for a live one
-and taking it over needs no guessing from PIDs: the next run simply gets the flock. The file also
-holds the holder's PID, host and start time, for the message a second run prints, and is left in
-place when the run ends (deleting it would let a third run lock a fresh file while a second still
-holds the old one).
+The lock is an `fcntl.flock` on the output folder itself (and on the lock file inside it), which
+the kernel drops when the holding process exits in any way (SIGKILL, OOM, a crash), so a lock left
+by a killed run is never mistaken for a live one and taking it over needs no guessing from PIDs:
+the next run simply gets the flock. Deleting the lock file while a run holds it changes nothing:
+the folder stays locked. The file holds the holder's PID, host and start time, for the message a
+second run prints, and is left in place when the run ends. On a file system that cannot lock a
+folder (NFS), the lock on the file alone keeps runs apart.
 
 Under torchrun only rank 0 takes the lock; the other ranks learn the outcome from it, so every
 process refuses together.
@@ -17,6 +18,7 @@ import socket
 import time
 
 from ..errors import OutputError
+from ..fileio import open_file
 
 LOCK_NAME = ".g2d-train.lock"
 
@@ -46,42 +48,84 @@ class OutputLock:
     def __init__(self, folder):
         self.folder = os.fspath(folder)
         self.path = os.path.join(self.folder, LOCK_NAME)
-        self.fd = None
+        self.fd = self.folder_fd = None
         self.previous = None
         self.stale = False
 
     def acquire(self):
+        from .output_errors import write_error
+
+        try:
+            try:
+                self.folder_fd = os.open(self.folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+            except OSError as err:
+                raise write_error(err, self.folder, "output folder") from None
+            self._lock(self.folder_fd, folder=True)
+            try:
+                fd = open_file(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise write_error(err, self.path, "lock file") from None
+            self._lock(fd)
+            self.fd = fd
+            holder = _read_holder(fd)
+            self.previous = holder or None
+            self.stale = bool(holder.get("pid")) and not holder.get("released")
+            me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+            try:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, json.dumps(me).encode())
+            except OSError as err:
+                raise write_error(err, self.path, "lock file") from None
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def _lock(self, fd, folder=False):
+        """flock `fd` (the folder's, or the lock file's, which is closed on failure); OutputError
+        naming the holder when another process holds it."""
         import fcntl
 
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as err:
-            from .output_errors import write_error
-
-            raise write_error(err, self.path, "lock file") from None
-        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
         except OSError as err:
-            holder = _read_holder(fd)
+            failure = err
+        if not folder:
             os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(
-                    f"output folder {self.folder!r} is in use by {_holder_text(holder)}; wait for that run to "
-                    f"end or stop it, or pass another --output") from None
-            raise OutputError(f"cannot lock output folder {self.folder!r} ({err.strerror}); pass another --output "
-                              "(on a network file system, one without working locks cannot hold runs safely)") from None
-        holder = _read_holder(fd)
-        self.previous = holder or None
-        self.stale = bool(holder.get("pid")) and not holder.get("released")
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(me).encode())
-        self.fd = fd
-        return self
+        if failure.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise OutputError(
+                f"output folder {self.folder!r} is in use by {_holder_text(self._current_holder())}; wait for that "
+                f"run to end or stop it, or pass another --output") from None
+        if folder:  # a file system that cannot lock a folder (NFS): the lock file alone
+            os.close(self.folder_fd)
+            self.folder_fd = None
+            return
+        raise OutputError(f"cannot lock output folder {self.folder!r} ({failure.strerror}); pass another --output "
+                          "(on a network file system, one without working locks cannot hold runs safely)") from None
+
+    def _current_holder(self):
+        """The holder recorded in the lock file ({} when it is missing or unreadable)."""
+        try:
+            fd = open_file(self.path, os.O_RDONLY)
+        except OSError:
+            return {}
+        try:
+            return _read_holder(fd)
+        finally:
+            os.close(fd)
+
+    def _close(self):
+        for name in ("fd", "folder_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)  # drops its flock
+                setattr(self, name, None)
 
     def release(self):
         if self.fd is None:
+            self._close()
             return
         try:
             holder = _read_holder(self.fd)
@@ -90,10 +134,9 @@ class OutputLock:
             os.lseek(self.fd, 0, os.SEEK_SET)
             os.write(self.fd, json.dumps(holder).encode())
         except OSError:
-            pass  # the lock itself goes with the descriptor
+            pass  # the lock itself goes with the descriptors
         finally:
-            os.close(self.fd)  # drops the flock
-            self.fd = None
+            self._close()
 
     def takeover_note(self):
         """A log line when this run took over the lock of a run that was killed, else None."""

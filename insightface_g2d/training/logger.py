@@ -10,6 +10,8 @@ import time
 
 from tqdm import tqdm
 
+from ..fileio import open_file, open_folder
+
 LOGGER_NAME = "insightface_g2d.training"
 
 
@@ -37,11 +39,30 @@ def setup_logging(output, rank=0, console=True):
         h.setFormatter(fmt)
         log.addHandler(h)
     if rank == 0 and output:
-        os.makedirs(output, exist_ok=True)
-        fh = logging.FileHandler(os.path.join(output, "training.log"))
+        fh = _FileHandler(os.path.join(output, "training.log"))
         fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(fh)
     return log
+
+
+def open_append(path, **open_kwargs):
+    """`path` opened for appending text, never through a symbolic link (fileio.open_file: a link
+    there is replaced by a new file); its folder is made when missing."""
+    return os.fdopen(open_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", **open_kwargs)
+
+
+class _FileHandler(logging.StreamHandler):
+    """logging.FileHandler's job (append every record to a file) on a file opened by open_append."""
+
+    def __init__(self, path):
+        super().__init__(open_append(path, encoding="utf-8"))
+
+    def close(self):
+        try:
+            self.flush()
+            self.stream.close()
+        finally:
+            super().close()
 
 
 def get_logger():
@@ -58,17 +79,16 @@ class ScalarWriter:
         self.tb = None
         if not enabled:
             return
-        os.makedirs(output, exist_ok=True)
-        path = os.path.join(output, "scalars.csv")
-        new = not os.path.isfile(path) or os.path.getsize(path) == 0
-        self._file = open(path, "a", newline="")
+        self._file = open_append(os.path.join(output, "scalars.csv"), newline="")
         self._csv = csv.writer(self._file)
-        if new:
+        if self._file.tell() == 0:  # a new (or empty) file
             self._csv.writerow(self.FIELDS)
         try:
             from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
-            self.tb = SummaryWriter(log_dir=os.path.join(output, "tensorboard"))
+            log_dir = os.path.join(output, "tensorboard")
+            os.close(open_folder(log_dir, within=output))  # a real folder, never through a link
+            self.tb = SummaryWriter(log_dir=log_dir)
         except Exception:  # TensorBoard is optional
             self.tb = None
 

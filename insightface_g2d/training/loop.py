@@ -342,7 +342,7 @@ class StageRun:
         from .preview import write_preview
 
         path = os.path.join(self.output, "previews", f"{self.stage.name}_{tag}.png")
-        write_preview(path, self.restorer, self.preview, self.trainer.ctx)
+        write_preview(path, self.restorer, self.preview, self.trainer.ctx, within=self.output)
 
     def _guarded(self, fn, *args):
         try:

@@ -24,7 +24,8 @@ def planned_paths(stages, rank=0):
 
 def check_layout(output, stages, rank=0):
     """OutputError when `output` is not a usable folder or a name the run writes is taken by the
-    wrong kind of entry (e.g. `previews` is a file, `config.json` a folder)."""
+    wrong kind of entry (e.g. `previews` is a file, `config.json` a folder). A symbolic link at a
+    name the run writes is no obstacle: the run replaces the link (fileio), never writes through it."""
     output = os.fspath(output)
     if os.path.lexists(output) and not os.path.isdir(output):
         raise OutputError(f"--output {output!r} exists and is not a folder; pass a folder")
@@ -37,7 +38,7 @@ def check_layout(output, stages, rank=0):
         return
     for name, kind in planned_paths(stages, rank).items():
         path = os.path.join(output, name)
-        if not os.path.lexists(path):
+        if not os.path.lexists(path) or os.path.islink(path):
             continue
         if kind == "file" and (os.path.isdir(path) or not os.path.isfile(path)):
             raise OutputError(f"{path!r} is not a regular file but g2d-train writes a file there; move it away or "

@@ -19,12 +19,13 @@ def preview_batch(dataset, count=8):
 
 
 @torch.no_grad()
-def write_preview(path, restorer, batch, ctx):
+def write_preview(path, restorer, batch, ctx, within=None):
     """Grid of masked / restored / clean faces of `batch`, the restored row drawn by stage
     `restorer`'s restore() (none when `restorer` is None), computed by eval-mode copies of the
     modules: the live modules' train/eval modes (and weights) are never touched. Written atomically
-    (data.image_io.save_image_bytes): a failed write is an OSError with its errno (disk full,
-    read-only, ...), which the runner reports in one line; never a half-written PNG."""
+    (data.image_io.save_image_bytes; folders below `within` are never links): a failed write is an
+    OSError with its errno (disk full, read-only, ...), which the runner reports in one line; never
+    a half-written PNG."""
     view = _PreviewContext(PreviewModels(ctx.models), ctx.device)
     masked = batch["masked"].to(ctx.device)
     rows = [masked]
@@ -32,7 +33,7 @@ def write_preview(path, restorer, batch, ctx):
     if restored is not None:
         rows.append(restored.float())
     rows.append(batch["clean"].to(ctx.device))
-    return save_image_bytes(path, encode_image_bytes(face_grid(rows), ".png"))
+    return save_image_bytes(path, encode_image_bytes(face_grid(rows), ".png"), within)
 
 
 class PreviewModels:

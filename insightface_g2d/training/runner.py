@@ -20,7 +20,7 @@ import time
 import torch
 
 
-from ..errors import CheckpointError, ConfigError, OutputError, TrainingError
+from ..errors import CheckpointError, ConfigError, OutputError, Terminated, TrainingError
 from ..evaluation.report import write_json
 from .checkpoint import (atomic_save, check_writable, checkpoint_checksum, checkpoint_dataset, checkpoint_modules,
                          checkpoint_name, checkpoint_progress, checkpoint_rank, checkpoint_seed, checkpoint_spec,
@@ -425,7 +425,13 @@ def _train(run, cfg, output, rt, stage, evaluate, lock):
             from .evaluate import evaluate_run
 
             t1 = time.time()
-            summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
+            try:
+                summary["eval"] = evaluate_run(cfg, run.models, run.stages, output, rt.device)
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under run_cli (errors.Terminated)
+                why = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+                run.log.warning(f"{why} during the evaluation: every stage and model.pt are saved; run the same "
+                                f"command to evaluate: {run.command}")
+                raise
             summary["eval_seconds"] = time.time() - t1
     else:
         summary["status"] = "partial"
