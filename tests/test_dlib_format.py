@@ -97,14 +97,21 @@ def test_a_model_written_in_dlibs_layout_reads_back_tensor_for_tensor(tmp_path):
     state = {k: v for k, v in model.state_dict().items()}
     path = tmp_path / "net.dat"
     path.write_bytes(write_model(state))
-    read = read_dlib_resnet(path)
+    read = read_dlib_resnet(path, fold=False)
     assert set(read) == set(state)
     for key, value in state.items():
         assert torch.equal(read[key], value), key
     copy = DlibResNet()
     copy.load_state_dict(read)
     x = torch.rand(2, 3, 112, 112) * 2 - 1
-    assert torch.equal(copy.eval()(x), model.eval()(x))
+    with torch.no_grad():
+        reference = model.eval()(x)
+        assert torch.equal(copy.eval()(x), reference)
+        # folded (the default): every affine layer the identity, the same function to rounding
+        folded = read_dlib_resnet(path)
+        assert all(torch.equal(v, torch.ones_like(v)) for k, v in folded.items() if "affine" in k and k.endswith("weight"))
+        copy.load_state_dict(folded)
+        assert torch.allclose(copy(x), reference, rtol=1e-4, atol=1e-4 * reference.abs().max().item())
 
 
 def test_damaged_model_files_are_refused_in_one_line(tmp_path):

@@ -14,18 +14,26 @@ def test_lfw_root_names_what_is_missing(tmp_path, monkeypatch):
 
 
 def test_arms_and_configs():
-    assert [a.name for a in lfw.ARMS] == ["teacher", "arcface_masked", "distill", "g2d"]
+    assert [a.name for a in lfw.ARMS] == ["teacher", "arcface_masked", "distill", "g2d", "teacher_finetuned",
+                                          "g2d_pretrained"]
     with pytest.raises(ConfigError, match="did you mean 'distill'"):
         lfw.find_arm("distil")
     from insightface_g2d.training.config import load_config
 
+    networks = {}
     for arm in lfw.ARMS[1:]:
         cfg = load_config(str(lfw.config_path(arm)))
-        # every student arm: the same network and embedding size, the seen styles only
-        assert (cfg.network, cfg.embedding_size) == ("g2d_t", 128)
+        networks[arm.name] = cfg.network
+        # every student arm: the teacher's embedding size, the seen styles only
+        assert cfg.embedding_size == 128
         assert tuple(cfg.masks["styles"]) == lfw.SEEN_STYLES
         assert not set(lfw.UNSEEN_STYLES) & set(cfg.masks["styles"])
         assert (cfg.teacher is not None) == arm.uses_teacher
+        # the arms started from a pretrained network start from the teacher's own weights
+        assert (cfg.init == "dlib") == (arm.name in ("teacher_finetuned", "g2d_pretrained"))
+    # (b)-(d) share one small network; (e) is the teacher's architecture, (f) G2D cut from it
+    assert {networks[a] for a in ("arcface_masked", "distill", "g2d")} == {"g2d_t"}
+    assert (networks["teacher_finetuned"], networks["g2d_pretrained"]) == ("dlib_resnet", "g2d_dlib")
 
 
 def test_protocol_names_parse():
