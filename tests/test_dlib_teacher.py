@@ -201,3 +201,8 @@ def test_torch_network_equals_dlib_on_lfw_chips(lfw_root, recognizer, dlib_itsel
     assert len(ref) == 220
     assert np.abs(ours - ref).max() < 1e-3 and cosine(ours, ref).min() >= 0.9999
     assert np.abs(from_crops - ref).max() < 1e-2 and cosine(from_crops, ref).min() >= 0.9999
+    # evaluation embeds uint8 photos: the chip is made as dlib's pipeline makes it, so the figures
+    # are dlib's own (mirror images included)
+    for flip in (False, True):
+        np.testing.assert_allclose(recognizer.embed_images(crops[:40], flip=flip, progress=False),
+                                   dlib_itself.embed_images(crops[:40], flip=flip, progress=False), atol=1e-5)

@@ -26,6 +26,7 @@ N x 3 x 150 x 150 in the same [-1, 1] scale, used as it is.
 """
 import os
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -138,6 +139,23 @@ class DlibChip(nn.Module):
             raise ValueError(f"dlib_resnet takes N x 3 x 112 x 112 aligned crops or N x 3 x 150 x 150 dlib chips, "
                              f"got {tuple(x.shape)}")
         return ((x + 1.0) * 127.5 - self.pixel_mean.view(1, 3, 1, 1)) / 256.0
+
+    @staticmethod
+    def prepare_images(images):
+        """uint8 [N, 112, 112, 3] RGB crops (or [N, 150, 150, 3] chips) -> N x 3 x 150 x 150 chips in
+        [-1, 1], made as dlib's own pipeline makes them: the fixed map applied by cv2 to the uint8
+        crop, rounded to uint8. Evaluation embeds photos this way, so the network gives dlib's own
+        descriptor (to 5e-7); training feeds float crops through `forward` (differentiable; the two
+        chips differ by interpolation rounding, descriptors by up to 3e-3)."""
+        images = np.asarray(images)
+        if images.shape[1:3] == (CROP_SIZE, CROP_SIZE):
+            m = np.asarray(CROP_TO_CHIP, np.float64)
+            images = np.stack([cv2.warpAffine(np.ascontiguousarray(c), m, (CHIP_SIZE, CHIP_SIZE),
+                                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                               for c in images])
+        elif images.shape[1:3] != (CHIP_SIZE, CHIP_SIZE):
+            raise ValueError(f"dlib_resnet takes 112 x 112 crops or 150 x 150 chips, got {images.shape}")
+        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class DlibResNet(nn.Module):

@@ -94,8 +94,6 @@ class FaceEmbedder:
         Conversion to [-1, 1] tensors happens one batch at a time, so memory stays at the uint8
         images plus one float batch.
         """
-        from ..data.transforms import to_tensor
-
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 [N, H, W, 3] images, got shape {images.shape}")
@@ -103,17 +101,23 @@ class FaceEmbedder:
         out = None
         bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
         for start in range(0, n, batch_size):
-            batch = to_tensor(images[start:start + batch_size])
+            part = images[start:start + batch_size]
             with torch.no_grad():
-                emb = self.embed(batch, flip=flip).numpy()
+                emb = self.embed_uint8(part, flip).numpy()
             if out is None:
                 out = np.empty((n, emb.shape[1]), dtype=np.float32)
-            out[start:start + len(batch)] = emb
-            bar.update(len(batch))
+            out[start:start + len(part)] = emb
+            bar.update(len(part))
         bar.close()
         if out is None:
             raise ValueError("no images to embed")
         return out
+
+    def embed_uint8(self, images, flip=False):
+        """One batch of uint8 [N, H, W, 3] RGB faces -> N x dim float32 tensor (CPU)."""
+        from ..data.transforms import to_tensor
+
+        return self.embed(to_tensor(images), flip=flip).cpu()
 
     def to(self, device):
         self.device = torch.device(device)

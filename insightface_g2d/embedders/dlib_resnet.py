@@ -33,7 +33,8 @@ NAME = "dlib_resnet_v1"
 
 
 def crops_to_chips(crops, matrix=CROP_TO_CHIP):
-    """uint8 [N, 112, 112, 3] RGB aligned crops -> uint8 [N, 150, 150, 3] dlib chips."""
+    """uint8 [N, 112, 112, 3] RGB aligned crops -> uint8 [N, 150, 150, 3] dlib chips (cv2, bilinear,
+    edges replicated: what `DlibChip.prepare_images` feeds the network in evaluation)."""
     m = np.asarray(matrix, dtype=np.float64)
     return np.stack([cv2.warpAffine(np.ascontiguousarray(c), m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE) for c in crops])

@@ -8,6 +8,7 @@ The embedding size is read from the checkpoint (`embedding_size_of`) unless num_
 import contextlib
 import os
 
+import numpy as np
 import torch
 
 from ..errors import CheckpointError, ConfigError, suggest
@@ -96,6 +97,8 @@ class TorchEmbedder(FaceEmbedder):
         self.model = model.to(self.device)
         self.channels_last = self.device.type == "cpu" if channels_last is None else bool(channels_last)
         self.network = self.checkpoint = None
+        # a network whose input stage declares how it takes uint8 photos (dlib's chip, made as dlib makes it)
+        self.prepare_images = next((m.prepare_images for m in model.modules() if hasattr(m, "prepare_images")), None)
 
     @classmethod
     def from_checkpoint(cls, network, checkpoint=None, device="cpu", num_features=None, fp16=False,
@@ -110,6 +113,16 @@ class TorchEmbedder(FaceEmbedder):
         self._dim = dim
         self.network, self.checkpoint = network, None if checkpoint is None else os.fspath(checkpoint)
         return self
+
+    def embed_uint8(self, images, flip=False):
+        """uint8 faces -> embeddings; a network that prepares its own input from uint8 faces (dlib's
+        ResNet: the chip as dlib makes it) gets them that way, the mirror images prepared alike."""
+        if self.prepare_images is None:
+            return super().embed_uint8(images, flip)
+        emb = self.embed(self.prepare_images(images).to(self.device))
+        if flip:
+            emb = emb + self.embed(self.prepare_images(np.ascontiguousarray(images[:, :, ::-1])).to(self.device))
+        return emb.cpu()
 
     def forward(self, faces):
         fmt = torch.channels_last if self.channels_last and faces.dim() == 4 else torch.preserve_format
