@@ -77,7 +77,8 @@ def test_split_and_whole_map_back_and_forth():
 
 def test_split_names():
     assert parse_split_name("g2d_r100") == ("r100", "layer2")
-    assert parse_split_name("g2d_dlib@layer2") == ("dlib_resnet", "layer2")
+    assert parse_split_name("g2d_dlib") == ("dlib_resnet", "layer2")
+    assert parse_split_name("g2d_dlib@layer3") == ("dlib_resnet", "layer3")
     assert parse_split_name("g2d_t") is None and parse_split_name("r50") is None
     with pytest.raises(ConfigError, match="did you mean 'layer3'"):
         parse_split_name("g2d_r50@layr3")
@@ -136,7 +137,7 @@ def test_dlib_network_cut_into_g2d(tmp_path):
     from insightface_g2d.backbones.dlib_resnet import default_model_file, load_dlib_resnet
 
     whole = load_dlib_resnet().eval()
-    for name, shape in (("g2d_dlib", (128, 8, 8)), ("g2d_dlib@layer2", (64, 17, 17))):
+    for name, shape in (("g2d_dlib", (64, 17, 17)), ("g2d_dlib@layer3", (128, 8, 8))):
         split = get_model(name, num_features=128).eval()
         split.load_state_dict(pretrained_state_dict(split, default_model_file()))
         x = torch.rand(2, 3, 112, 112) * 2 - 1

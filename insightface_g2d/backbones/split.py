@@ -10,8 +10,8 @@ module names, so their state dicts are the network's, prefixed by `encoder.` or 
 with untouched weights the split network computes exactly the whole network's embedding.
 
 Names: `g2d_<network>` cuts at the network's default split (IResNet: after layer2, 128 x 28 x 28,
-G2D's own descriptor; dlib's ResNet: after layer3, 128 x 8 x 8), `g2d_<network>@<step>` after any
-step, e.g. `g2d_r50@layer3` or `g2d_dlib@layer2`.
+G2D's own descriptor; dlib's ResNet: after layer2, 64 x 17 x 17), `g2d_<network>@<step>` after any
+step, e.g. `g2d_r50@layer3` or `g2d_dlib@layer3`.
 """
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from ..errors import CheckpointError, ConfigError, suggest
 
 PREFIX = "g2d_"
 DEFAULT_SPLITS = {"r18": "layer2", "r34": "layer2", "r50": "layer2", "r100": "layer2", "r200": "layer2",
-                  "dlib": "layer3"}
+                  "dlib": "layer2"}
 BASE_NETWORKS = {"dlib": "dlib_resnet"}  # short names in g2d_<name> -> get_model names
 
 

@@ -35,7 +35,7 @@ class DistillStage(HeadStage, G2DStage):
     settings = DistillSettings
     loss_name = "margin"
     head_module = "margin_head"
-    trainable = ("backbone",)
+    trainable = ("backbone", "margin_head")  # the head only while the margin term has a weight
     allowed_train = ("backbone", "encoder", "reformer", "margin_head")
     teacher_size_advice = "losses.rd1 = 0"
     resume_applicable = ("student_geometry",)
@@ -50,10 +50,10 @@ class DistillStage(HeadStage, G2DStage):
     def resolve(cls, spec, cfg):
         out = super().resolve(spec, cfg)
         check_student_geometry(out)
-        train = [m for m in out["train"] if m != "margin_head"]
-        if out["losses"]["margin"]:
-            train.append("margin_head")
-        out["train"] = train
+        if not out["losses"]["margin"]:
+            out["train"] = [m for m in out["train"] if m != "margin_head"]
+        elif "margin_head" not in out["train"]:
+            out["train"] = list(out["train"]) + ["margin_head"]
         return out
 
     def _margin(self):
