@@ -1,0 +1,136 @@
+"""The kit's masked-face front end (`--detector g2d`, the default of `g2d-data align`).
+
+1. Proposals: dlib's HOG face detector (its five filters) and the kit's HOG filter trained on
+   masked faces (``masked_hog.svm``) scan the photo together (one feature pyramid, upsampled
+   ``upsample`` times, photos larger than ``max_side`` shrunk for this step), keeping boxes down to
+   score ``threshold`` (below dlib's 0: masked faces score low); each box becomes a first guess of
+   the face's 112 frame through its filter's calibration (``front_end.json``).
+2. The landmark network (``landmark_net``) looks at each guess (the best ``max_proposals``),
+   returns five points and a face probability, and looks again at the face aligned with its own
+   points (``passes``). A guess whose probability stays under ``min_score`` is not a face.
+3. When no box holds a face, the photo itself is tried as the face (tight crops of one face, as
+   selfies and cropped portraits are, where the face reaches the photo's edges and sliding-window
+   detectors see no whole face).
+4. Faces found twice (two filters, two guesses) are merged; one is picked (``pick``: largest eye
+   distance, or nearest the photo's centre).
+
+The dlib parts (HOG detector and filter file) are CC0 and the kit's own; the landmark network and
+the masked filter are trained on LFW (see README, licences).
+"""
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .dlib_landmarks import _import_dlib
+from .face_finding import FaceFinder, Finding
+from .landmark_net import (HOG_CONFIG_KEY, WEIGHTS_DIR, frames_from_boxes, frames_from_landmarks, load_landmark_net,
+                           read_config, refine)
+
+# The photo tried as one face (step 3): frame centred on the photo, sides 1.15 and 1.6 x its smaller side.
+WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
+SOURCES = ("hog", "masked-hog")
+
+
+class G2DFrontEnd(FaceFinder):
+    """``find(photo)`` -> Finding; score = the landmark network's face probability of the picked face.
+
+    weights: a folder written by ``g2d-data train-landmarks`` (default: the shipped one).
+    """
+
+    name = "g2d"
+
+    def __init__(self, weights=None, pick="largest", upsample=1, max_side=1024, threshold=-0.6, min_score=0.5,
+                 passes=2, max_proposals=6):
+        from .dlib_landmarks import pick_face
+        from ..errors import DataError
+
+        pick_face(np.zeros((0, 4)), (1, 1), pick)  # validates `pick`
+        dlib = _import_dlib()
+        folder = Path(weights) if weights is not None else WEIGHTS_DIR
+        config = read_config(folder).get(HOG_CONFIG_KEY)
+        if not config:
+            raise DataError(f"{folder} holds no front end (front_end.json with a masked HOG filter); make one with "
+                            "g2d-data train-landmarks or reinstall insightface-g2d")
+        hog_path = folder / config["file"]
+        if not hog_path.is_file():
+            raise DataError(f"masked-face HOG filter {hog_path} not found; re-run g2d-data train-landmarks")
+        self.detectors = [dlib.get_frontal_face_detector(), dlib.fhog_object_detector(str(hog_path))]
+        self.calibration = {int(k): v for k, v in config["calibration"].items()}
+        self.net = load_landmark_net(folder)
+        self.pick, self.upsample, self.max_side = pick, int(upsample), int(max_side)
+        self.threshold, self.min_score = float(threshold), float(min_score)
+        self.passes, self.max_proposals = int(passes), int(max_proposals)
+        self._dlib = dlib
+
+    def proposals(self, img):
+        """(boxes [N, 4] in photo pixels, HOG scores [N], filter index [N]), best score first."""
+        scale = min(1.0, self.max_side / max(img.shape[:2]))
+        small = img
+        if scale < 1.0:
+            small = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
+        rects, scores, idx = self._dlib.fhog_object_detector.run_multiple(self.detectors, small, self.upsample,
+                                                                          self.threshold)
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
+        order = np.argsort(-np.asarray(scores, np.float64), kind="stable")[: self.max_proposals]
+        return boxes[order] / scale, np.asarray(scores, np.float64)[order], np.asarray(idx, np.int64)[order]
+
+    def _faces(self, img, frames):
+        lmk, prob, _ = refine(self.net, img, frames, self.passes)
+        return lmk, prob
+
+    def _find(self, img):
+        boxes, scores, idx = self.proposals(img)
+        frames = frames_from_boxes(boxes, (0, 0, 1)) if len(boxes) else np.zeros((0, 2, 3))
+        for k in range(len(boxes)):
+            frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(idx[k]), (0.0, -0.13, 1.27)))[0]
+        lmk, prob = self._faces(img, frames) if len(frames) else (np.zeros((0, 5, 2)), np.zeros(0))
+        sources = [SOURCES[min(int(i), 1)] for i in idx]
+        keep = prob >= self.min_score
+        if not keep.any():
+            h, w = img.shape[:2]
+            side = min(h, w)
+            whole = np.array([[w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2]])
+            frames = np.concatenate([frames_from_boxes(whole, c) for c in WHOLE_PHOTO_GUESSES])
+            lmk2, prob2 = self._faces(img, frames)
+            best = int(np.argmax(prob2))
+            lmk, prob = lmk2[best:best + 1], prob2[best:best + 1]
+            boxes = whole
+            sources = ["whole photo"]
+            keep = prob >= self.min_score
+            if not keep.any():
+                return Finding(reason=f"no face found (the best guess scored {float(prob.max()):.2f}, "
+                                      f"under {self.min_score:g}; {len(scores)} detector boxes)")
+        faces = merge_faces(lmk[keep], prob[keep])
+        kept = np.flatnonzero(keep)
+        chosen = kept[faces]
+        k = chosen[pick_by_landmarks(lmk[chosen], img.shape, self.pick)]
+        box = tuple(float(v) for v in boxes[k]) if k < len(boxes) else None
+        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(chosen), box, sources[k], outcome="found")
+
+
+def merge_faces(lmk, prob):
+    """Indices of distinct faces among landmark sets [N, 5, 2]: sets whose eye midpoints lie within half
+    an eye distance of a more probable set's are the same face."""
+    order = np.argsort(-np.asarray(prob), kind="stable")
+    mids = lmk[:, :2].mean(axis=1)
+    iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
+    kept = []
+    for i in order:
+        if all(np.linalg.norm(mids[i] - mids[j]) > 0.5 * max(iod[j], 1e-6) for j in kept):
+            kept.append(int(i))
+    return np.asarray(kept, np.int64)
+
+
+def pick_by_landmarks(lmk, shape, pick):
+    """Index of the face to keep among landmark sets [N, 5, 2]: "largest" eye distance or "center"
+    (eye-mouth centre nearest the photo's centre); ties go to the first."""
+    if pick == "largest":
+        return int(np.argmax(np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)))
+    h, w = shape[:2]
+    centre = (lmk[:, :2].mean(axis=1) + lmk[:, 3:].mean(axis=1)) / 2
+    return int(np.argmin(((centre - [w / 2.0, h / 2.0]) ** 2).sum(axis=1)))
+
+
+__all__ = ["G2DFrontEnd", "frames_from_landmarks", "merge_faces", "pick_by_landmarks"]
