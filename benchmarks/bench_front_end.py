@@ -16,9 +16,10 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
    Cost = (b) - (a). A masked photo where the candidate finds no face is used resized whole.
 4. speed: CPU seconds per photo of `find` over all photos of 1, and the ratio to `dlib` (dlib's
    HOG detector + 68-point model: the kit's path before the masked-face front end), same run.
-5. optional, --real DIR: a folder of real photos of masked people (any layout); photos where any
-   candidate found a face at least --min-iod px between the eyes are the "clear" ones; the share
-   of them each candidate finds.
+5. optional, --real DIR: a folder of real photos of masked people (any layout); the clear faces
+   (at least --min-iod px between the eyes) are those of --real-reference (eye centres from
+   another detector, or by hand), else those any candidate found; the share of them each
+   candidate finds (the right face: eye midpoint within half an eye distance).
 
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 300 --pairs 1000
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 60 --pairs 200 \\
@@ -171,23 +172,52 @@ def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log):
     return out, len(pairs)
 
 
-def real_photos(finders, folder, min_iod, log):
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+def read_reference(path):
+    """{relative path: (eye midpoint [2], eye distance)} from a TSV 'path x1 y1 x2 y2' (the two eye centres)."""
+    out = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[1:]:
+        f = line.split("\t")
+        if len(f) >= 5:
+            e = np.array([float(v) for v in f[1:5]]).reshape(2, 2)
+            out[f[0]] = (e.mean(0), float(np.linalg.norm(e[1] - e[0])))
+    return out
+
+
+def real_photos(finders, folder, min_iod, reference, log):
+    """Per candidate: faces found in the photos of `folder`; with `reference`, the share of its clear
+    faces (eye distance >= min_iod) found (eye midpoint within half an eye distance)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
     found = {name: {} for name in finders}
+    times = {name: [] for name in finders}
     for n, path in enumerate(files):
         try:
             img = read_image_file(path)
         except Exception:  # noqa: BLE001 - a broken file in someone's folder is skipped
             continue
+        rel = path.relative_to(folder).as_posix()
         for name, finder in finders.items():
-            f = finder.find(img)
+            f, dt = timed_find(finder, img)
+            times[name].append(dt)
             if f.landmarks is not None:
-                found[name][str(path)] = float(np.linalg.norm(f.landmarks[1] - f.landmarks[0]))
+                found[name][rel] = f.landmarks.astype(np.float64)
         if (n + 1) % 200 == 0:
             log(f"  real photos: {n + 1}/{len(files)}")
-    clear = {p for d in found.values() for p, iod in d.items() if iod >= min_iod}
-    return {name: {"any face": len(d), "clear found": sum(p in d for p in clear)} for name, d in found.items()}, \
-        len(files), len(clear), found
+    if reference:
+        clear = {p: v for p, v in reference.items() if v[1] >= min_iod}
+    else:  # no reference: the faces any candidate found with that eye distance
+        clear = {}
+        for d in found.values():
+            for p, lmk in d.items():
+                iod = float(np.linalg.norm(lmk[1] - lmk[0]))
+                if iod >= min_iod and p not in clear:
+                    clear[p] = (lmk[:2].mean(0), iod)
+    res = {}
+    for name, d in found.items():
+        hit = sum(1 for p, (mid, iod) in clear.items()
+                  if p in d and np.linalg.norm(d[p][:2].mean(0) - mid) < 0.5 * iod)
+        res[name] = {"any face": len(d), "clear found": hit, "ms": 1000 * float(np.mean(times[name]))}
+    return res, len(files), len(clear), found
 
 
 def grid(path, finders, lfw, table, keys, synth, seed):
@@ -223,6 +253,9 @@ def main():
     ap.add_argument("--pairs", type=int, default=1000, help="DevTest pairs for the end metric (default all 1000)")
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     ap.add_argument("--real", metavar="DIR", help="a folder of real photos of masked people")
+    ap.add_argument("--real-reference", metavar="TSV",
+                    help="the clear faces of --real: 'path x1 y1 x2 y2' (eye centres; paths relative to --real); "
+                    "without it, the faces any candidate finds")
     ap.add_argument("--min-iod", type=float, default=60.0, help="eye distance of a clear face in --real (px)")
     ap.add_argument("--grid", metavar="PNG", help="also write a grid of masked DevTest faces aligned by each candidate")
     ap.add_argument("--seed", type=int, default=0)
@@ -284,12 +317,15 @@ def main():
 
     if args.real:
         log(f"\n5. real photos of masked people: {args.real}")
-        res, total, clear, found = real_photos(finders, args.real, args.min_iod, log)
-        log(f"{total} photos; {clear} with a face of at least {args.min_iod:g} px between the eyes found by some candidate")
+        reference = read_reference(args.real_reference) if args.real_reference else None
+        res, total, clear, found = real_photos(finders, args.real, args.min_iod, reference, log)
+        where = f"in {args.real_reference}" if reference else "found by some candidate"
+        log(f"{total} photos; {clear} clear faces (at least {args.min_iod:g} px between the eyes, {where})")
         for name in finders:
-            log(f"{name:10s} any face in {res[name]['any face']}, clear faces found {res[name]['clear found']} of "
-                f"{clear} ({100 * res[name]['clear found'] / max(clear, 1):.1f}%)")
-        report["real"] = {"photos": total, "clear": clear, "found": res, "faces": found}
+            log(f"{name:10s} a face in {res[name]['any face']} photos; clear faces found: {res[name]['clear found']} "
+                f"of {clear} ({100 * res[name]['clear found'] / max(clear, 1):.1f}%); {res[name]['ms']:.0f} ms a photo")
+        report["real"] = {"photos": total, "clear": clear, "found": res,
+                          "faces": {n: {p: v.tolist() for p, v in d.items()} for n, d in found.items()}}
 
     if args.grid:
         grid(args.grid, finders, lfw, table, keys[:10], synth, args.seed)

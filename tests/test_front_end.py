@@ -232,3 +232,20 @@ def test_train_landmarks_command_on_a_few_lfw_photos(lfw_root, tmp_path, capsys,
     assert config["masked_hog"]["file"] == "masked_hog.svm" and (out / "masked_hog.svm").is_file()
     front = finders.build_finder(finders.finder_spec(f"g2d:{out}"))
     assert isinstance(front.find(np.zeros((120, 120, 3), np.uint8)), Finding)
+
+
+def test_large_faces_are_shrunk_first_and_land_on_the_template():
+    big = np.array([[8.0, 0.0, 100.0], [0.0, 8.0, 50.0]])  # a face 8x the aligned frame: views shrink ~11x
+    lmk = transform_points(ARCFACE_TEMPLATE, big)
+    img = np.full((1100, 1100, 3), 100, np.uint8)
+    for x, y in lmk:
+        cv2.circle(img, (int(round(x)), int(round(y))), 12, (255, 255, 255), -1)
+    views, _ = crop_views(img, frames_from_landmarks(lmk[None]))
+    glow = np.clip(views[0, :, :, 0].astype(float) - 100.0, 0, None)
+    ys, xs = np.mgrid[:INPUT, :INPUT]
+    for x, y in template_in_view():  # each dot's brightness-weighted centroid within 0.3 px of its point
+        w = glow * (np.hypot(xs - x, ys - y) < 4)
+        assert w.sum() > 0
+        assert abs((w * xs).sum() / w.sum() - x) < 0.3 and abs((w * ys).sum() / w.sum() - y) < 0.3
+    # averaged, not aliased: the 24-px dots shrink to soft blobs whose peak stays bright
+    assert views[0, :, :, 0].max() > 200 and len(np.unique(views[0, :, :, 0])) > 20

@@ -6,8 +6,9 @@
    score ``threshold`` (below dlib's 0: masked faces score low); each box becomes a first guess of
    the face's 112 frame through its filter's calibration (``front_end.json``).
 2. The landmark network (``landmark_net``) looks at each guess (the best ``max_proposals``),
-   returns five points and a face probability, and looks again at the face aligned with its own
-   points (``passes``). A guess whose probability stays under ``min_score`` is not a face.
+   returns five points and a face probability; guesses under ``PRESCREEN`` and repeats of a face
+   are dropped, and the rest is looked at again aligned with its own points (``passes``). A face
+   whose probability stays under ``min_score`` is not a face.
 3. When no box holds a face, the photo itself is tried as the face (tight crops of one face, as
    selfies and cropped portraits are, where the face reaches the photo's edges and sliding-window
    detectors see no whole face).
@@ -24,12 +25,14 @@ import numpy as np
 
 from .dlib_landmarks import _import_dlib
 from .face_finding import FaceFinder, Finding
-from .landmark_net import (HOG_CONFIG_KEY, WEIGHTS_DIR, frames_from_boxes, frames_from_landmarks, load_landmark_net,
-                           read_config, refine)
+from .landmark_net import (HOG_CONFIG_KEY, WEIGHTS_DIR, crop_views, frames_from_boxes, frames_from_landmarks,
+                           load_landmark_net, read_config, view_to_photo)
 
 # The photo tried as one face (step 3): frame centred on the photo, sides 1.15 and 1.6 x its smaller side.
 WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
 SOURCES = ("hog", "masked-hog")
+PRESCREEN = 0.1                               # first-pass probability a guess needs for the later passes
+DEFAULT_CALIBRATION = (0.0, -0.13, 1.27)      # a filter without its own: about dlib's HOG boxes
 
 
 class G2DFrontEnd(FaceFinder):
@@ -77,37 +80,50 @@ class G2DFrontEnd(FaceFinder):
         return boxes[order] / scale, np.asarray(scores, np.float64)[order], np.asarray(idx, np.int64)[order]
 
     def _faces(self, img, frames):
-        lmk, prob, _ = refine(self.net, img, frames, self.passes)
-        return lmk, prob
+        """Landmarks and face probability of the distinct faces among first guesses `frames` [N, 2, 3]:
+        (indices into frames [K], landmarks [K, 5, 2], probability [K]). Guesses under PRESCREEN after
+        the first pass, and repeats of a face, are dropped before the later passes."""
+        views, mats = crop_views(img, frames)
+        points, prob = self.net.predict(views)
+        lmk = view_to_photo(points, mats)
+        idx = np.flatnonzero(prob >= PRESCREEN)
+        idx = idx[merge_faces(lmk[idx], prob[idx])] if len(idx) else idx
+        lmk, prob = lmk[idx], prob[idx]
+        for _ in range(self.passes - 1):
+            if not len(idx):
+                break
+            views, mats = crop_views(img, frames_from_landmarks(lmk))
+            points, prob = self.net.predict(views)
+            lmk = view_to_photo(points, mats)
+        return idx, lmk, prob
 
     def _find(self, img):
-        boxes, scores, idx = self.proposals(img)
-        frames = frames_from_boxes(boxes, (0, 0, 1)) if len(boxes) else np.zeros((0, 2, 3))
+        boxes, scores, det = self.proposals(img)
+        frames = np.zeros((len(boxes), 2, 3))
         for k in range(len(boxes)):
-            frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(idx[k]), (0.0, -0.13, 1.27)))[0]
-        lmk, prob = self._faces(img, frames) if len(frames) else (np.zeros((0, 5, 2)), np.zeros(0))
-        sources = [SOURCES[min(int(i), 1)] for i in idx]
-        keep = prob >= self.min_score
-        if not keep.any():
+            frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(det[k]), DEFAULT_CALIBRATION))[0]
+        sources = [SOURCES[min(int(i), 1)] for i in det]
+        idx, lmk, prob = self._faces(img, frames) if len(frames) else (np.zeros(0, np.int64), np.zeros((0, 5, 2)),
+                                                                         np.zeros(0))
+        best = float(prob.max()) if len(prob) else 0.0
+        if not (prob >= self.min_score).any():
             h, w = img.shape[:2]
             side = min(h, w)
             whole = np.array([[w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2]])
             frames = np.concatenate([frames_from_boxes(whole, c) for c in WHOLE_PHOTO_GUESSES])
-            lmk2, prob2 = self._faces(img, frames)
-            best = int(np.argmax(prob2))
-            lmk, prob = lmk2[best:best + 1], prob2[best:best + 1]
-            boxes = whole
-            sources = ["whole photo"]
-            keep = prob >= self.min_score
-            if not keep.any():
-                return Finding(reason=f"no face found (the best guess scored {float(prob.max()):.2f}, "
-                                      f"under {self.min_score:g}; {len(scores)} detector boxes)")
-        faces = merge_faces(lmk[keep], prob[keep])
-        kept = np.flatnonzero(keep)
-        chosen = kept[faces]
-        k = chosen[pick_by_landmarks(lmk[chosen], img.shape, self.pick)]
-        box = tuple(float(v) for v in boxes[k]) if k < len(boxes) else None
-        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(chosen), box, sources[k], outcome="found")
+            _, lmk, prob = self._faces(img, frames)
+            if not len(prob) or prob.max() < self.min_score:
+                best = max(best, float(prob.max()) if len(prob) else 0.0)
+                return Finding(reason=f"no face found ({len(boxes)} detector boxes; the best guess scored "
+                                      f"{best:.2f}, under {self.min_score:g})")
+            k = int(np.argmax(prob))
+            return Finding(lmk[k].astype(np.float32), float(prob[k]), 1, tuple(float(v) for v in whole[0]),
+                           "whole photo", outcome="found")
+        keep = np.flatnonzero(prob >= self.min_score)
+        keep = keep[merge_faces(lmk[keep], prob[keep])]  # two guesses may have converged on one face
+        k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
+        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), tuple(float(v) for v in boxes[idx[k]]),
+                       sources[idx[k]], outcome="found")
 
 
 def merge_faces(lmk, prob):

@@ -7,7 +7,7 @@ resampled to ``INPUT`` x ``INPUT`` pixels: a similarity ``M`` taking photo pixel
 ``A`` takes the 112 frame to view pixels. On a face aligned by its true landmarks the five points
 sit on ``ARCFACE_TEMPLATE`` in the frame; the network predicts them in view pixels, and
 ``view_to_photo`` maps them back. Passes refine: pass k + 1 aligns the view with the landmarks
-of pass k (``refine_passes``).
+of pass k (``g2d_front_end.G2DFrontEnd``).
 
     net = load_landmark_net()                      # the shipped weights (package data)
     views, mats = crop_views(photo, frames)        # frames: [N, 2, 3] photo -> 112-frame similarities
@@ -62,11 +62,24 @@ def view_matrices(frames):
 
 
 def crop_views(img, frames, border=cv2.BORDER_REPLICATE):
-    """The views of one photo: (uint8 [N, INPUT, INPUT, 3], photo -> view matrices [N, 2, 3])."""
+    """The views of one photo: (uint8 [N, INPUT, INPUT, 3], photo -> view matrices [N, 2, 3]).
+
+    A view that shrinks the photo more than 2x is cut from a copy shrunk first (INTER_AREA, integer
+    factor), so large faces are averaged rather than aliased."""
     mats = view_matrices(frames)
-    views = np.stack([cv2.warpAffine(img, m, (INPUT, INPUT), flags=cv2.INTER_AREA if _shrink(m) > 1.5
-                                     else cv2.INTER_LINEAR, borderMode=border) for m in mats]) if len(mats) else \
-        np.zeros((0, INPUT, INPUT, 3), np.uint8)
+    views = np.zeros((len(mats), INPUT, INPUT, 3), np.uint8)
+    shrunk = {1: img}
+    for i, m in enumerate(mats):
+        f = max(1, int(_shrink(m) / 1.5))
+        if f not in shrunk:
+            shrunk[f] = cv2.resize(img, (max(1, round(img.shape[1] / f)), max(1, round(img.shape[0] / f))),
+                                   interpolation=cv2.INTER_AREA)
+        small = shrunk[f]
+        sx, sy = img.shape[1] / small.shape[1], img.shape[0] / small.shape[0]
+        # small pixel (u, v) is photo pixel ((u + 0.5) * sx - 0.5, (v + 0.5) * sy - 0.5)
+        to_photo = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+        views[i] = cv2.warpAffine(small, (_h(m) @ to_photo)[:2], (INPUT, INPUT), flags=cv2.INTER_LINEAR,
+                                  borderMode=border)
     return views, mats
 
 
@@ -141,24 +154,6 @@ class LandmarkNet(nn.Module):
         x = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2).float()
         points, logit = self(x)
         return points.double().numpy(), torch.sigmoid(logit).double().numpy()
-
-
-def refine(net, img, frames, passes=2):
-    """Run ``net`` on the views of ``frames`` (a first guess of each face's frame), then ``passes - 1``
-    more times on views aligned with the previous pass's points.
-
-    Returns (photo landmarks float64 [N, 5, 2], face probability of the last pass [N],
-    face probability of the first pass [N]).
-    """
-    views, mats = crop_views(img, frames)
-    points, prob = net.predict(views)
-    first = prob
-    lmk = view_to_photo(points, mats)
-    for _ in range(int(passes) - 1):
-        views, mats = crop_views(img, frames_from_landmarks(lmk))
-        points, prob = net.predict(views)
-        lmk = view_to_photo(points, mats)
-    return lmk, prob, first
 
 
 def save_landmark_net(net, folder, config):
