@@ -65,9 +65,10 @@ def pose_bucket(lmk):
     return POSES[0] if r < 0.1 else POSES[1] if r < 0.25 else POSES[2]
 
 
-def landmark_error(found, true):
+def point_errors(found, true):
+    """Distance of each of the five points to the true one over the true eye distance: [5]."""
     iod = np.linalg.norm(true[1] - true[0])
-    return float(np.linalg.norm(np.asarray(found, np.float64) - true, axis=1).mean() / max(iod, 1e-6))
+    return np.linalg.norm(np.asarray(found, np.float64) - true, axis=1) / max(iod, 1e-6)
 
 
 def right_face(found, true):
@@ -102,7 +103,8 @@ def detection_and_landmarks(finders, lfw, table, keys, synth, seed, log):
                 times[name].append(dt)
                 ok = f.landmarks is not None and right_face(f.landmarks, true)
                 wrong = f.landmarks is not None and not ok
-                rows[name][cond].append((ok, wrong, landmark_error(f.landmarks, true) if ok else float("nan"), pose))
+                per = point_errors(f.landmarks, true) if ok else np.full(5, np.nan)
+                rows[name][cond].append((ok, wrong, float(per.mean()), pose, per))
         if (n + 1) % 25 == 0:
             log(f"  detection: {n + 1}/{len(keys)} photos")
     return rows, times
@@ -120,9 +122,13 @@ def summarize_detection(rows):
                      "by_pose": {p: (float(np.nanmedian(err[poses == p])) if (found & (poses == p)).any()
                                      else float("nan"), int((poses == p).sum())) for p in POSES}}
     masked = [x for c in CONDITIONS[1:] for x in rows[c]]
+    for cond, r in (("clean", rows["clean"]), ("masked (all styles)", masked)):
+        per = np.array([x[4] for x in r])
+        out.setdefault(cond, {})["by_point"] = np.nanmedian(per, axis=0).tolist() if np.isfinite(per).any() else []
     err = np.array([x[2] for x in masked])
     poses = np.array([x[3] for x in masked])
     out["masked (all styles)"] = {
+        "by_point": out["masked (all styles)"]["by_point"],
         "rate": float(np.mean([x[0] for x in masked])), "wrong": int(sum(x[1] for x in masked)), "n": len(masked),
         "median_error": float(np.nanmedian(err)),
         "by_pose": {p: (float(np.nanmedian(err[poses == p])) if np.isfinite(err[poses == p]).any() else float("nan"),
@@ -275,35 +281,41 @@ def main():
     finders = {name: build_finder(finder_spec(pick="center", **CANDIDATES[name])) for name in args.candidates}
     report = {"photos": len(keys), "seed": args.seed}
 
-    log(f"1-2. detection and landmark error: {len(keys)} DevTest photos x {len(CONDITIONS)} conditions")
-    rows, times = detection_and_landmarks(finders, lfw, table, keys, synth, args.seed, log)
-    det = {name: summarize_detection(rows[name]) for name in finders}
-    report["detection"] = det
-    head = f"{'candidate':10s} " + " ".join(f"{c[:9]:>9s}" for c in CONDITIONS)
-    log("\ndetection rate (right face found), % [wrong faces picked]\n" + head)
-    for name in finders:
-        log(f"{name:10s} " + " ".join(f"{100 * det[name][c]['rate']:6.1f}[{det[name][c]['wrong']}]"
-                                      for c in CONDITIONS))
-    log("\nmedian landmark error (mean point distance / true eye distance)\n" + head + "    masked/clean")
-    for name in finders:
-        d = det[name]
-        ratio = d["masked (all styles)"]["median_error"] / d["clean"]["median_error"]
-        log(f"{name:10s} " + " ".join(f"{d[c]['median_error']:9.4f}" for c in CONDITIONS) + f"    {ratio:.2f}x")
-    log("\nmedian landmark error by head pose (frontal / moderate / strong yaw): clean | masked")
-    for name in finders:
-        d = det[name]
-        cl = " / ".join(f"{d['clean']['by_pose'][p][0]:.4f}" for p in POSES)
-        ma = " / ".join(f"{d['masked (all styles)']['by_pose'][p][0]:.4f}" for p in POSES)
-        log(f"{name:10s} {cl} | {ma}")
-    counts = det[next(iter(finders))]["clean"]["by_pose"]
-    log("photos per pose bucket: " + ", ".join(f"{p} {counts[p][1]}" for p in POSES))
+    if keys:
+        log(f"1-2. detection and landmark error: {len(keys)} DevTest photos x {len(CONDITIONS)} conditions")
+        rows, times = detection_and_landmarks(finders, lfw, table, keys, synth, args.seed, log)
+        det = {name: summarize_detection(rows[name]) for name in finders}
+        report["detection"] = det
+        head = f"{'candidate':10s} " + " ".join(f"{c[:9]:>9s}" for c in CONDITIONS)
+        log("\ndetection rate (right face found), % [wrong faces picked]\n" + head)
+        for name in finders:
+            log(f"{name:10s} " + " ".join(f"{100 * det[name][c]['rate']:6.1f}[{det[name][c]['wrong']}]"
+                                          for c in CONDITIONS))
+        log("\nmedian landmark error (mean point distance / true eye distance)\n" + head + "    masked/clean")
+        for name in finders:
+            d = det[name]
+            ratio = d["masked (all styles)"]["median_error"] / d["clean"]["median_error"]
+            log(f"{name:10s} " + " ".join(f"{d[c]['median_error']:9.4f}" for c in CONDITIONS) + f"    {ratio:.2f}x")
+        log("\nmedian landmark error by head pose (frontal / moderate / strong yaw): clean | masked")
+        for name in finders:
+            d = det[name]
+            cl = " / ".join(f"{d['clean']['by_pose'][p][0]:.4f}" for p in POSES)
+            ma = " / ".join(f"{d['masked (all styles)']['by_pose'][p][0]:.4f}" for p in POSES)
+            log(f"{name:10s} {cl} | {ma}")
+        log("\nmedian error per point (left eye, right eye, nose tip, left, right mouth corner): clean | masked")
+        for name in finders:
+            d = det[name]
+            log(f"{name:10s} " + " ".join(f"{v:.3f}" for v in d["clean"]["by_point"]) + " | " +
+                " ".join(f"{v:.3f}" for v in d["masked (all styles)"]["by_point"]))
+        counts = det[next(iter(finders))]["clean"]["by_pose"]
+        log("photos per pose bucket: " + ", ".join(f"{p} {counts[p][1]}" for p in POSES))
 
-    base = "dlib" if "dlib" in finders else next(iter(finders))
-    log(f"\n4. speed: CPU ms per photo (one thread), ratio to {base} (same run)")
-    speed = {name: 1000 * float(np.mean(t)) for name, t in times.items()}
-    for name in finders:
-        log(f"{name:10s} {speed[name]:8.1f} ms   {speed[name] / speed[base]:.2f}x")
-    report["speed_ms"] = speed
+        base = "dlib" if "dlib" in finders else next(iter(finders))
+        log(f"\n4. speed: CPU ms per photo (one thread), ratio to {base} (same run)")
+        speed = {name: 1000 * float(np.mean(t)) for name, t in times.items()}
+        for name in finders:
+            log(f"{name:10s} {speed[name]:8.1f} ms   {speed[name] / speed[base]:.2f}x")
+        report["speed_ms"] = speed
 
     if args.pairs > 0:
         log(f"\n3. masked-clean accuracy of dlib's recognizer, View 1 DevTest pairs")

@@ -3,15 +3,16 @@
 1. Proposals: dlib's HOG face detector (its five filters) and the kit's HOG filter trained on
    masked faces (``masked_hog.svm``) scan the photo together (one feature pyramid, upsampled
    ``upsample`` times, photos larger than ``max_side`` shrunk for this step), keeping boxes down to
-   score ``threshold`` (below dlib's 0: masked faces score low); each box becomes a first guess of
-   the face's 112 frame through its filter's calibration (``front_end.json``).
+   score ``threshold`` (below dlib's 0: masked faces score low; ``fallback_threshold`` when no box
+   holds a face); each box becomes a first guess of the face's 112 frame through its filter's
+   calibration (``front_end.json``).
 2. The landmark network (``landmark_net``) looks at each guess (the best ``max_proposals``),
    returns five points and a face probability; guesses under ``PRESCREEN`` and repeats of a face
    are dropped, and the rest is looked at again aligned with its own points (``passes``). A face
    whose probability stays under ``min_score`` is not a face.
-3. When no box holds a face, the photo itself is tried as the face (tight crops of one face, as
-   selfies and cropped portraits are, where the face reaches the photo's edges and sliding-window
-   detectors see no whole face).
+3. When no box holds a face, the photo's centre is tried as the face, at four sizes (portraits,
+   and tight crops of one face as selfies and cropped photos are, where the face reaches the
+   photo's edges and sliding-window detectors see no whole face).
 4. Faces found twice (two filters, two guesses) are merged; one is picked (``pick``: largest eye
    distance, or nearest the photo's centre).
 
@@ -25,12 +26,14 @@ import numpy as np
 
 from .dlib_landmarks import _import_dlib
 from .face_finding import FaceFinder, Finding
-from .landmark_net import (HOG_CONFIG_KEY, WEIGHTS_DIR, crop_views, frames_from_boxes, frames_from_landmarks,
+from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frames_from_boxes, frames_from_landmarks,
                            load_landmark_net, read_config, view_to_photo)
 
-# The photo tried as one face (step 3): frame centred on the photo, sides 1.15 and 1.6 x its smaller side.
-WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
+# The photo tried as one face (step 3): frames centred on the photo, 0.55 to 1.6 x its smaller side
+# (a portrait's face to a tight crop's).
+WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 0.55), (0.0, 0.0, 0.8), (0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
 SOURCES = ("hog", "masked-hog")
+FLIP_ORDER = [1, 0, 2, 4, 3]                  # landmark order in a mirror image
 PRESCREEN = 0.1                               # first-pass probability a guess needs for the later passes
 DEFAULT_CALIBRATION = (0.0, -0.13, 1.27)      # a filter without its own: about dlib's HOG boxes
 
@@ -44,7 +47,7 @@ class G2DFrontEnd(FaceFinder):
     name = "g2d"
 
     def __init__(self, weights=None, pick="largest", upsample=1, max_side=1024, threshold=-0.6, min_score=0.5,
-                 passes=2, max_proposals=6):
+                 passes=2, max_proposals=6, flip=True, fallback_threshold=-1.0):
         from .dlib_landmarks import pick_face
         from ..errors import DataError
 
@@ -63,18 +66,20 @@ class G2DFrontEnd(FaceFinder):
         self.net = load_landmark_net(folder)
         self.pick, self.upsample, self.max_side = pick, int(upsample), int(max_side)
         self.threshold, self.min_score = float(threshold), float(min_score)
-        self.passes, self.max_proposals = int(passes), int(max_proposals)
+        self.fallback_threshold = float(fallback_threshold)
+        self.passes, self.max_proposals, self.flip = int(passes), int(max_proposals), bool(flip)
         self._dlib = dlib
 
-    def proposals(self, img):
+    def proposals(self, img, threshold=None):
         """(boxes [N, 4] in photo pixels, HOG scores [N], filter index [N]), best score first."""
+        threshold = self.threshold if threshold is None else threshold
         scale = min(1.0, self.max_side / max(img.shape[:2]))
         small = img
         if scale < 1.0:
             small = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA)
         rects, scores, idx = self._dlib.fhog_object_detector.run_multiple(self.detectors, small, self.upsample,
-                                                                          self.threshold)
+                                                                          threshold)
         boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
         order = np.argsort(-np.asarray(scores, np.float64), kind="stable")[: self.max_proposals]
         return boxes[order] / scale, np.asarray(scores, np.float64)[order], np.asarray(idx, np.int64)[order]
@@ -89,23 +94,37 @@ class G2DFrontEnd(FaceFinder):
         idx = np.flatnonzero(prob >= PRESCREEN)
         idx = idx[merge_faces(lmk[idx], prob[idx])] if len(idx) else idx
         lmk, prob = lmk[idx], prob[idx]
-        for _ in range(self.passes - 1):
+        for p in range(self.passes - 1):
             if not len(idx):
                 break
             views, mats = crop_views(img, frames_from_landmarks(lmk))
-            points, prob = self.net.predict(views)
+            if self.flip and p == self.passes - 2:  # the last pass also sees the mirror image: points averaged
+                both, prob2 = self.net.predict(np.concatenate([views, views[:, :, ::-1]]))
+                mirrored = both[len(views):][:, FLIP_ORDER]
+                mirrored[:, :, 0] = (INPUT - 1) - mirrored[:, :, 0]
+                points, prob = (both[:len(views)] + mirrored) / 2, (prob2[:len(views)] + prob2[len(views):]) / 2
+            else:
+                points, prob = self.net.predict(views)
             lmk = view_to_photo(points, mats)
         return idx, lmk, prob
 
-    def _find(self, img):
-        boxes, scores, det = self.proposals(img)
+    def _from_boxes(self, img, threshold=None):
+        """Faces among the detector boxes: (boxes, sources, indices into boxes, landmarks, probabilities)."""
+        boxes, _, det = self.proposals(img, threshold)
         frames = np.zeros((len(boxes), 2, 3))
         for k in range(len(boxes)):
             frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(det[k]), DEFAULT_CALIBRATION))[0]
         sources = [SOURCES[min(int(i), 1)] for i in det]
-        idx, lmk, prob = self._faces(img, frames) if len(frames) else (np.zeros(0, np.int64), np.zeros((0, 5, 2)),
-                                                                         np.zeros(0))
-        best = float(prob.max()) if len(prob) else 0.0
+        if not len(frames):
+            return boxes, sources, np.zeros(0, np.int64), np.zeros((0, 5, 2)), np.zeros(0)
+        return (boxes, sources) + self._faces(img, frames)
+
+    def _find(self, img):
+        boxes, sources, idx, lmk, prob = self._from_boxes(img)
+        tried, best = len(boxes), float(prob.max()) if len(prob) else 0.0
+        if not (prob >= self.min_score).any() and self.fallback_threshold < self.threshold:
+            boxes, sources, idx, lmk, prob = self._from_boxes(img, self.fallback_threshold)
+            tried, best = len(boxes), max(best, float(prob.max()) if len(prob) else 0.0)
         if not (prob >= self.min_score).any():
             h, w = img.shape[:2]
             side = min(h, w)
@@ -114,7 +133,8 @@ class G2DFrontEnd(FaceFinder):
             _, lmk, prob = self._faces(img, frames)
             if not len(prob) or prob.max() < self.min_score:
                 best = max(best, float(prob.max()) if len(prob) else 0.0)
-                return Finding(reason=f"no face found ({len(boxes)} detector boxes; the best guess scored "
+                return Finding(reason=f"no face found ({tried} detector boxes down to score "
+                                      f"{self.fallback_threshold:g}, then the whole photo; the best guess scored "
                                       f"{best:.2f}, under {self.min_score:g})")
             k = int(np.argmax(prob))
             return Finding(lmk[k].astype(np.float32), float(prob[k]), 1, tuple(float(v) for v in whole[0]),

@@ -117,6 +117,14 @@ def _init_worker(spec, detector=None):
     _WORKER["detector"] = detector
 
 
+def _init_pool_worker(spec):
+    """A worker process: one thread each for OpenCV and torch (the workers are the parallelism)."""
+    _init_worker(spec)
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _detector():
     if _WORKER.get("detector") is None and _WORKER.get("spec") is not None:
         _WORKER["detector"] = build_detector(_WORKER["spec"])
@@ -183,7 +191,7 @@ def _run(fn, tasks, spec, workers, desc, progress, detector=None):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # fork from a process with threads (tqdm, torch) can deadlock
-        with ctx.Pool(int(workers), initializer=_init_worker, initargs=(spec,)) as pool:
+        with ctx.Pool(int(workers), initializer=_init_pool_worker, initargs=(spec,)) as pool:
             for result in pool.imap_unordered(fn, tasks, chunksize=max(1, min(32, len(tasks) // (8 * workers)))):
                 yield result
                 bar.update(1)
