@@ -19,7 +19,8 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
 5. optional, --real DIR: a folder of real photos of masked people (any layout); the clear faces
    (at least --min-iod px between the eyes) are those of --real-reference (eye centres from
    another detector, or by hand), else those any candidate found; the share of them each
-   candidate finds (the right face: eye midpoint within half an eye distance).
+   candidate finds (the right face: eye midpoint within half an eye distance), picking the largest
+   face as `g2d-data align` does (LFW photos: the face nearest the centre, as LFW's landmarks).
 
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 300 --pairs 1000
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 60 --pairs 200 \\
@@ -330,7 +331,8 @@ def main():
     if args.real:
         log(f"\n5. real photos of masked people: {args.real}")
         reference = read_reference(args.real_reference) if args.real_reference else None
-        res, total, clear, found = real_photos(finders, args.real, args.min_iod, reference, log)
+        largest = {name: build_finder(finder_spec(pick="largest", **CANDIDATES[name])) for name in args.candidates}
+        res, total, clear, found = real_photos(largest, args.real, args.min_iod, reference, log)
         where = f"in {args.real_reference}" if reference else "found by some candidate"
         log(f"{total} photos; {clear} clear faces (at least {args.min_iod:g} px between the eyes, {where})")
         for name in finders:

@@ -223,11 +223,11 @@ def test_train_landmarks_command_on_a_few_lfw_photos(lfw_root, tmp_path, capsys,
     out = tmp_path / "fe"
     assert run_cli(main, ["train-landmarks", "--src", str(lfw_root / "lfw-deepfunneled"), "--landmarks",
                           str(lfw_root / "landmarks5.tsv"), "--include", str(lfw_root / "peopleDevTrain.txt"),
-                          "--out", str(out), "--limit", "40", "--hog-photos", "30", "--mine-photos", "20",
+                          "--out", str(out), "--limit", "24", "--hog-photos", "20", "--mine-photos", "10",
                           "--epochs", "1", "--batch-size", "16", "--quiet"]) == 0
     assert "g2d:" in capsys.readouterr().out
     config = read_config(out)
-    assert config["landmarks"]["photos"] == 40 and config["landmarks"]["styles"] == ["surgical", "kn95", "cloth",
+    assert config["landmarks"]["photos"] == 24 and config["landmarks"]["styles"] == ["surgical", "kn95", "cloth",
                                                                                        "patterned"]
     assert config["masked_hog"]["file"] == "masked_hog.svm" and (out / "masked_hog.svm").is_file()
     front = finders.build_finder(finders.finder_spec(f"g2d:{out}"))

@@ -90,7 +90,8 @@ def run_train_landmarks(args):
 
     s = train_front_end(args.src, args.landmarks, args.out, include=args.include, limit=args.limit,
                         hog_photos=args.hog_photos, mine_photos=args.mine_photos, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.quiet)
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.quiet,
+                        reuse_hog=args.reuse_hog)
     print(f"wrote the masked-face front end to {s['out']}: HOG filter from {s['hog_photos']} masked photos, "
           f"landmark network from {s['photos']} photos; use it with g2d-data align --detector g2d:{s['out']}")
     return 0
@@ -231,6 +232,8 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=64, help="photos per step (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--reuse-hog", action="store_true",
+                   help="keep the masked HOG filter already in --out; train the landmark network anew")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train_landmarks)
     return parser

@@ -33,6 +33,8 @@ from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frame
 # (a portrait's face to a tight crop's).
 WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 0.55), (0.0, 0.0, 0.8), (0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
 SOURCES = ("hog", "masked-hog")
+WHOLE_BELOW = 0.0   # try the photo as the face also when the largest face found has an eye distance under
+                    # this share of the photo's smaller side
 FLIP_ORDER = [1, 0, 2, 4, 3]                  # landmark order in a mirror image
 PRESCREEN = 0.1                               # first-pass probability a guess needs for the later passes
 DEFAULT_CALIBRATION = (0.0, -0.13, 1.27)      # a filter without its own: about dlib's HOG boxes
@@ -119,31 +121,40 @@ class G2DFrontEnd(FaceFinder):
             return boxes, sources, np.zeros(0, np.int64), np.zeros((0, 5, 2)), np.zeros(0)
         return (boxes, sources) + self._faces(img, frames)
 
+    def _whole_photo(self, img):
+        """Faces among the centred guesses: (box, landmarks [K, 5, 2], probabilities [K])."""
+        h, w = img.shape[:2]
+        side = min(h, w)
+        whole = np.array([w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2])
+        frames = np.concatenate([frames_from_boxes(whole[None], c) for c in WHOLE_PHOTO_GUESSES])
+        _, lmk, prob = self._faces(img, frames)
+        return whole, lmk, prob
+
     def _find(self, img):
         boxes, sources, idx, lmk, prob = self._from_boxes(img)
         tried, best = len(boxes), float(prob.max()) if len(prob) else 0.0
         if not (prob >= self.min_score).any() and self.fallback_threshold < self.threshold:
             boxes, sources, idx, lmk, prob = self._from_boxes(img, self.fallback_threshold)
             tried, best = len(boxes), max(best, float(prob.max()) if len(prob) else 0.0)
+        boxes, sources = [tuple(float(v) for v in b) for b in boxes], list(sources)
+        iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
+        small = not (prob >= self.min_score).any() or iod[prob >= self.min_score].max() < WHOLE_BELOW * min(img.shape[:2])
+        if small:  # no face, or none as large as a photo of one face holds: try the photo as the face
+            whole, lmk2, prob2 = self._whole_photo(img)
+            boxes.append(tuple(float(v) for v in whole))
+            sources.append("whole photo")
+            idx = np.concatenate([idx, np.full(len(prob2), len(boxes) - 1)]).astype(np.int64)
+            lmk, prob = np.concatenate([lmk, lmk2]), np.concatenate([prob, prob2])
+            best = max(best, float(prob2.max()) if len(prob2) else 0.0)
         if not (prob >= self.min_score).any():
-            h, w = img.shape[:2]
-            side = min(h, w)
-            whole = np.array([[w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2]])
-            frames = np.concatenate([frames_from_boxes(whole, c) for c in WHOLE_PHOTO_GUESSES])
-            _, lmk, prob = self._faces(img, frames)
-            if not len(prob) or prob.max() < self.min_score:
-                best = max(best, float(prob.max()) if len(prob) else 0.0)
-                return Finding(reason=f"no face found ({tried} detector boxes down to score "
-                                      f"{self.fallback_threshold:g}, then the whole photo; the best guess scored "
-                                      f"{best:.2f}, under {self.min_score:g})")
-            k = int(np.argmax(prob))
-            return Finding(lmk[k].astype(np.float32), float(prob[k]), 1, tuple(float(v) for v in whole[0]),
-                           "whole photo", outcome="found")
+            return Finding(reason=f"no face found ({tried} detector boxes down to score {self.fallback_threshold:g}, "
+                                  f"then the photo's centre; the best guess scored {best:.2f}, under "
+                                  f"{self.min_score:g})")
         keep = np.flatnonzero(prob >= self.min_score)
         keep = keep[merge_faces(lmk[keep], prob[keep])]  # two guesses may have converged on one face
         k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
-        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), tuple(float(v) for v in boxes[idx[k]]),
-                       sources[idx[k]], outcome="found")
+        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
+                       outcome="found")
 
 
 def merge_faces(lmk, prob):

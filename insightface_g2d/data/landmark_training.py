@@ -38,6 +38,7 @@ from .landmarks import LandmarkIndex
 TRAIN_STYLES = ("surgical", "kn95", "cloth", "patterned")  # n95 and textured stay held out
 HOG_NAME = "masked_hog.svm"
 SWAP = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
+CUT_PROB = 0.35         # share of training views cut at one to three sides through the face (tight crops)
 
 
 def _h(m):
@@ -194,15 +195,15 @@ def _cut(img, lmk, rng):
     iod = float(np.linalg.norm(lmk[1] - lmk[0]))
     eye_y, mouth_y = lmk[:2, 1].mean(), lmk[3:, 1].mean()
     x0, y0, x1, y1 = 0, 0, w, h
-    for side in rng.choice(4, size=rng.integers(1, 3), replace=False):
+    for side in rng.choice(4, size=rng.integers(1, 4), replace=False):
         if side == 0:
-            y0 = int(max(0, eye_y - rng.uniform(0.5, 1.2) * iod))
+            y0 = int(max(0, eye_y - rng.uniform(0.3, 1.2) * iod))
         elif side == 1:
-            y1 = int(min(h, mouth_y + rng.uniform(0.3, 1.2) * iod))
+            y1 = int(min(h, mouth_y + rng.uniform(-0.3, 1.2) * iod))
         elif side == 2:
-            x0 = int(max(0, lmk[0, 0] - rng.uniform(0.35, 1.0) * iod))
+            x0 = int(max(0, lmk[0, 0] - rng.uniform(0.2, 1.0) * iod))
         else:
-            x1 = int(min(w, lmk[1, 0] + rng.uniform(0.35, 1.0) * iod))
+            x1 = int(min(w, lmk[1, 0] + rng.uniform(0.2, 1.0) * iod))
     if x1 - x0 < 8 or y1 - y0 < 8:
         return img, lmk
     return np.ascontiguousarray(img[y0:y1, x0:x1]), lmk - [x0, y0]
@@ -280,7 +281,7 @@ def make_batch(photos, indices, rng, synth, mask_prob, cut_prob, neg_prob, negat
 
 
 def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e-3, seed=0, mask_prob=0.7,
-                       cut_prob=0.15, neg_prob=0.5, progress=True, log=print):
+                       cut_prob=CUT_PROB, neg_prob=0.5, progress=True, log=print):
     """Train LandmarkNet on `photos` (see the module doc); returns the network (eval mode)."""
     import torch
 
@@ -326,8 +327,11 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
 
 
 def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=2500, mine_photos=2000, epochs=24,
-                    batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print):
-    """All three steps (module doc); writes masked_hog.svm, landmarks.pt and front_end.json into `out`."""
+                    batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print, reuse_hog=False):
+    """All three steps (module doc); writes masked_hog.svm, landmarks.pt and front_end.json into `out`.
+
+    reuse_hog: keep the masked HOG filter already in `out` (steps 1-2 skipped; the landmark network
+    and the box calibrations are made anew)."""
     import torch
 
     from .dlib_landmarks import _import_dlib
@@ -340,18 +344,28 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
     out.mkdir(parents=True, exist_ok=True)
     photos = TrainingPhotos(src, landmarks, include, limit, seed, progress)
     log(f"{len(photos)} training photos with landmarks")
-    boxes = scan_single_faces(photos, progress)
-    log(f"{int(np.isfinite(boxes[:, 0]).sum())} photos with exactly one face found by dlib's HOG detector")
-    t0 = time.time()
-    hog, used = train_masked_hog(photos, boxes, hog_photos, seed, hog_c, progress)
-    from ..fileio import atomic_open
+    from .landmark_net import read_config
 
-    tmp = out / (HOG_NAME + ".new")
-    hog.save(str(tmp))
-    with open(tmp, "rb") as f, atomic_open(out / HOG_NAME, "wb") as g:
-        g.write(f.read())
-    tmp.unlink()
-    log(f"masked-face HOG filter trained on {used} masked photos in {time.time() - t0:.0f} s")
+    if reuse_hog:
+        old = read_config(out).get(HOG_CONFIG_KEY)
+        if not old or not (out / HOG_NAME).is_file():
+            raise DataError(f"--reuse-hog: {out} holds no masked HOG filter (masked_hog.svm and front_end.json); "
+                            "train without --reuse-hog first")
+        used, hog_c = old["photos"], old["C"]
+        log(f"keeping the masked-face HOG filter in {out} (trained on {used} masked photos)")
+    else:
+        boxes = scan_single_faces(photos, progress)
+        log(f"{int(np.isfinite(boxes[:, 0]).sum())} photos with exactly one face found by dlib's HOG detector")
+        t0 = time.time()
+        hog, used = train_masked_hog(photos, boxes, hog_photos, seed, hog_c, progress)
+        from ..fileio import atomic_open
+
+        tmp = out / (HOG_NAME + ".new")
+        hog.save(str(tmp))
+        with open(tmp, "rb") as f, atomic_open(out / HOG_NAME, "wb") as g:
+            g.write(f.read())
+        tmp.unlink()
+        log(f"masked-face HOG filter trained on {used} masked photos in {time.time() - t0:.0f} s")
     detectors = [dlib.get_frontal_face_detector(), dlib.fhog_object_detector(str(out / HOG_NAME))]
     calib, negatives = mine_boxes(photos, detectors, mine_photos, seed, progress)
     log(f"box calibrations for filters {sorted(calib)}; {sum(len(v) for v in negatives.values())} hard negatives")
@@ -361,7 +375,8 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
                              progress=progress, log=log)
     config = {"photos": len(photos), "source": Path(src).name, "landmarks": Path(landmarks).name,
               "include": None if include is None else Path(include).name, "epochs": epochs, "batch_size": batch_size,
-              "lr": lr, "seed": seed, "mask_prob": 0.7, "cut_prob": 0.15, "neg_prob": 0.5,
-              "styles": list(TRAIN_STYLES), "hog_photos": hog_photos, "mine_photos": mine_photos}
+              "lr": lr, "seed": seed, "mask_prob": 0.7, "cut_prob": CUT_PROB, "neg_prob": 0.5,
+              "styles": list(TRAIN_STYLES), "hog_photos": hog_photos, "mine_photos": mine_photos,
+              "reuse_hog": bool(reuse_hog)}
     save_landmark_net(net, out, config)
     return {"photos": len(photos), "hog_photos": used, "calibration": calib, "out": str(out)}
