@@ -33,7 +33,7 @@ from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frame
 # (a portrait's face to a tight crop's).
 WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 0.55), (0.0, 0.0, 0.8), (0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
 SOURCES = ("hog", "masked-hog")
-WHOLE_BELOW = 0.0   # try the photo as the face also when the largest face found has an eye distance under
+WHOLE_BELOW = 0.15  # try the photo as the face also when the largest face found has an eye distance under
                     # this share of the photo's smaller side
 FLIP_ORDER = [1, 0, 2, 4, 3]                  # landmark order in a mirror image
 PRESCREEN = 0.1                               # first-pass probability a guess needs for the later passes
