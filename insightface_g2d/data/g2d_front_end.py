@@ -10,9 +10,10 @@
    returns five points and a face probability; guesses under ``PRESCREEN`` and repeats of a face
    are dropped, and the rest is looked at again aligned with its own points (``passes``). A face
    whose probability stays under ``min_score`` is not a face.
-3. When no box holds a face, the photo's centre is tried as the face, at four sizes (portraits,
-   and tight crops of one face as selfies and cropped photos are, where the face reaches the
-   photo's edges and sliding-window detectors see no whole face).
+3. When no box holds a face, or the largest face found is small for the photo (eye distance under
+   ``WHOLE_BELOW`` x its smaller side), the photo's centre is tried as the face too, at four sizes
+   (portraits, and tight crops of one face as selfies and cropped photos are, where the face
+   reaches the photo's edges and sliding-window detectors see no whole face).
 4. Faces found twice (two filters, two guesses) are merged; one is picked (``pick``: largest eye
    distance, or nearest the photo's centre).
 
@@ -138,7 +139,8 @@ class G2DFrontEnd(FaceFinder):
             tried, best = len(boxes), max(best, float(prob.max()) if len(prob) else 0.0)
         boxes, sources = [tuple(float(v) for v in b) for b in boxes], list(sources)
         iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
-        small = not (prob >= self.min_score).any() or iod[prob >= self.min_score].max() < WHOLE_BELOW * min(img.shape[:2])
+        found = prob >= self.min_score
+        small = not found.any() or iod[found].max() < WHOLE_BELOW * min(img.shape[:2])
         if small:  # no face, or none as large as a photo of one face holds: try the photo as the face
             whole, lmk2, prob2 = self._whole_photo(img)
             boxes.append(tuple(float(v) for v in whole))
