@@ -233,20 +233,20 @@ def grid(path, finders, lfw, table, keys, synth, seed):
     from insightface_g2d.data.image_io import write_image
 
     styles = list(MASK_STYLES)
-    rows = {"clean/true landmarks": [], "masked/true landmarks": []}
+    rows = {"clean/true points": [], "masked/true points": []}
     rows.update({f"masked/{name}": [] for name in finders})
     for i, key in enumerate(keys):
         img = read_image_file(lfw / "lfw-deepfunneled" / key)
         true = table[key].astype(np.float64)
         masked = masked_photo(synth, img, true, key, styles[i % len(styles)], seed)
-        rows["clean/true landmarks"].append(align_face(img, true))
-        rows["masked/true landmarks"].append(align_face(masked, true))
+        rows["clean/true points"].append(align_face(img, true))
+        rows["masked/true points"].append(align_face(masked, true))
         for name, finder in finders.items():
             f = finder.find(masked)
             rows[f"masked/{name}"].append(align_face(masked, f.landmarks) if f.landmarks is not None
                                           else np.zeros((112, 112, 3), np.uint8))
     names = list(rows)
-    picture = label_grid(compose_grid([rows[n] for n in names], pad=2), names, 114)
+    picture = label_grid(compose_grid([rows[n] for n in names]), names, 112)
     write_image(path, picture, colors=256)
 
 
