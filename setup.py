@@ -19,7 +19,10 @@ setup(
     # wheels carry them as insightface_g2d/recipes so that g2d-train finds the configs there too.
     package_dir={"insightface_g2d.recipes": "recipes"},
     package_data={"insightface_g2d.recipes": ["*.md", "configs/*.py", "arcface_torch/*.patch",
-                                              "arcface_torch/*.md"]},
+                                              "arcface_torch/*.md"],
+                  # the masked-face front end's files (g2d-data train-landmarks; front_end.json says how)
+                  "insightface_g2d.data": ["front_end_weights/*.pt", "front_end_weights/*.svm",
+                                           "front_end_weights/*.json"]},
     install_requires=[
         "torch>=2.1",
         "numpy",

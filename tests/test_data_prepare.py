@@ -68,8 +68,12 @@ def test_align_with_landmarks_recovers_the_faces(photos, tmp_path):
     s = align_folder(src, out, landmarks=tsv, progress=False, fmt="png")
     assert (s["photos"], s["aligned"], s["done_before"], s["failed"]) == (6, 5, 0, 1)
     assert s["failures"][0][0] == "cy/cy_1.png" and "no landmarks" in s["failures"][0][1]
-    report = (out / "align_report.tsv").read_text().splitlines()
-    assert report[0] == "path\treason" and report[1].startswith("cy/cy_1.png\t") and len(report) == 2
+    from insightface_g2d.data.prepare import read_align_report
+
+    report = {r["path"]: r for r in read_align_report(out / "align_report.tsv")}  # one row per photo
+    assert sorted(report) == sorted(faces) and report["cy/cy_1.png"]["outcome"] == "no landmarks"
+    assert {r["outcome"] for p, r in report.items() if p != "cy/cy_1.png"} == {"aligned"}
+    assert {r["source"] for p, r in report.items() if p != "cy/cy_1.png"} == {"landmarks file"}
     for rel, face in faces.items():
         if rel.startswith("cy/"):
             assert not (out / "cy").exists()
@@ -152,7 +156,7 @@ def test_cli_align_pack_bin_and_errors(photos, tmp_path, capsys):
     src, tsv, _ = photos
     out = tmp_path / "faces"
     assert run_cli(main, ["align", "--src", str(src), "--landmarks", str(tsv), "--out", str(out), "--quiet"]) == 0
-    assert "5 faces aligned, 0 already there, 1 not found of 6 photos" in capsys.readouterr().out
+    assert "5 faces aligned, 0 already there, 1 without landmarks in the file of 6 photos" in capsys.readouterr().out
     assert run_cli(main, ["pack", "--src", str(out), "--out", str(tmp_path / "r" / "x.rec"), "--quiet"]) == 0
     assert (tmp_path / "r" / "x.idx").is_file() and len(RecordIOFaces(tmp_path / "r" / "x.rec")) == 5
     pairs = tmp_path / "pairs.txt"
@@ -178,7 +182,7 @@ def test_cli_align_pack_bin_and_errors(photos, tmp_path, capsys):
 def test_every_subcommand_help_has_an_example(capsys):
     parser = build_parser()
     names = parser._subparsers._group_actions[0].choices
-    assert set(names) == {"align", "pack", "bin", "check-landmarks"}
+    assert set(names) == {"align", "pack", "bin", "check-landmarks", "train-landmarks"}
     for name in names:
         with pytest.raises(SystemExit):
             main([name, "--help"])

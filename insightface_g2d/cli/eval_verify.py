@@ -70,6 +70,10 @@ def add_parser(subparsers):
     p.add_argument("--resize", action="store_true",
                    help="without --landmarks: the images are aligned crops of another size; resize them to 112x112 "
                    "(other sizes are refused otherwise)")
+    p.add_argument("--detector", metavar="g2d|g2d:DIR|dlib|DET.onnx", default=None,
+                   help="unaligned photos without a landmarks file: find and align each face with this finder "
+                   "('g2d', the kit's masked-face front end; 'dlib'; an SCRFD .onnx; see g2d-data align --help); "
+                   "photos where none is found are used resized whole, and counted")
     p.add_argument("--layout", default="auto", choices=("auto", "lfw", "generic"))
     p.add_argument("--image-ext", default=None, help="extension for LFW-layout names (default: found on disk)")
     p.add_argument("--name", help="name in the output (default: the pairs file's name, or its folder's for "
@@ -161,7 +165,7 @@ def run_pairs(args):
     results = evaluate_pairs(embedder, args.root, pairs, landmarks=args.landmarks, protocols=protocols,
                              seed=args.seed, batch_size=args.batch_size, flip=not args.no_flip,
                              nfolds=args.nfolds, image_ext=args.image_ext, progress=not args.quiet,
-                             resize=args.resize)
+                             resize=args.resize, detector=args.detector)
     name = args.name or target_name(args.pairs)
     _print_results(name, results)
     if args.json:

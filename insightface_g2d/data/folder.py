@@ -80,7 +80,7 @@ class ImageFolderFaces(Dataset):
         if img.shape[:2] != (self.size, self.size) and not self._warned_resize:
             self._warned_resize = True
             log.warning("%s is %dx%d, not an aligned %dx%d face: resizing (warned once). If these are photos "
-                        "rather than aligned crops, align them first: g2d-data align --src %s --detector dlib "
+                        "rather than aligned crops, align them first: g2d-data align --src %s "
                         "--out ALIGNED", self.root / rel, img.shape[1], img.shape[0], self.size, self.size, self.root)
         return fit_square(img, self.size), label
 

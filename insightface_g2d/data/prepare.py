@@ -26,6 +26,8 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_open, write_errors
 from .align import align_face
+from .face_finding import Finding
+from .finders import build_finder, finder_spec, miss_hint
 from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes, write_image
 from .landmarks import LandmarkIndex
 
@@ -95,25 +97,14 @@ def list_photos(src, include=None, exclude=None):
 
 
 # ------------------------------------------------------------------------------------ landmarks
-def detector_spec(detector, pick="largest", upsample=1, cnn_fallback=False, det_size=640):
-    """A picklable description of a landmark detector: ('dlib', ...) or ('scrfd', onnx path, ...)."""
-    if detector == "dlib":
-        return ("dlib", pick, int(upsample), bool(cnn_fallback))
-    if str(detector).lower().endswith(".onnx"):
-        return ("scrfd", os.path.abspath(os.fspath(detector)), pick, int(det_size))
-    raise DataError(f"unknown detector {detector!r}: use 'dlib' (the [dlib] extra) or the path of an SCRFD "
-                    "det_*.onnx from an insightface model pack")
+def detector_spec(detector="g2d", pick="largest", upsample=1, cnn_fallback=False, det_size=640):
+    """A picklable description of a face finder (finders.finder_spec)."""
+    return finder_spec(detector, pick, upsample, cnn_fallback, det_size)
 
 
 def build_detector(spec):
-    """The landmarker of a detector_spec: callable uint8 RGB photo -> ([5, 2] | None, source/reason)."""
-    if spec[0] == "dlib":
-        from .dlib_landmarks import DlibLandmarker
-
-        return DlibLandmarker(upsample=spec[2], pick=spec[1], cnn_fallback=spec[3])
-    from .scrfd_landmarks import ScrfdLandmarker
-
-    return ScrfdLandmarker(spec[1], det_size=spec[3], pick=spec[2])
+    """The face finder of a detector_spec: ``finder.find(uint8 RGB photo) -> Finding``."""
+    return build_finder(spec)
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -126,6 +117,14 @@ def _init_worker(spec, detector=None):
     _WORKER["detector"] = detector
 
 
+def _init_pool_worker(spec):
+    """A worker process: one thread each for OpenCV and torch (the workers are the parallelism)."""
+    _init_worker(spec)
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _detector():
     if _WORKER.get("detector") is None and _WORKER.get("spec") is not None:
         _WORKER["detector"] = build_detector(_WORKER["spec"])
@@ -133,30 +132,47 @@ def _detector():
 
 
 def _align_task(task):
-    """(src path, out path, rel, landmarks or None, size, fmt, quality, out folder) -> (rel, None | reason,
-    landmarks)."""
+    """(src path, out path, rel, landmarks or None, size, fmt, quality, out folder) -> (rel, Finding).
+
+    With landmarks given the Finding says "found" with source "landmarks file". A photo without a
+    face is never written."""
     src, out, rel, lmk, size, fmt, quality, within = task
     try:
         img = read_photo(src, what="photo")
         if lmk is None:
-            lmk, why = _detector()(img)
-            if lmk is None:
-                return rel, why, None
-        face = align_face(img, lmk, size=size, where=f"landmarks of {rel}")
+            found = _detector().find(img)
+        else:
+            found = Finding(np.asarray(lmk, np.float32), float("nan"), 1, None, "landmarks file", outcome="found")
+        if found.landmarks is None:
+            return rel, found
+        face = align_face(img, found.landmarks, size=size, where=f"landmarks of {rel}")
     except DataError as err:
-        return rel, str(err), None
+        return rel, Finding(reason=str(err), outcome="unreadable")
     write_image(out, face, quality, png_compression=3, within=within)  # a failed write stops the run (OutputError)
-    return rel, None, np.asarray(lmk, np.float32)
+    return rel, found
 
 
 def _detect_task(task):
     """(src path, rel) -> (rel, landmarks [5, 2] or None, source or reason)."""
-    src, rel = task
+    src, rel, mask = task
     try:
-        lmk, why = _detector()(read_photo(src, what="photo"))
+        img = read_photo(src, what="photo")
+        if mask is not None:
+            img = _mask_photo(img, *mask)
+        lmk, why = _detector()(img)
     except DataError as err:
         return rel, None, str(err)
     return rel, lmk, why
+
+
+def _mask_photo(img, landmarks, style, seed, rel):
+    """The photo wearing a synthetic mask drawn from its true landmarks (seeded by path)."""
+    from .masks import MaskSynthesizer, rng_for
+
+    key = ("synth", style)
+    if key not in _WORKER:
+        _WORKER[key] = MaskSynthesizer(styles=None if style == "random" else [style])
+    return _WORKER[key].apply_landmarks(img, landmarks, rng_for(seed, rel))[0]
 
 
 def _run(fn, tasks, spec, workers, desc, progress, detector=None):
@@ -175,7 +191,7 @@ def _run(fn, tasks, spec, workers, desc, progress, detector=None):
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # fork from a process with threads (tqdm, torch) can deadlock
-        with ctx.Pool(int(workers), initializer=_init_worker, initargs=(spec,)) as pool:
+        with ctx.Pool(int(workers), initializer=_init_pool_worker, initargs=(spec,)) as pool:
             for result in pool.imap_unordered(fn, tasks, chunksize=max(1, min(32, len(tasks) // (8 * workers)))):
                 yield result
                 bar.update(1)
@@ -189,14 +205,17 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
                  progress=True):
     """Align every photo of src/<identity>/* into out/<identity>/<stem>.<fmt> (see module doc).
 
-    landmarks: a landmarks5.tsv-format file (paths relative to src), or detector: "dlib" or an
-    SCRFD .onnx path (exactly one of the two). include / exclude: identity-list files or lists of
-    names. Returns a summary dict: photos, aligned, done_before, failed, report (path),
-    failures [(rel, reason)].
+    landmarks: a landmarks5.tsv-format file (paths relative to src), or detector: a finder
+    ("g2d", the default when neither is given; "g2d:FOLDER", "dlib", an SCRFD .onnx path; see
+    finders.py). include / exclude: identity-list files or lists of names. Writes
+    out/align_report.tsv: one row per photo (outcome, score, faces seen, picked box, source,
+    reason). Returns a summary dict: photos, aligned, done_before, failed, no_face, too_small,
+    unreadable, report (path), failures [(rel, reason)], hint (what to try for missed faces, or None).
     """
-    if (landmarks is None) == (detector is None):
-        raise DataError("give exactly one landmark source: a landmarks TSV (--landmarks) or a detector "
-                        "(--detector dlib or --detector det_10g.onnx)")
+    if landmarks is not None and detector is not None:
+        raise DataError("give one landmark source: a landmarks TSV (--landmarks) or a detector (--detector)")
+    if landmarks is None and detector is None:
+        detector = "g2d"
     if fmt not in FORMATS:
         raise DataError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     src, out = Path(src), Path(out)
@@ -215,31 +234,66 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
     # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
     detector_here = build_detector(spec) if spec is not None else None
     table = LandmarkIndex(landmarks) if landmarks is not None else None
-    failures, tasks, done = [], [], 0
+    results, tasks, done = {}, [], 0
     for target, rel in outputs.items():
         if (out / target).is_file():
             done += 1
+            results[rel] = Finding(reason="aligned face already in the output folder", outcome="done before")
             continue
         lmk = None
         if table is not None:
             lmk = table.find(src / rel, src)
             if lmk is None:
-                failures.append((rel, f"no landmarks for it in {table.where}"))
+                results[rel] = Finding(reason=f"no landmarks for it in {table.where}", outcome="no landmarks")
                 continue
         tasks.append((str(src / rel), str(out / target), rel, lmk, int(size), fmt, int(quality), str(out)))
-    aligned = 0
-    for rel, why, _ in _run(_align_task, tasks, spec, workers, "aligning", progress, detector_here):
-        if why is None:
-            aligned += 1
-        else:
-            failures.append((rel, why))
-    failures.sort()
+    for rel, found in _run(_align_task, tasks, spec, workers, "aligning", progress, detector_here):
+        if found.landmarks is not None:
+            found.outcome = "aligned"
+        results[rel] = found
     report = out / REPORT_NAME
-    with write_errors(report), atomic_open(report, "w", encoding="utf-8", newline="\n") as f:
-        f.write("path\treason\n")
-        f.writelines(f"{rel}\t{' '.join(why.split())}\n" for rel, why in failures)
-    return {"photos": len(photos), "aligned": aligned, "done_before": done, "failed": len(failures),
-            "report": str(report), "failures": failures}
+    write_align_report(report, results)
+    counts = {}
+    for f in results.values():
+        counts[f.outcome] = counts.get(f.outcome, 0) + 1
+    failures = sorted((rel, f.reason) for rel, f in results.items() if f.outcome not in ("aligned", "done before"))
+    missed = counts.get("no face", 0)
+    return {"photos": len(photos), "aligned": counts.get("aligned", 0), "done_before": done, "failed": len(failures),
+            "no_face": missed, "too_small": counts.get("too small", 0), "unreadable": counts.get("unreadable", 0),
+            "report": str(report), "failures": failures,
+            "hint": miss_hint(spec) if spec is not None and missed else None}
+
+
+REPORT_COLUMNS = ("path", "outcome", "score", "faces", "box", "source", "reason")
+
+
+def write_align_report(path, results):
+    """align_report.tsv: one row per photo, sorted by path (columns REPORT_COLUMNS; '-' where empty).
+
+    outcome: aligned, done before, no face, too small, unreadable, no landmarks; score: the finder's
+    confidence in the picked face (g2d: the landmark network's face probability; dlib: the HOG score;
+    SCRFD: its score); faces: faces the finder saw; box: x0,y0,x1,y1 of the picked one.
+    """
+    def cell(v):
+        if v is None or (isinstance(v, float) and v != v):
+            return "-"
+        return " ".join(str(v).split()) or "-"
+
+    with write_errors(path), atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\t".join(REPORT_COLUMNS) + "\n")
+        for rel in sorted(results):
+            r = results[rel]
+            box = ",".join(f"{v:.0f}" for v in r.box) if r.box is not None else None
+            score = f"{r.score:.3f}" if r.score == r.score else None
+            faces = r.faces if r.outcome in ("aligned", "found") and r.source != "landmarks file" else None
+            f.write("\t".join(cell(v) for v in (rel, r.outcome, score, faces, box, r.source, r.reason)) + "\n")
+
+
+def read_align_report(path):
+    """Rows of an align_report.tsv as dicts (column -> text)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    head = lines[0].split("\t")
+    return [dict(zip(head, line.split("\t"))) for line in lines[1:] if line]
 
 
 # ------------------------------------------------------------------------------------ pack
@@ -297,13 +351,19 @@ def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
 
 
 # ------------------------------------------------------------------------------------ agreement
-def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="center", upsample=1,
-                       cnn_fallback=False, det_size=640, workers=1, progress=True):
+def landmark_agreement(src, tsv, detector="g2d", sample=200, seed=0, pick="center", upsample=1,
+                       cnn_fallback=False, det_size=640, workers=1, progress=True, mask=None):
     """Detector landmarks vs a landmarks file on a random sample of the file's photos under src.
 
     Error of a photo: mean distance of the five points over the inter-ocular distance of the file's
-    landmarks. Returns dict(sample, detected, median, p90, share_above_0_1, misses) (fractions).
+    landmarks. mask: None, a mask style name or "random": each photo wears a synthetic mask drawn
+    from the file's landmarks before detection (seeded by `seed` and its path). Returns dict(sample,
+    detected, median, p90, share_above_0_1, misses) (fractions).
     """
+    if mask is not None and mask != "random":
+        from .mask_styles import mask_style
+
+        mask_style(mask)  # an unknown style fails here, with a did-you-mean
     table = LandmarkIndex(tsv)
     src = Path(src)
     keys = sorted(k for k in table.rows if (src / k).is_file())
@@ -311,7 +371,8 @@ def landmark_agreement(src, tsv, detector="dlib", sample=200, seed=0, pick="cent
         raise DataError(f"no photo of {tsv} found under {src}; paths in the file are relative to --src")
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(keys), size=min(int(sample), len(keys)), replace=False).tolist())
-    tasks = [(str(src / keys[i]), keys[i]) for i in chosen]
+    tasks = [(str(src / keys[i]), keys[i], None if mask is None else (table.rows[keys[i]], mask, seed, keys[i]))
+             for i in chosen]
     spec = detector_spec(detector, pick, upsample, cnn_fallback, det_size)
     detector_here = build_detector(spec)
     errors, misses = [], []

@@ -10,14 +10,17 @@ import numpy as np
 
 from ..errors import DataError
 from .dlib_landmarks import pick_face
+from .face_finding import FaceFinder, Finding
 
 
-class ScrfdLandmarker:
-    """uint8 [H, W, 3] RGB photo -> (float32 [5, 2] landmarks, "scrfd"), or (None, reason).
+class ScrfdLandmarker(FaceFinder):
+    """An SCRFD detector with key points: ``find(photo)`` -> Finding (score: SCRFD's, source "scrfd").
 
     det_size: square input size of the detector (640 as insightface's FaceAnalysis);
     threshold: detection score threshold; pick: "largest" or "center" among several faces.
     """
+
+    name = "scrfd"
 
     def __init__(self, onnx_path, det_size=640, threshold=0.5, pick="largest"):
         onnx_path = os.fspath(onnx_path)
@@ -40,15 +43,14 @@ class ScrfdLandmarker:
         self.model = model
         self.det_size = int(det_size)
 
-    def __call__(self, img):
-        img = np.ascontiguousarray(img)
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise DataError(f"expected a uint8 [H, W, 3] RGB image, got {img.dtype} {img.shape}")
+    def _find(self, img):
         det, kps = self.model.detect(np.ascontiguousarray(img[..., ::-1]),  # insightface works in BGR
                                      input_size=(self.det_size, self.det_size))
         if kps is None:
             raise DataError("this detector gives no key points; use an SCRFD model with key points (det_*.onnx)")
-        k = pick_face(np.asarray(det)[:, :4], img.shape, self.pick)
+        det = np.asarray(det, np.float64).reshape(-1, 5)
+        k = pick_face(det[:, :4], img.shape, self.pick)
         if k is None:
-            return None, "no face found by the SCRFD detector"
-        return np.asarray(kps[k], np.float32).reshape(5, 2), "scrfd"
+            return Finding(reason="no face found by the SCRFD detector")
+        return Finding(np.asarray(kps[k], np.float32).reshape(5, 2), float(det[k, 4]), len(det),
+                       tuple(float(v) for v in det[k, :4]), "scrfd", outcome="found")

@@ -271,38 +271,45 @@ def resolve_paths(root, pairs, image_ext=None):
 
 
 def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None, workers=None, progress=False,
-                     resize=False):
+                     resize=False, detector=None):
     """Read, align and stack the images of `pairs`: uint8 [2N, image_size, image_size, 3] RGB.
 
     landmarks: None, a dict {relative path: [5, 2]} or a path to a landmarks TSV. Each distinct
     image is read once. Without landmarks the images must be aligned image_size crops: other
     sizes (e.g. LFW's 250x250 photos) are refused unless resize=True says they are aligned crops
-    of another size.
+    of another size, or detector (a data.finders --detector value, e.g. "g2d") finds each face:
+    photos where it finds none are used resized whole (a note on stderr counts them).
     """
     from ..data.align import align_face
     from ..data.landmarks import LandmarkIndex
 
     base, paths = resolve_paths(root, pairs, image_ext)
     unique = sorted(set(paths))
+    if landmarks is None and detector is not None:
+        landmarks = _found_landmarks(base, unique, detector, progress)
     if landmarks is not None:
         index = LandmarkIndex(landmarks)
         found = {p: index.find(base / p, base) for p in unique}
         lacking = [p for p, lmk in found.items() if lmk is None]
-        if lacking:
+        if lacking and detector is None:
             raise DataError(f"{len(lacking)} image(s) have no landmarks in the landmarks file "
                             f"(first: {', '.join(lacking[:5])}); paths must be relative to {base}")
     cache = {}
+    missing = set() if landmarks is None else {p for p in unique if found.get(p) is None}
 
     def read(rel):
         img = read_image_file(base / rel, hint=f"listed in {pairs.source or 'the pairs list'}; replace the file")
-        if landmarks is not None:
+        if landmarks is not None and rel not in missing:
             img = align_face(img, found[rel], size=image_size, where=f"landmarks of {rel} in {index.where}")
+        elif rel in missing:
+            img = fit_square(img, image_size)
         elif img.shape[:2] != (image_size, image_size):
             if not resize:
                 raise DataError(
                     f"{base / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {image_size}x{image_size} face: "
-                    "give the landmarks file (--landmarks TSV) to align the photos, align them first with "
-                    "`g2d-data align`, or pass --resize if they are aligned crops of another size")
+                    "give the landmarks file (--landmarks TSV) to align the photos, find the faces with "
+                    "--detector g2d, align them first with `g2d-data align`, or pass --resize if they are aligned "
+                    "crops of another size")
             img = fit_square(img, image_size)
         return rel, img
 
@@ -313,11 +320,29 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
         for rel, img in tqdm(pool.map(read, unique), total=len(unique), desc="reading images",
                              unit="img", disable=not progress, leave=False):
             cache[rel] = img
+    if missing:
+        import sys
+
+        print(f"note: no face found in {len(missing)} of {len(unique)} photos (first: {sorted(missing)[0]}); "
+              "they are used resized whole", file=sys.stderr)
     return np.stack([cache[p] for p in paths])
 
 
+def _found_landmarks(base, rels, detector, progress):
+    """{rel: [5, 2] or None}: the faces a data.finders finder finds in the photos (one process)."""
+    from tqdm import tqdm
+
+    from ..data.finders import build_finder, finder_spec
+
+    finder = build_finder(finder_spec(detector))
+    out = {}
+    for rel in tqdm(rels, desc="finding faces", unit="img", disable=not progress, leave=False):
+        out[rel] = finder.find(read_image_file(base / rel, hint="listed in the pairs list; replace the file")).landmarks
+    return out
+
+
 def evaluate_pairs(embedder, root, pairs, landmarks=None, protocols=("clean",), seed=0, batch_size=64,
-                   flip=True, nfolds=10, image_ext=None, progress=True, resize=False):
+                   flip=True, nfolds=10, image_ext=None, progress=True, resize=False, detector=None):
     """Verification metrics of `embedder` on a pairs list: {protocol: verification_metrics dict}.
 
     pairs: a PairList or a pairs-file path; protocols: names from protocols.py (synthetic masks
@@ -329,6 +354,7 @@ def evaluate_pairs(embedder, root, pairs, landmarks=None, protocols=("clean",), 
         protocols = (protocols,)
     if not isinstance(pairs, PairList):
         pairs = read_pairs(pairs, image_ext=image_ext, nfolds=nfolds)
-    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress, resize=resize)
+    images = load_pair_images(root, pairs, landmarks, image_ext=image_ext, progress=progress, resize=resize,
+                              detector=detector)
     return evaluate_protocols(embedder, images, pairs.issame, protocols, seed=seed, batch_size=batch_size,
                               flip=flip, nfolds=nfolds, folds=pairs.folds, progress=progress)
