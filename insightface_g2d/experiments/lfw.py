@@ -12,7 +12,7 @@ the same machine:
   distill            the small network trained end to end by relational distillation, no inpainting
   g2d                the small network as G2D from scratch: inpaint -> reform
   teacher_finetuned  dlib's ResNet started from its own weights, distilled on masked + clean faces
-  g2d_pretrained     G2D cut from dlib's ResNet, started from its weights: inpaint -> reform
+  g2d_pretrained     G2D cut from dlib's ResNet after layer2, started from its weights: frozen encoder, reform
 Protocols: clean, and masked-clean / masked-masked with the mask styles seen in training and with
 styles held out from it (n95, textured). Masks of the test faces are seeded per image.
 """

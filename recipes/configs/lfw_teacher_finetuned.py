@@ -31,10 +31,12 @@ config.masks = dict(prob=1.0, styles=("surgical", "kn95", "cloth", "patterned"),
                     positions=("normal", "high", "low"))
 
 config.stages = [
-    dict(name="student", kind="distill", steps=400, lr=1e-4, weight_decay=5e-4, warmup_steps=20, grad_clip=None,
+    dict(name="student", kind="distill", steps=300, optimizer="adamw", lr=3e-5, weight_decay=5e-4, warmup_steps=20,
+         grad_clip=None,
          inputs=("masked", "clean"), student_geometry="teacher", losses=dict(rd1=1.0, rd2=1.0, rd3=1.0, margin=0.0)),
 ]
 
 config.cpu_threads = 1
 config.checkpoint_every = 200
+config.preview_every = 1000
 config.eval = dict(enabled=False)
