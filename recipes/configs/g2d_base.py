@@ -63,7 +63,8 @@ config.skip_bad = False                 # True: unreadable records/images are re
 #   mean embedding, needed for teachers like dlib's whose embeddings are far from centred),
 #   "whiten", "batch-center", "none" (see insightface_g2d/teachers/geometry.py)
 config.init = None                      # start the network from a pretrained checkpoint: backbone.pth, model.pt,
-                                        # or "dlib"; a whole network also starts G2D cut from it (g2d_r100, g2d_dlib)
+                                        # "dlib", or "teacher" (the teacher's own weights); a whole network also
+                                        # starts G2D cut from it (g2d_r100, g2d_dlib)
 config.teacher = dict(network="r100", checkpoint=None)
 
 # Synthetic masks drawn on the training faces (stages may override with masks=dict(...)).

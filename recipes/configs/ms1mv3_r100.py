@@ -4,13 +4,12 @@
 
 Teacher: the released arcface_torch checkpoint ms1mv3_arcface_r100_fp16/backbone.pth (download it
 from the insightface model zoo and put it where `teacher.checkpoint` points, or --set it).
-Stage lengths, learning rates and loss weights are those of g2d_base.py.
+G2D starts from the teacher itself (see the end of this file).
 """
 from easydict import EasyDict as edict
 
 config = edict()
 config.margin_list = (1.0, 0.5, 0.0)
-config.network = "g2d"
 config.resume = False
 config.output = None
 config.embedding_size = 512
@@ -32,3 +31,17 @@ config.val_targets = ["lfw", "cfp_fp", "agedb_30"]
 
 # G2D-only keys (arcface_torch ignores them)
 config.teacher = dict(network="r100", checkpoint="ms1mv3_arcface_r100_fp16/backbone.pth")
+
+# G2D cut from the teacher's own r100 after layer2 (G2D's 128 x 28 x 28 descriptor), both halves
+# starting from the teacher's weights (init = "teacher": teacher.checkpoint). The encoder stays
+# frozen; the reformer learns by relational distillation, the teacher seeing the clean face and the
+# student the masked one, with a small learning rate that keeps what the teacher knows (the recipe
+# that beat its teacher on masked LFW faces, docs/real_faces.md). From scratch instead:
+# --set network=g2d --set init=None --set stages=... (g2d_base.py's inpaint/reform/classify).
+config.network = "g2d_r100"
+config.init = "teacher"
+config.stages = [
+    dict(name="reform", epochs=2, optimizer="adamw", lr=5e-5, weight_decay=5e-4, warmup_epochs=0.05,
+         student_geometry="teacher", masks=dict(prob=0.75)),
+    dict(name="classify", epochs=1),
+]
