@@ -51,6 +51,36 @@ def test_comparison_markdown_rows():
     assert "masked-clean unseen" in text
 
 
+def test_stored_evaluation_is_reused_and_plots(tmp_path, monkeypatch):
+    """An arm's evaluation stored by one run is read back by the next (the same command resumes)
+    and its ROC points plot: numpy arrays are stored as JSON lists."""
+    import json
+
+    import numpy as np
+
+    calls = []
+
+    def fake_compare(models, targets, **kw):
+        calls.append(models)
+        label = models[0][0]
+        roc = {p: {"fpr": np.linspace(0, 1, 5), "tpr": np.linspace(0.5, 1, 5)} for p in lfw.PROTOCOLS}
+        return {"results": {label: {"devtest": {p: {"accuracy": 0.9} for p in lfw.PROTOCOLS}}},
+                "roc": {"devtest": {label: roc}}}
+
+    monkeypatch.setattr("insightface_g2d.evaluation.compare.compare", fake_compare)
+    monkeypatch.setattr(lfw, "lfw_target", lambda *a: "devtest")
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"x")
+    arm = lfw.find_arm("g2d")
+    first = lfw.evaluate_arm(arm, f"g2d_t:{model}", tmp_path, tmp_path, progress=False)
+    stored = json.loads((tmp_path / "eval" / "g2d.json").read_text())
+    assert stored["roc"][lfw.PROTOCOLS[0]]["fpr"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    again = lfw.evaluate_arm(arm, f"g2d_t:{model}", tmp_path, tmp_path, progress=False)
+    assert len(calls) == 1 and again["results"] == stored["results"]
+    png = lfw.plot_comparison_roc({"first": first, "again": again}, tmp_path / "roc.png")
+    assert (tmp_path / "roc.png").stat().st_size > 1000 and str(png).endswith("roc.png")
+
+
 def test_cli_overrides_and_help(capsys):
     from insightface_g2d.cli.lfw import _overrides, main
 

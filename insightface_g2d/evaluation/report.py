@@ -106,7 +106,8 @@ def plot_roc(curves, path, title="ROC", far_range=None, tar_range=None):
     from matplotlib.figure import Figure
 
     # A bare Figure (not pyplot) keeps no global state and works with any backend already chosen.
-    fig = Figure(figsize=(7, 5), dpi=100)
+    crowded = len(curves) > 8  # a legend that would cover the curves goes beside them
+    fig = Figure(figsize=(11.5, 5.5) if crowded else (7, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     if far_range is None:
@@ -133,7 +134,9 @@ def plot_roc(curves, path, title="ROC", far_range=None, tar_range=None):
     ax.set_xlabel("False accept rate (FAR)")
     ax.set_ylabel("True accept rate (TAR)")
     ax.set_title(title)
-    if curves:
+    if crowded:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
+    elif curves:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     with atomic_open(path) as f:  # never half a PNG, never through a symbolic link

@@ -168,7 +168,8 @@ def evaluate_arm(arm, spec, out, root, progress=True):
     stored = out / "eval" / f"{arm.name}.json"
     if stored.is_file():
         doc = json.loads(stored.read_text())
-        if doc.get("stamp") == stamp and doc.get("protocols") == list(PROTOCOLS):
+        if (doc.get("stamp") == stamp and doc.get("protocols") == list(PROTOCOLS)
+                and all(isinstance(c.get("fpr"), list) for c in doc.get("roc", {}).values())):
             return doc
     target = lfw_target("devtest", root, "pairsDevTest.txt")
     doc = compare([(arm.label, spec)], [target], protocols=PROTOCOLS, seed=0, flip=False, progress=progress)
@@ -281,4 +282,9 @@ def _write_json(path, data):
     from ..fileio import atomic_open
 
     with atomic_open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        json.dump(data, f, indent=2, sort_keys=True, default=_json_value)
+
+
+def _json_value(value):
+    """numpy arrays and scalars as JSON lists and numbers (ROC points are read back and plotted)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
