@@ -158,7 +158,7 @@ def comparison_markdown(results, times, meta):
 
 def evaluate_arm(arm, spec, out, root, progress=True):
     """{protocol: metrics} of one arm on DevTest, stored in out/eval/<arm>.json and reused while
-    the model file is unchanged (the teacher's evaluation is the slow one: ~0.1 s a face)."""
+    the model file is unchanged."""
     from ..evaluation.compare import compare
 
     stamp = spec

@@ -83,12 +83,7 @@ class DistillStage(HeadStage, G2DStage):
         return {"student": "model"}
 
     def embed(self, faces, ctx):
-        train = self.spec.train
-        if "backbone" in train:
-            return ctx.module("backbone")(faces)
-        enc = ctx.module("encoder") if "encoder" in train else ctx.raw("encoder")
-        red = ctx.module("reformer") if "reformer" in train else ctx.raw("reformer")
-        return red(enc(faces))
+        return self.trained_embedding(faces, ctx)
 
     def step(self, batch, ctx):
         from ...losses.registry import distillation_terms

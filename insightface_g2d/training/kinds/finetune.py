@@ -36,9 +36,4 @@ class FinetuneStage(HeadStage, G2DStage):
         return {**backbone_factory(self.cfg), self.head_module: lambda: self.build_head(num_classes)}
 
     def embed(self, faces, ctx):
-        train = self.spec.train
-        if "backbone" in train:
-            return ctx.module("backbone")(faces)
-        enc = ctx.module("encoder") if "encoder" in train else ctx.raw("encoder")
-        red = ctx.module("reformer") if "reformer" in train else ctx.raw("reformer")
-        return red(enc(faces))
+        return self.trained_embedding(faces, ctx)

@@ -47,3 +47,12 @@ class G2DStage(Stage):
 
     def eval_models(self):
         return {"G2D": "model"}
+
+    def trained_embedding(self, faces, ctx):
+        """The backbone's embedding through the parts this stage trains (the others frozen, raw)."""
+        train = self.spec.train
+        if "backbone" in train:
+            return ctx.module("backbone")(faces)
+        enc = ctx.module("encoder") if "encoder" in train else ctx.raw("encoder")
+        red = ctx.module("reformer") if "reformer" in train else ctx.raw("reformer")
+        return red(enc(faces))
