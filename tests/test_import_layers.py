@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "insightface_g2d"
 LAYERS = (
-    ("errors", "fileio", "version", "devices"),
+    ("errors", "fileio", "version", "devices", "dlib_models"),
     ("backbones", "losses", "data"),
     ("embedders", "teachers", "evaluation"),
     ("training",),

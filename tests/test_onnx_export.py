@@ -134,3 +134,25 @@ def test_bad_inputs_exit_2_with_a_clear_message(exported, tmp_path, capsys, case
     assert rc == 2
     assert expect in err and "Traceback" not in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_dlib_network_exports_with_its_warp_to_the_chip(tmp_path):
+    """dlib's ResNet in PyTorch (its crop-to-chip warp inside the graph) exports and runs in
+    onnxruntime like the torch module, at any batch size."""
+    torch.manual_seed(1)
+    model = insightface_g2d.get_model("dlib_resnet", num_features=128).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.mul_(0.5)  # keeps 29 random residual layers finite
+    ckpt = tmp_path / "dlib.pt"
+    torch.save(model.state_dict(), ckpt)
+    out = tmp_path / "dlib.onnx"
+    assert run_cli(main, ["export-onnx", "--network", "dlib_resnet", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 112, 112) * 2 - 1
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (3, 128) and np.isfinite(expected).all() and np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(got, expected, atol=1e-4 * max(1.0, float(np.abs(expected).max())))

