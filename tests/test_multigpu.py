@@ -1,6 +1,7 @@
 """What a CPU can show of the GPU paths: device choice under torchrun, per-rank RNG state, ONNX
 providers on the rank's GPU, float32 losses under autocast, one precision decided by the trainer,
 clipping on every device, the float16 overflow guard, no_sync and one all-reduce per step."""
+import gc
 import json
 import os
 
@@ -393,6 +394,8 @@ def _accumulation_worker(rank, world_size, port, out):
                 json.dump({"flag_all_reduces": len(calls), "first_grads": [g.tolist() for g in grads],
                            "weights_equal": all(torch.equal(w, weights[0]) for w in weights)}, f)
         dist.barrier()  # neither rank tears gloo down while the other still uses it (that aborts the process)
+        del tr, net  # the DDP reducer goes before its process group, not at interpreter exit after it
+        gc.collect()
     finally:
         dist.destroy_process_group()
 
