@@ -77,20 +77,18 @@ class DlibStream:
 
     def version(self, expected):
         """An integer version that must be one of `expected`."""
-        start = self.pos
-        value = self.integer()
-        if value not in expected:
-            self.pos = start
-            self.fail(f"version {value} where one of {sorted(expected)} was expected")
-        return value
+        return self._one_of(self.integer, expected, "version {!s}")
 
     def tag(self, expected):
         """A string version tag (e.g. 'con_4') that must be one of `expected`."""
+        return self._one_of(self.string, expected, "layer tag {!r}")
+
+    def _one_of(self, read, expected, what):
         start = self.pos
-        value = self.string()
+        value = read()
         if value not in expected:
-            self.pos = start
-            self.fail(f"layer tag {value!r} where one of {sorted(expected)} was expected")
+            self.pos = start  # the error points at the value, not past it
+            self.fail(f"{what.format(value)} where one of {sorted(expected)} was expected")
         return value
 
     def _shape(self):

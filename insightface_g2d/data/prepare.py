@@ -96,17 +96,6 @@ def list_photos(src, include=None, exclude=None):
     return out
 
 
-# ------------------------------------------------------------------------------------ landmarks
-def detector_spec(detector="g2d", pick="largest", upsample=1, cnn_fallback=False, det_size=640):
-    """A picklable description of a face finder (finders.finder_spec)."""
-    return finder_spec(detector, pick, upsample, cnn_fallback, det_size)
-
-
-def build_detector(spec):
-    """The face finder of a detector_spec: ``finder.find(uint8 RGB photo) -> Finding``."""
-    return build_finder(spec)
-
-
 # ------------------------------------------------------------------------------------ workers
 _WORKER = {}
 
@@ -127,7 +116,7 @@ def _init_pool_worker(spec):
 
 def _detector():
     if _WORKER.get("detector") is None and _WORKER.get("spec") is not None:
-        _WORKER["detector"] = build_detector(_WORKER["spec"])
+        _WORKER["detector"] = build_finder(_WORKER["spec"])
     return _WORKER["detector"]
 
 
@@ -230,9 +219,9 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
         if target in outputs:
             raise DataError(f"{outputs[target]} and {rel} would both be written to {target}: rename one of them")
         outputs[target] = rel
-    spec = None if detector is None else detector_spec(detector, pick, upsample, cnn_fallback, det_size)
+    spec = None if detector is None else finder_spec(detector, pick, upsample, cnn_fallback, det_size)
     # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
-    detector_here = build_detector(spec) if spec is not None else None
+    detector_here = build_finder(spec) if spec is not None else None
     table = LandmarkIndex(landmarks) if landmarks is not None else None
     results, tasks, done = {}, [], 0
     for target, rel in outputs.items():
@@ -373,8 +362,8 @@ def landmark_agreement(src, tsv, detector="g2d", sample=200, seed=0, pick="cente
     chosen = sorted(rng.choice(len(keys), size=min(int(sample), len(keys)), replace=False).tolist())
     tasks = [(str(src / keys[i]), keys[i], None if mask is None else (table.rows[keys[i]], mask, seed, keys[i]))
              for i in chosen]
-    spec = detector_spec(detector, pick, upsample, cnn_fallback, det_size)
-    detector_here = build_detector(spec)
+    spec = finder_spec(detector, pick, upsample, cnn_fallback, det_size)
+    detector_here = build_finder(spec)
     errors, misses = [], []
     for rel, lmk, why in _run(_detect_task, tasks, spec, workers, "detecting", progress, detector_here):
         if lmk is None:

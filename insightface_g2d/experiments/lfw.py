@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from ..evaluation.report import markdown_table, plot_protocol_rocs, write_json, write_text
 
 SEEN_STYLES = ("surgical", "kn95", "cloth", "patterned")
 UNSEEN_STYLES = ("n95", "textured")
@@ -138,8 +139,6 @@ def comparison_rows(results, times):
 
 
 def comparison_markdown(results, times, meta):
-    from ..evaluation.report import markdown_table
-
     header = ["model", "train min"] + list(COLUMNS)
     table = markdown_table(header, comparison_rows(results, times), align=["l"] + ["r"] * (len(header) - 1))
     lines = [
@@ -175,14 +174,12 @@ def evaluate_arm(arm, spec, out, root, progress=True):
     doc = compare([(arm.label, spec)], [target], protocols=PROTOCOLS, seed=0, flip=False, progress=progress)
     doc = dict(stamp=stamp, protocols=list(PROTOCOLS), results=doc["results"][arm.label]["devtest"],
                roc=doc["roc"]["devtest"][arm.label])
-    _write_json(stored, doc)
+    write_json(stored, doc)
     return doc
 
 
 def plot_comparison_roc(docs, path):
     """One ROC figure: colour = arm, line style = protocol (clean, masked-clean seen / unseen)."""
-    from ..evaluation.report import plot_protocol_rocs
-
     shown = (PROTOCOLS[0], PROTOCOLS[1], PROTOCOLS[3])
     curves = {label: {COLUMNS[PROTOCOLS.index(p)]: (doc["roc"][p]["fpr"], doc["roc"][p]["tpr"]) for p in shown}
               for label, doc in docs.items()}
@@ -195,7 +192,7 @@ def _train_and_time(arm, out, devtrain, cache, threads, overrides):
         raise ConfigError(f"arm {arm.name!r} stopped ({summary.get('status')}); run the same command to resume")
     seconds = sum(summary.get("stage_seconds", {}).values())
     if seconds > 0:  # 0 when every stage was already finished: keep the time measured then
-        _write_json(out / arm.name / "arm_time.json", dict(seconds=seconds, stage_seconds=summary["stage_seconds"]))
+        write_json(out / arm.name / "arm_time.json", dict(seconds=seconds, stage_seconds=summary["stage_seconds"]))
 
 
 def arm_minutes(arm, out):
@@ -231,7 +228,6 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
     roc_devtest.png and copy the G2D inpainting previews. Finished pieces are reused, so the same
     command resumes. Returns the markdown (None with `train_only`)."""
     from ..data.image_io import save_image_bytes
-    from ..evaluation.report import write_text
 
     out = Path(out)
     root = lfw_root(root)
@@ -268,23 +264,11 @@ def run_comparison(out, root=None, arms=None, threads=1, overrides=None, progres
     text = comparison_markdown(results, times, meta)
     write_text(out / "comparison.md", text)
     plot_comparison_roc(docs, out / "roc_devtest.png")
-    _write_json(out / "comparison.json", dict(meta=meta, protocols=list(PROTOCOLS), results=results))
+    write_json(out / "comparison.json", dict(meta=meta, protocols=list(PROTOCOLS), results=results))
     previews = out / "g2d" / "previews"
     if previews.is_dir():
         for png in sorted(previews.glob("*final*.png")):
             save_image_bytes(out / f"g2d_{png.name}", png.read_bytes())
     meta["total_minutes"] = round((time.time() - t0) / 60, 1)
-    _write_json(meta_path, meta)
+    write_json(meta_path, meta)
     return text
-
-
-def _write_json(path, data):
-    from ..fileio import atomic_open
-
-    with atomic_open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=_json_value)
-
-
-def _json_value(value):
-    """numpy arrays and scalars as JSON lists and numbers (ROC points are read back and plotted)."""
-    return value.tolist() if hasattr(value, "tolist") else str(value)
