@@ -9,11 +9,12 @@ import torch
 from insightface_g2d.data import finders
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, alignment_matrix, transform_points
 from insightface_g2d.data.face_finding import FaceFinder, Finding
-from insightface_g2d.data.g2d_front_end import merge_faces, pick_by_landmarks
+from insightface_g2d.data.g2d_front_end import (TEMPLATE_IOD, G2DFrontEnd, face_sizes, holds_faces, merge_faces,
+                                               pick_by_landmarks)
 from insightface_g2d.data.landmark_net import (INPUT, LandmarkNet, crop_views, frames_from_boxes,
                                                frames_from_landmarks, load_landmark_net, save_landmark_net,
                                                template_in_view, view_to_photo)
-from insightface_g2d.data.landmark_training import SWAP, box_matches, calibration_of, make_batch
+from insightface_g2d.data.landmark_training import SWAP, box_matches, calibration_of, epoch_order, make_batch, yaw_of
 from insightface_g2d.data.prepare import align_folder, read_align_report
 from insightface_g2d.errors import DataError
 
@@ -68,6 +69,17 @@ def test_network_shapes_size_and_float16_file(tmp_path):
         load_landmark_net(tmp_path / "nowhere")
 
 
+def test_a_network_of_another_hidden_width_loads_from_its_config(tmp_path):
+    torch.manual_seed(1)
+    net = LandmarkNet(hidden=48).eval()
+    assert net.head[1].out_features == 48
+    save_landmark_net(net, tmp_path, {"epochs": 0, "hidden": 48})
+    back = load_landmark_net(tmp_path)
+    assert back.head[1].out_features == 48
+    views = np.random.default_rng(2).integers(0, 256, (2, INPUT, INPUT, 3), dtype=np.uint8)
+    np.testing.assert_allclose(back.predict(views)[0], net.predict(views)[0], atol=0.05)
+
+
 def test_merge_and_pick():
     a = ARCFACE_TEMPLATE.astype(np.float64)
     faces = np.stack([a, a + 3.0, a * 2 + 200, a + [400, 0]])  # 0 and 1 are the same face; 2 is larger
@@ -78,6 +90,122 @@ def test_merge_and_pick():
     # centre pick: eye-mouth centre nearest (300, 300): face 2 (centre ~ (312, 344)) is nearest
     assert pick_by_landmarks(faces[kept], (600, 600), "center") == 1
     assert pick_by_landmarks(faces[kept], (120, 120), "center") == 0
+
+
+def _turned(lmk, squeeze):
+    """Landmarks [5, 2] of the head turned: x squeezed towards the nose by `squeeze` (the eyes close up)."""
+    out = np.asarray(lmk, np.float64).copy()
+    out[:, 0] = out[2, 0] + squeeze * (out[:, 0] - out[2, 0])
+    return out
+
+
+def test_face_sizes_are_the_frontal_eye_distance_and_shrink_less_than_it_as_heads_turn():
+    a = ARCFACE_TEMPLATE.astype(np.float64)
+    assert TEMPLATE_IOD == pytest.approx(np.linalg.norm(a[1] - a[0]))
+    frontal = transform_points(a, WARP)
+    iod = np.linalg.norm(frontal[1] - frontal[0])
+    np.testing.assert_allclose(face_sizes(frontal[None]), [iod], rtol=1e-6)  # a similarity of the template
+    turned = transform_points(_turned(a, 0.6), WARP)
+    assert np.linalg.norm(turned[1] - turned[0]) == pytest.approx(0.6 * iod, rel=1e-3)
+    assert face_sizes(turned[None])[0] > 0.75 * iod  # the eye-mouth height keeps the size
+    assert face_sizes(np.zeros((0, 5, 2))).shape == (0,)
+    # "largest" picks by that size: the turned head of the larger person wins over a smaller frontal face
+    small_frontal = a * 1.5 + 300
+    assert np.linalg.norm(small_frontal[1] - small_frontal[0]) > 0.6 * iod
+    assert pick_by_landmarks(np.stack([small_frontal, turned]), (600, 600), "largest") == 1
+
+
+def test_a_centre_guess_holds_a_misfitted_face_or_a_group_but_not_a_part_of_it():
+    a = ARCFACE_TEMPLATE.astype(np.float64)
+    face = a * 3 + 100                                  # a face; its 112 frame spans 336 px from (100, 100)
+    misfit = a * 2.4 + 160                              # the same face, fitted smaller and off
+    below = a + [100 + 3 * 40, 100 + 3 * 95]             # a small face under the mouth (frame y ~ 95 + eyes)
+    group = np.stack([a + [110, 130], a + [300, 130]])  # two small faces in its frame, upper corners
+    logo = np.stack([a * 0.4 + [180, 200], a * 0.3 + [190, 205]])  # two tiny "faces" close together
+    outside = a + [600, 600]
+    assert face_sizes(misfit[None])[0] >= 0.5 * face_sizes(face[None])[0]
+    assert holds_faces(face[None], misfit[None]).tolist() == [True]
+    assert holds_faces(face[None], below[None]).tolist() == [False]
+    assert holds_faces(face[None], group).tolist() == [True]
+    assert holds_faces(face[None], group[:1]).tolist() == [False]  # one small face in its upper face: a part
+    assert holds_faces(face[None], logo).tolist() == [False]
+    assert holds_faces(face[None], outside[None]).tolist() == [False]
+    assert holds_faces(face[None], np.stack([below, outside])).tolist() == [False]
+    assert holds_faces(np.stack([face, outside]), misfit[None]).tolist() == [True, False]
+    # with probabilities: a small face in its upper face, at least as probable as the guess, is what it was made of
+    assert holds_faces(face[None], group[:1], [0.95], [0.99]).tolist() == [True]
+    assert holds_faces(face[None], group[:1], [0.999], [0.8]).tolist() == [False]
+
+
+def _front_end_with(boxes_result, whole_result, pick):
+    """A G2DFrontEnd whose detector and centre-guess steps return the given faces (no dlib, no network)."""
+    fe = G2DFrontEnd.__new__(G2DFrontEnd)
+    fe.pick, fe.min_score, fe.threshold, fe.fallback_threshold = pick, 0.5, -0.6, -1.0
+    fe._from_boxes = lambda img, threshold=None: boxes_result
+    fe._whole_photo = lambda img: whole_result
+    return fe
+
+
+@pytest.mark.parametrize("case", ["group", "misfit", "face below", "eye", "sure face", "unsure face",
+                                  "no detector face"])
+def test_find_prefers_detector_faces_over_centre_guesses_that_hold_them(case):
+    a = ARCFACE_TEMPLATE.astype(np.float64)
+    img = np.zeros((1000, 1000, 3), np.uint8)
+    big = (a - 56) * 12 + 500                         # a centre guess spanning the photo
+    if case == "group":     # four people; the centre guess spans them all and is the largest "face"
+        dets = np.stack([a + [200, 200], a + [700, 200], a + [200, 700], a + [700, 700]])
+        want = "hog"
+    elif case == "misfit":  # a turned head: the centre guess fits it larger and off
+        dets = (a * 6)[None] + [150, 150]
+        big = dets[0] * 1.3 - [60, 20]
+        want = "hog"
+    elif case == "face below":  # a false small face under the mouth of the real, photo-filling face
+        dets = a[None] * 0.8 + [460.0, 830.0 - 51.6 * 0.8]  # eyes at y 830: 84 in the guess's frame
+        want = "whole photo"
+    elif case == "eye":  # a tight crop of one face: a detector saw a tiny face in its eye
+        dets = a[None] * 0.5 + [(a[0, 0] - 56) * 12 + 500 - 28, (a[0, 1] - 56) * 12 + 500 - 26]
+        want = "whole photo"
+    elif case in ("sure face", "unsure face"):  # large enough not to need the centre guess, unless unsure
+        dets = a[None] * 5 + [300.0, 250.0]
+        want = "hog" if case == "sure face" else "whole photo"
+    else:
+        dets = np.zeros((0, 5, 2))
+        want = "whole photo"
+    n = len(dets)
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0]] * n).reshape(-1, 4)
+    boxes_result = (boxes, ["hog"] * n, np.arange(n), dets, np.full(n, 0.7 if case == "unsure face" else 0.99))
+    whole_result = (np.array([0.0, 0.0, 1000.0, 1000.0]), big[None], np.array([0.999]))
+    f = _front_end_with(boxes_result, whole_result, "largest")._find(img)
+    assert f.outcome == "found" and f.source == want
+    if want == "hog":
+        assert any(np.allclose(f.landmarks, d, atol=1e-4) for d in dets) and f.faces == n
+    else:
+        np.testing.assert_allclose(f.landmarks, big, atol=1e-4)
+
+
+def test_epoch_order_draws_turned_heads_in_proportion():
+    lmk = np.stack([ARCFACE_TEMPLATE.astype(np.float64)] * 3)
+    lmk[1, 2, 0] += 0.25 * TEMPLATE_IOD                    # nose off the eye midline by a quarter eye distance
+    lmk[2, 2, 0] -= 0.5 * TEMPLATE_IOD
+    yaw = yaw_of(lmk)
+    offset = abs(ARCFACE_TEMPLATE[2, 0] - ARCFACE_TEMPLATE[:2, 0].mean()) / TEMPLATE_IOD  # the template's own
+    np.testing.assert_allclose(yaw, [offset, offset + 0.25, 0.5 - offset], atol=1e-6)
+    assert sorted(epoch_order(np.random.default_rng(0), yaw, 0.0).tolist()) == [0, 1, 2]
+    draws = np.concatenate([epoch_order(np.random.default_rng([0, k]), yaw, 8.0) for k in range(4000)])
+    expect = (1 + 8 * yaw) / (1 + 8 * yaw).sum()
+    np.testing.assert_allclose(np.bincount(draws, minlength=3) / len(draws), expect, atol=0.01)
+
+
+def test_a_face_fitted_twice_once_off_is_merged_but_neighbours_are_not():
+    a = ARCFACE_TEMPLATE.astype(np.float64)
+    face = a * 2 + 100
+    iod = 2 * TEMPLATE_IOD
+    misfit = a * 2.8 + 100                              # larger, its eye midpoint 0.87 eye distances off
+    mids = [f[:2].mean(0) for f in (face, misfit)]
+    assert 0.5 * iod < np.linalg.norm(mids[1] - mids[0]) < iod
+    assert merge_faces(np.stack([face, misfit]), np.array([0.9, 0.99])).tolist() == [1]
+    neighbour = face + [2.5 * iod, 0.0]                 # cheek to cheek in a group photo
+    assert merge_faces(np.stack([face, neighbour]), np.array([0.9, 0.99])).tolist() == [1, 0]
 
 
 def test_training_batches_put_targets_on_the_face_and_swap_flipped_points():

@@ -98,7 +98,7 @@ def run_train_landmarks(args):
     s = train_front_end(args.src, args.landmarks, args.out, include=args.include, limit=args.limit,
                         hog_photos=args.hog_photos, mine_photos=args.mine_photos, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.quiet,
-                        reuse_hog=args.reuse_hog)
+                        reuse_hog=args.reuse_hog, yaw_weight=args.yaw_weight, hidden=args.hidden)
     print(f"wrote the masked-face front end to {s['out']}: HOG filter from {s['hog_photos']} masked photos, "
           f"landmark network from {s['photos']} photos; use it with g2d-data align --detector g2d:{s['out']}")
     return 0
@@ -241,6 +241,10 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--reuse-hog", action="store_true",
                    help="keep the masked HOG filter already in --out; train the landmark network anew")
+    p.add_argument("--yaw-weight", type=float, default=0.0,
+                   help="draw each photo in proportion to 1 + W x its head turn (|nose - eye midpoint| / eye "
+                   "distance), so turned heads are seen more often (default 0: every photo once an epoch)")
+    p.add_argument("--hidden", type=int, default=128, help="width of the network's hidden layer (default 128)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train_landmarks)
     return parser

@@ -10,12 +10,15 @@
    returns five points and a face probability; guesses under ``PRESCREEN`` and repeats of a face
    are dropped, and the rest is looked at again aligned with its own points (``passes``). A face
    whose probability stays under ``min_score`` is not a face.
-3. When no box holds a face, or the largest face found is small for the photo (eye distance under
-   ``WHOLE_BELOW`` x its smaller side), the photo's centre is tried as the face too, at four sizes
-   (portraits, and tight crops of one face as selfies and cropped photos are, where the face
-   reaches the photo's edges and sliding-window detectors see no whole face).
-4. Faces found twice (two filters, two guesses) are merged; one is picked (``pick``: largest eye
-   distance, or nearest the photo's centre).
+3. When no box holds a face, the largest face found is small for the photo (``face_sizes`` under
+   ``WHOLE_BELOW`` x its smaller side) or none is sure (``SURE``), the photo's centre is tried as
+   the face too, at four sizes (portraits, and tight crops of one face as selfies and cropped
+   photos are, where the face reaches the photo's edges and sliding-window detectors see no whole
+   face).
+4. Faces found twice (two filters, two guesses) are merged. A face from the centre guesses that is
+   made of faces the detectors found is dropped: on a group photo it spans several people, on a
+   turned head it is the detector's face misfitted larger (``holds_faces``). One face is picked
+   (``pick``: the largest, ``face_sizes``, or nearest the photo's centre).
 
 The dlib parts (HOG detector and filter file) are CC0 and the kit's own; the landmark network and
 the masked filter are trained on LFW (see README, licences).
@@ -25,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .align import ARCFACE_TEMPLATE
 from .dlib_landmarks import _import_dlib
 from .face_finding import FaceFinder, Finding
 from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frames_from_boxes, frames_from_landmarks,
@@ -34,8 +38,12 @@ from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frame
 # (a portrait's face to a tight crop's).
 WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 0.55), (0.0, 0.0, 0.8), (0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
 SOURCES = ("hog", "masked-hog")
-WHOLE_BELOW = 0.15  # try the photo as the face also when the largest face found has an eye distance under
+WHOLE_BELOW = 0.15  # try the photo as the face also when the largest face found (face_sizes) is under
                     # this share of the photo's smaller side
+SURE = 0.9          # ... or when no face found has at least this probability
+TEMPLATE_IOD = float(np.linalg.norm(ARCFACE_TEMPLATE[1] - ARCFACE_TEMPLATE[0]))
+UPPER_FACE = ((8.0, 16.0), (104.0, 80.0))     # 112-frame box from the brows to under the nose (holds_faces)
+GROUP_APART = 20.0                            # 112-frame pixels between two faces a centre guess spans
 FLIP_ORDER = [1, 0, 2, 4, 3]                  # landmark order in a mirror image
 PRESCREEN = 0.1                               # first-pass probability a guess needs for the later passes
 DEFAULT_CALIBRATION = (0.0, -0.13, 1.27)      # a filter without its own: about dlib's HOG boxes
@@ -138,10 +146,10 @@ class G2DFrontEnd(FaceFinder):
             boxes, sources, idx, lmk, prob = self._from_boxes(img, self.fallback_threshold)
             tried, best = len(boxes), max(best, float(prob.max()) if len(prob) else 0.0)
         boxes, sources = [tuple(float(v) for v in b) for b in boxes], list(sources)
-        iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
         found = prob >= self.min_score
-        small = not found.any() or iod[found].max() < WHOLE_BELOW * min(img.shape[:2])
-        if small:  # no face, or none as large as a photo of one face holds: try the photo as the face
+        small = not found.any() or face_sizes(lmk[found]).max() < WHOLE_BELOW * min(img.shape[:2]) \
+            or prob[found].max() < SURE
+        if small:  # no face, none as large as a photo of one face holds, or none sure: try the photo as the face
             whole, lmk2, prob2 = self._whole_photo(img)
             boxes.append(tuple(float(v) for v in whole))
             sources.append("whole photo")
@@ -153,6 +161,10 @@ class G2DFrontEnd(FaceFinder):
                                   f"then the photo's centre; the best guess scored {best:.2f}, under "
                                   f"{self.min_score:g})")
         keep = np.flatnonzero(prob >= self.min_score)
+        whole = np.array([sources[idx[k]] == "whole photo" for k in keep], bool)
+        if whole.any() and not whole.all():  # the detectors' faces win over centre guesses made of them
+            w, d = keep[whole], keep[~whole]
+            keep = np.concatenate([d, w[~holds_faces(lmk[w], lmk[d], prob[w], prob[d])]])
         keep = keep[merge_faces(lmk[keep], prob[keep])]  # two guesses may have converged on one face
         k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
         return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
@@ -160,26 +172,68 @@ class G2DFrontEnd(FaceFinder):
 
 
 def merge_faces(lmk, prob):
-    """Indices of distinct faces among landmark sets [N, 5, 2]: sets whose eye midpoints lie within half
-    an eye distance of a more probable set's are the same face."""
+    """Indices of distinct faces among landmark sets [N, 5, 2], most probable first: a set is a repeat of a
+    more probable one when its eye midpoint lies within half an eye distance of that one's, or when each
+    holds the other's eye midpoint in its upper face (``UPPER_FACE``: one face fitted twice, once off)."""
     order = np.argsort(-np.asarray(prob), kind="stable")
     mids = lmk[:, :2].mean(axis=1)
     iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
+    frames = frames_from_landmarks(lmk)
+
+    def upper(i, j):  # face i's upper face holds face j's eye midpoint
+        p = frames[i][:, :2] @ mids[j] + frames[i][:, 2]
+        (x0, y0), (x1, y1) = UPPER_FACE
+        return bool(x0 <= p[0] <= x1 and y0 <= p[1] <= y1)
+
     kept = []
     for i in order:
-        if all(np.linalg.norm(mids[i] - mids[j]) > 0.5 * max(iod[j], 1e-6) for j in kept):
+        if all(np.linalg.norm(mids[i] - mids[j]) > 0.5 * max(iod[j], 1e-6) and not (upper(i, j) and upper(j, i))
+               for j in kept):
             kept.append(int(i))
     return np.asarray(kept, np.int64)
 
 
+def face_sizes(lmk):
+    """Size of faces [N, 5, 2]: the eye distance in photo pixels each would have seen from the front (the
+    template's, over the alignment similarity's scale), which unlike the eye distance does not shrink
+    as the head turns."""
+    frames = frames_from_landmarks(lmk)
+    if not len(frames):
+        return np.zeros(0)
+    return TEMPLATE_IOD / np.sqrt(np.abs(np.linalg.det(frames[:, :, :2]))).clip(1e-12)
+
+
+def holds_faces(outer, inner, outer_prob=None, inner_prob=None):
+    """[N] True where face `outer[i]` is made of the faces `inner` [K, 5, 2]: one with its eye midpoint in
+    its upper face (``UPPER_FACE`` of its 112 frame) that is at least half its size (``face_sizes``) or
+    at least as probable (it is that face, misfitted or guessed around it), or two with theirs anywhere
+    in its frame, ``GROUP_APART`` frame pixels apart or more (it spans a group). A smaller, less
+    probable face in its upper face (an eye, a logo) does not count. Without probabilities only
+    sizes count."""
+    mids = inner[:, :2].mean(axis=1)
+    sizes = face_sizes(inner)
+    outer_prob = np.full(len(outer), np.inf) if outer_prob is None else np.asarray(outer_prob, np.float64)
+    inner_prob = np.zeros(len(inner)) if inner_prob is None else np.asarray(inner_prob, np.float64)
+    (x0, y0), (x1, y1) = UPPER_FACE
+    held = np.zeros(len(outer), bool)
+    for i, (m, size) in enumerate(zip(frames_from_landmarks(outer), face_sizes(outer))):
+        p = mids @ m[:, :2].T + m[:, 2]
+        upper = (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
+        same = (upper & ((sizes >= 0.5 * size) | (inner_prob >= outer_prob[i]))).any()
+        q = p[((p >= 0) & (p <= 112)).all(axis=1)]
+        group = len(q) >= 2 and np.linalg.norm(q[:, None] - q[None], axis=2).max() >= GROUP_APART
+        held[i] = bool(same or group)
+    return held
+
+
 def pick_by_landmarks(lmk, shape, pick):
-    """Index of the face to keep among landmark sets [N, 5, 2]: "largest" eye distance or "center"
+    """Index of the face to keep among landmark sets [N, 5, 2]: "largest" (``face_sizes``) or "center"
     (eye-mouth centre nearest the photo's centre); ties go to the first."""
     if pick == "largest":
-        return int(np.argmax(np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)))
+        return int(np.argmax(face_sizes(lmk)))
     h, w = shape[:2]
     centre = (lmk[:, :2].mean(axis=1) + lmk[:, 3:].mean(axis=1)) / 2
     return int(np.argmin(((centre - [w / 2.0, h / 2.0]) ** 2).sum(axis=1)))
 
 
-__all__ = ["G2DFrontEnd", "frames_from_landmarks", "merge_faces", "pick_by_landmarks"]
+__all__ = ["G2DFrontEnd", "face_sizes", "frames_from_landmarks", "holds_faces", "merge_faces", "pick_by_landmarks"]

@@ -199,7 +199,7 @@ def load_landmark_net(folder=None):
                         "or reinstall insightface-g2d")
     try:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        net = LandmarkNet()
+        net = LandmarkNet(hidden=int(read_config(folder).get("landmarks", {}).get("hidden", 128)))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # a damaged or foreign file: pickle, zip or key errors of many kinds
         raise DataError(f"cannot load landmark weights {path}: {type(err).__name__}: {err}; "

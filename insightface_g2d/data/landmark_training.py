@@ -13,7 +13,8 @@ Three steps, all seeded, all on the training people only (LFW: View 1 DevTrain):
    every training photo: masked (training styles, probability ``mask_prob``) or clean, randomly
    cut at a side (tight crops), in a view whose frame is the true one moved, scaled and turned
    (half the views as far as a detector box is off, half as little as an earlier pass is off),
-   flipped with the points swapped, lit and blurred at random; targets: the true five points
+   flipped with the points swapped, lit and blurred at random, turned heads drawn more often
+   (``yaw_weight``); targets: the true five points
    and face = 1. Negatives (views away from the face, and the hard negatives): face = 0.
    Loss: L1 on the points (in view pixels / INPUT) of faces + binary cross-entropy on the face
    score; Adam, cosine schedule. Written as ``landmarks.pt`` (float16) with everything above in
@@ -39,6 +40,22 @@ TRAIN_STYLES = ("surgical", "kn95", "cloth", "patterned")  # n95 and textured st
 HOG_NAME = "masked_hog.svm"
 SWAP = [1, 0, 2, 4, 3]  # landmark order after a horizontal flip
 CUT_PROB = 0.35         # share of training views cut at one to three sides through the face (tight crops)
+
+
+def yaw_of(lmk):
+    """How far heads [N, 5, 2] are turned: |nose x - eye midpoint x| / eye distance (0 frontal, ~0.4 three-quarter)."""
+    lmk = np.asarray(lmk, np.float64).reshape(-1, 5, 2)
+    iod = np.linalg.norm(lmk[:, 1] - lmk[:, 0], axis=1)
+    return np.abs(lmk[:, 2, 0] - lmk[:, :2, 0].mean(axis=1)) / np.maximum(iod, 1e-6)
+
+
+def epoch_order(rng, yaw, yaw_weight):
+    """Photo indices of one epoch: a permutation (yaw_weight 0), or as many draws with replacement,
+    each photo drawn in proportion to 1 + yaw_weight x its yaw (turned heads are rare in LFW)."""
+    if yaw_weight <= 0:
+        return rng.permutation(len(yaw))
+    w = 1.0 + yaw_weight * np.asarray(yaw, np.float64)
+    return rng.choice(len(yaw), len(yaw), replace=True, p=w / w.sum())
 
 
 def _h(m):
@@ -281,7 +298,7 @@ def make_batch(photos, indices, rng, synth, mask_prob, cut_prob, neg_prob, negat
 
 
 def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e-3, seed=0, mask_prob=0.7,
-                       cut_prob=CUT_PROB, neg_prob=0.5, progress=True, log=print):
+                       cut_prob=CUT_PROB, neg_prob=0.5, progress=True, log=print, yaw_weight=0.0, hidden=128):
     """Train LandmarkNet on `photos` (see the module doc); returns the network (eval mode)."""
     import torch
 
@@ -291,7 +308,8 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
     from .masks import MaskSynthesizer
 
     torch.manual_seed(seed)
-    net = LandmarkNet()
+    net = LandmarkNet(hidden=hidden)
+    yaw = yaw_of(photos.lmk)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
     steps_per_epoch = math.ceil(len(photos) / batch_size)
     total = epochs * steps_per_epoch
@@ -300,7 +318,7 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
     bce = torch.nn.BCEWithLogitsLoss()
     for epoch in range(epochs):
         rng = np.random.default_rng([seed, 5, epoch])
-        order = rng.permutation(len(photos))
+        order = epoch_order(rng, yaw, yaw_weight)
         net.train()
         sums, t0 = np.zeros(3), time.time()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress,
@@ -327,7 +345,8 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
 
 
 def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=2500, mine_photos=2000, epochs=24,
-                    batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print, reuse_hog=False):
+                    batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print, reuse_hog=False,
+                    yaw_weight=0.0, hidden=128):
     """All three steps (module doc); writes masked_hog.svm, landmarks.pt and front_end.json into `out`.
 
     reuse_hog: keep the masked HOG filter already in `out` (steps 1-2 skipped; the landmark network
@@ -372,11 +391,11 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
     update_config(out, {HOG_CONFIG_KEY: {"file": HOG_NAME, "photos": used, "C": hog_c, "styles": list(TRAIN_STYLES),
                                          "calibration": {str(k): v for k, v in calib.items()}}})
     net = train_landmark_net(photos, negatives, calib, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             progress=progress, log=log)
+                             progress=progress, log=log, yaw_weight=yaw_weight, hidden=hidden)
     config = {"photos": len(photos), "source": Path(src).name, "landmarks": Path(landmarks).name,
               "include": None if include is None else Path(include).name, "epochs": epochs, "batch_size": batch_size,
               "lr": lr, "seed": seed, "mask_prob": 0.7, "cut_prob": CUT_PROB, "neg_prob": 0.5,
               "styles": list(TRAIN_STYLES), "hog_photos": hog_photos, "mine_photos": mine_photos,
-              "reuse_hog": bool(reuse_hog)}
+              "reuse_hog": bool(reuse_hog), "yaw_weight": float(yaw_weight), "hidden": int(hidden)}
     save_landmark_net(net, out, config)
     return {"photos": len(photos), "hog_photos": used, "calibration": calib, "out": str(out)}

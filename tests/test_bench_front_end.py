@@ -1,0 +1,72 @@
+"""The front-end benchmark's real-photo score: every reference face of a photo counts, photos without a
+clear face are left out, and the shipped reference of the public masked-photo set is well formed."""
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from insightface_g2d.data.align import ARCFACE_TEMPLATE
+from insightface_g2d.data.face_finding import FaceFinder, Finding
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bench_front_end", REPO / "benchmarks" / "bench_front_end.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+class _Fixed(FaceFinder):
+    """Returns the five points `faces[photo width]` (None: no face)."""
+
+    def __init__(self, faces):
+        self.faces = faces
+
+    def _find(self, img):
+        lmk = self.faces.get(img.shape[1])
+        return Finding(np.asarray(lmk, np.float32), 0.9, 1, outcome="found") if lmk is not None else Finding()
+
+
+def _face_at(x, y, iod):
+    a = ARCFACE_TEMPLATE.astype(np.float64)
+    return (a - a[:2].mean(0)) * iod / np.linalg.norm(a[1] - a[0]) + [x, y]
+
+
+def test_real_photo_score_counts_any_clear_face_of_a_photo(tmp_path):
+    for name, width in (("group.png", 400), ("single.png", 300), ("small.png", 200), ("none.png", 100)):
+        cv2.imwrite(str(tmp_path / name), np.zeros((120, width, 3), np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    ref = tmp_path / "ref.tsv"
+    ref.write_text("path\tx1\ty1\tx2\ty2\tsource\n"
+                   "group.png\t70\t50\t150\t50\tcnn+68\n"          # two clear faces, 80 px eye distance
+                   "group.png\t250\t50\t330\t50\tby hand\n"
+                   "single.png\t100\t60\t170\t60\tcnn+68\n"        # one clear face, 70 px
+                   "small.png\t20\t40\t50\t40\tcnn+68\n")          # 30 px: not clear
+    reference = bench.read_reference(ref)
+    assert [len(reference[p]) for p in ("group.png", "single.png", "small.png")] == [2, 1, 1]
+    np.testing.assert_allclose(reference["group.png"][1][0], [290.0, 50.0])
+    assert reference["group.png"][1][1] == pytest.approx(80.0)
+    finders = {
+        "second person": _Fixed({400: _face_at(290, 50, 80), 300: _face_at(135 + 36, 60, 70)}),  # 36 px off: > 35
+        "both": _Fixed({400: _face_at(110, 52, 78), 300: _face_at(135 + 20, 62, 70), 200: _face_at(35, 40, 30)}),
+        "nothing": _Fixed({}),
+    }
+    res, total, clear, found = bench.real_photos(finders, tmp_path, 60, reference, lambda m: None)
+    assert (total, clear) == (5, 2)  # the broken file counts as a photo, the small face is not clear
+    assert {n: r["clear found"] for n, r in res.items()} == {"second person": 1, "both": 2, "nothing": 0}
+    assert res["both"]["any face"] == 3 and sorted(found["both"]) == ["group.png", "single.png", "small.png"]
+    # without a reference the clear faces are those any candidate found with that eye distance
+    res2, _, clear2, _ = bench.real_photos(finders, tmp_path, 60, None, lambda m: None)
+    assert clear2 == 2 and res2["nothing"]["clear found"] == 0 and res2["both"]["clear found"] == 2
+
+
+def test_the_shipped_masked_photo_reference_is_well_formed():
+    path = REPO / "benchmarks" / "data" / "real_masked_reference.tsv"
+    rows = [ln.split("\t") for ln in path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == ["path", "x1", "y1", "x2", "y2", "source"]
+    assert all(len(r) == 6 for r in rows[1:]) and len(rows) > 500
+    eyes = np.array([[float(v) for v in r[1:5]] for r in rows[1:]]).reshape(-1, 2, 2)
+    assert (np.linalg.norm(eyes[:, 1] - eyes[:, 0], axis=1) > 0).all()
+    assert sum(r[5].startswith("by hand") for r in rows[1:]) == 16
+    reference = bench.read_reference(path)
+    assert sum(any(iod >= 60 for _, iod in faces) for faces in reference.values()) > 300
