@@ -194,7 +194,7 @@ def merge_faces(lmk, prob):
 
 
 def face_sizes(lmk):
-    """Size of faces [N, 5, 2]: the eye distance in photo pixels each would have seen from the front (the
+    """Size of faces [N, 5, 2]: the eye distance in photo pixels each would have if seen from the front (the
     template's, over the alignment similarity's scale), which unlike the eye distance does not shrink
     as the head turns."""
     frames = frames_from_landmarks(lmk)
