@@ -127,7 +127,7 @@ class LandmarkNet(nn.Module):
     """uint8-range RGB views [N, 3, INPUT, INPUT] -> (points [N, 5, 2] in view pixels, face logit [N]).
 
     Eight 3x3 conv layers (four of stride 2) to 128 x 3 x 3, one hidden FC layer of 128, one FC
-    layer out (10 coordinates + 1 logit); about 0.47 M parameters, 25 MFLOPs a view.
+    layer out (10 coordinates + 1 logit); 0.59 M parameters (hidden 128), 26 M multiply-adds a view.
     """
 
     def __init__(self, widths=(16, 32, 64, 128), hidden=128):
