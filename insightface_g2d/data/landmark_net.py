@@ -126,7 +126,7 @@ def _block(cin, cout, stride):
 class LandmarkNet(nn.Module):
     """uint8-range RGB views [N, 3, INPUT, INPUT] -> (points [N, 5, 2] in view pixels, face logit [N]).
 
-    Eight 3x3 conv layers (four of stride 2) to 128 x 3 x 3, one hidden FC layer of 128, one FC
+    Eight 3x3 conv layers (five of stride 2) to 128 x 3 x 3, one hidden FC layer (``hidden``), one FC
     layer out (10 coordinates + 1 logit); 0.59 M parameters (hidden 128), 26 M multiply-adds a view.
     """
 
