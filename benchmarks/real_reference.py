@@ -5,10 +5,11 @@ The reference comes from neither the kit's front end nor dlib's HOG path, so a f
 graded by its own output. dlib's CNN detector finds masked faces HOG misses (it is too slow to be
 a default: about 14x HOG's time); the eye centres are the means of the 68-point model's six points
 per eye. Photos larger than --max-side are shrunk for the detector (faces with 60 px between the
-eyes stay well above its 80 px window). One TSV row per face: ``path x1 y1 x2 y2`` (left and right
-eye centre in photo pixels, path relative to the folder), every face of a photo, so group photos
-keep all their people. The shipped benchmarks/data/real_masked_reference.tsv was made this way and
-then checked by eye where a finder missed (bench_front_end.py says how).
+eyes stay well above its 80 px window). One TSV row per face, every face of a photo, so group
+photos keep all their people: ``path x1 y1 x2 y2 source`` (left and right eye centre in photo
+pixels, path relative to the folder, source ``cnn+68``). The shipped
+benchmarks/data/real_masked_reference.tsv was made this way and then checked by eye where the
+kit's front end missed it (bench_front_end.py says how).
 
     python benchmarks/real_reference.py /tmp/real_masked --out /tmp/real_masked_reference.tsv
 """
@@ -76,9 +77,9 @@ def main():
         photos += 1
         rel = path.relative_to(folder).as_posix()
         for eyes in faces_in(img, cnn, predictor, dlib, args.max_side, args.upsample):
-            rows.append(f"{rel}\t" + "\t".join(f"{v:.1f}" for v in eyes.ravel()))
+            rows.append(f"{rel}\t" + "\t".join(f"{v:.1f}" for v in eyes.ravel()) + "\tcnn+68")
     with atomic_open(args.out, "w", encoding="utf-8") as f:
-        f.write("path\tx1\ty1\tx2\ty2\n" + "".join(r + "\n" for r in rows))
+        f.write("path\tx1\ty1\tx2\ty2\tsource\n" + "".join(r + "\n" for r in rows))
     print(f"{len(rows)} faces in {photos} photos ({unreadable} unreadable) -> {args.out}")
 
 

@@ -119,18 +119,18 @@ def test_a_centre_guess_holds_a_misfitted_face_or_a_group_but_not_a_part_of_it()
     a = ARCFACE_TEMPLATE.astype(np.float64)
     face = a * 3 + 100                                  # a face; its 112 frame spans 336 px from (100, 100)
     misfit = a * 2.4 + 160                              # the same face, fitted smaller and off
-    below = a + [100 + 3 * 40, 100 + 3 * 95]             # a small face under the mouth (frame y ~ 95 + eyes)
+    below = a * 3 + [100.0, 100.0 + 3 * 38.4]           # as large, eyes at frame y 90: under its upper face
     group = np.stack([a + [110, 130], a + [300, 130]])  # two small faces in its frame, upper corners
     logo = np.stack([a * 0.4 + [180, 200], a * 0.3 + [190, 205]])  # two tiny "faces" close together
     outside = a + [600, 600]
     assert face_sizes(misfit[None])[0] >= 0.5 * face_sizes(face[None])[0]
     assert holds_faces(face[None], misfit[None]).tolist() == [True]
-    assert holds_faces(face[None], below[None]).tolist() == [False]
+    assert holds_faces(face[None], below[None], [0.5], [0.99]).tolist() == [False]  # larger, more probable: position
     assert holds_faces(face[None], group).tolist() == [True]
     assert holds_faces(face[None], group[:1]).tolist() == [False]  # one small face in its upper face: a part
     assert holds_faces(face[None], logo).tolist() == [False]
     assert holds_faces(face[None], outside[None]).tolist() == [False]
-    assert holds_faces(face[None], np.stack([below, outside])).tolist() == [False]
+    assert holds_faces(face[None], np.stack([below, outside]), [0.5], [0.99, 0.99]).tolist() == [False]
     assert holds_faces(np.stack([face, outside]), misfit[None]).tolist() == [True, False]
     # with probabilities: a small face in its upper face, at least as probable as the guess, is what it was made of
     assert holds_faces(face[None], group[:1], [0.95], [0.99]).tolist() == [True]
@@ -173,7 +173,8 @@ def test_find_prefers_detector_faces_over_centre_guesses_that_hold_them(case):
         want = "whole photo"
     n = len(dets)
     boxes = np.array([[0.0, 0.0, 10.0, 10.0]] * n).reshape(-1, 4)
-    boxes_result = (boxes, ["hog"] * n, np.arange(n), dets, np.full(n, 0.7 if case == "unsure face" else 0.99))
+    det_prob = {"unsure face": 0.7, "face below": 0.9999}.get(case, 0.99)  # face below: more probable than the guess
+    boxes_result = (boxes, ["hog"] * n, np.arange(n), dets, np.full(n, det_prob))
     whole_result = (np.array([0.0, 0.0, 1000.0, 1000.0]), big[None], np.array([0.999]))
     f = _front_end_with(boxes_result, whole_result, "largest")._find(img)
     assert f.outcome == "found" and f.source == want
@@ -377,3 +378,16 @@ def test_large_faces_are_shrunk_first_and_land_on_the_template():
         assert abs((w * xs).sum() / w.sum() - x) < 0.3 and abs((w * ys).sum() / w.sum() - y) < 0.3
     # averaged, not aliased: the 24-px dots shrink to soft blobs whose peak stays bright
     assert views[0, :, :, 0].max() > 200 and len(np.unique(views[0, :, :, 0])) > 20
+
+
+@pytest.mark.parametrize("option, value, words", [("--hidden", "0", "at least 1 unit"),
+                                                  ("--yaw-weight", "-1", "use 0")])
+def test_train_landmarks_refuses_bad_settings_before_any_work(tmp_path, capsys, option, value, words):
+    from insightface_g2d.cli.common import run_cli
+    from insightface_g2d.cli.data import main
+
+    rc = run_cli(main, ["train-landmarks", "--src", str(tmp_path / "none"), "--landmarks", str(tmp_path / "x.tsv"),
+                        "--out", str(tmp_path / "fe"), option, value, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fe").exists()

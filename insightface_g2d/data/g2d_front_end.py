@@ -161,10 +161,11 @@ class G2DFrontEnd(FaceFinder):
                                   f"then the photo's centre; the best guess scored {best:.2f}, under "
                                   f"{self.min_score:g})")
         keep = np.flatnonzero(prob >= self.min_score)
-        whole = np.array([sources[idx[k]] == "whole photo" for k in keep], bool)
-        if whole.any() and not whole.all():  # the detectors' faces win over centre guesses made of them
-            w, d = keep[whole], keep[~whole]
-            keep = np.concatenate([d, w[~holds_faces(lmk[w], lmk[d], prob[w], prob[d])]])
+        is_guess = np.array([sources[idx[k]] == "whole photo" for k in keep], bool)
+        if is_guess.any() and not is_guess.all():  # the detectors' faces win over centre guesses made of them
+            guesses, detected = keep[is_guess], keep[~is_guess]
+            made_of = holds_faces(lmk[guesses], lmk[detected], prob[guesses], prob[detected])
+            keep = np.concatenate([detected, guesses[~made_of]])
         keep = keep[merge_faces(lmk[keep], prob[keep])]  # two guesses may have converged on one face
         k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
         return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],

@@ -13,8 +13,8 @@ Three steps, all seeded, all on the training people only (LFW: View 1 DevTrain):
    every training photo: masked (training styles, probability ``mask_prob``) or clean, randomly
    cut at a side (tight crops), in a view whose frame is the true one moved, scaled and turned
    (half the views as far as a detector box is off, half as little as an earlier pass is off),
-   flipped with the points swapped, lit and blurred at random, turned heads drawn more often
-   (``yaw_weight``); targets: the true five points
+   flipped with the points swapped, lit and blurred at random, turned heads drawn more often with
+   ``yaw_weight`` > 0; targets: the true five points
    and face = 1. Negatives (views away from the face, and the hard negatives): face = 0.
    Loss: L1 on the points (in view pixels / INPUT) of faces + binary cross-entropy on the face
    score; Adam, cosine schedule. Written as ``landmarks.pt`` (float16) with everything above in
@@ -348,6 +348,7 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
                     batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print, reuse_hog=False,
                     yaw_weight=0.0, hidden=128):
     """All three steps (module doc); writes masked_hog.svm, landmarks.pt and front_end.json into `out`.
+    Settings are checked before any work: hidden >= 1, yaw_weight >= 0.
 
     reuse_hog: keep the masked HOG filter already in `out` (steps 1-2 skipped; the landmark network
     and the box calibrations are made anew)."""
@@ -356,6 +357,11 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
     from .dlib_landmarks import _import_dlib
     from .landmark_net import HOG_CONFIG_KEY, save_landmark_net, update_config
 
+    if int(hidden) < 1:
+        raise DataError(f"--hidden {hidden}: the hidden layer needs at least 1 unit (default 128)")
+    if not float(yaw_weight) >= 0:
+        raise DataError(f"--yaw-weight {yaw_weight}: use 0 (every photo once an epoch) or more (turned heads "
+                        "drawn more often; 8 draws a three-quarter view about 3x as often as a frontal one)")
     dlib = _import_dlib()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
