@@ -54,6 +54,7 @@ import torch  # noqa: E402
 from insightface_g2d.data.align import align_face, read_landmarks_tsv  # noqa: E402
 from insightface_g2d.data.finders import build_finder, finder_spec  # noqa: E402
 from insightface_g2d.data.image_io import IMAGE_EXTENSIONS, fit_square, read_image_file  # noqa: E402
+from insightface_g2d.data.landmark_training import yaw_of  # noqa: E402
 from insightface_g2d.data.mask_styles import MASK_STYLES  # noqa: E402
 from insightface_g2d.data.masks import MaskSynthesizer, rng_for  # noqa: E402
 from insightface_g2d.data.prepare import read_identity_list  # noqa: E402
@@ -77,8 +78,7 @@ def candidate(name):
 
 def pose_bucket(lmk):
     """Yaw bucket of true landmarks [5, 2]: |nose x - eye midpoint x| / eye distance < 0.1, < 0.25, else strong."""
-    iod = np.linalg.norm(lmk[1] - lmk[0])
-    r = abs(lmk[2, 0] - lmk[:2, 0].mean()) / max(iod, 1e-6)
+    r = float(yaw_of(lmk)[0])
     return POSES[0] if r < 0.1 else POSES[1] if r < 0.25 else POSES[2]
 
 

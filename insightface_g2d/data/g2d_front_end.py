@@ -182,9 +182,7 @@ def merge_faces(lmk, prob):
     frames = frames_from_landmarks(lmk)
 
     def upper(i, j):  # face i's upper face holds face j's eye midpoint
-        p = frames[i][:, :2] @ mids[j] + frames[i][:, 2]
-        (x0, y0), (x1, y1) = UPPER_FACE
-        return bool(x0 <= p[0] <= x1 and y0 <= p[1] <= y1)
+        return bool(in_upper_face(frames[i], mids[j:j + 1])[0])
 
     kept = []
     for i in order:
@@ -194,14 +192,21 @@ def merge_faces(lmk, prob):
     return np.asarray(kept, np.int64)
 
 
-def face_sizes(lmk):
+def face_sizes(lmk, frames=None):
     """Size of faces [N, 5, 2]: the eye distance in photo pixels each would have if seen from the front (the
     template's, over the alignment similarity's scale), which unlike the eye distance does not shrink
-    as the head turns."""
-    frames = frames_from_landmarks(lmk)
+    as the head turns. `frames`: their frames_from_landmarks, when already at hand."""
+    frames = frames_from_landmarks(lmk) if frames is None else frames
     if not len(frames):
         return np.zeros(0)
     return TEMPLATE_IOD / np.sqrt(np.abs(np.linalg.det(frames[:, :, :2]))).clip(1e-12)
+
+
+def in_upper_face(frame, points):
+    """[K] True where photo points [K, 2] fall in the upper face (``UPPER_FACE``) of a face's 112 frame [2, 3]."""
+    p = np.asarray(points, np.float64) @ frame[:, :2].T + frame[:, 2]
+    (x0, y0), (x1, y1) = UPPER_FACE
+    return (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
 
 
 def holds_faces(outer, inner, outer_prob=None, inner_prob=None):
@@ -215,11 +220,11 @@ def holds_faces(outer, inner, outer_prob=None, inner_prob=None):
     sizes = face_sizes(inner)
     outer_prob = np.full(len(outer), np.inf) if outer_prob is None else np.asarray(outer_prob, np.float64)
     inner_prob = np.zeros(len(inner)) if inner_prob is None else np.asarray(inner_prob, np.float64)
-    (x0, y0), (x1, y1) = UPPER_FACE
+    frames = frames_from_landmarks(outer)
     held = np.zeros(len(outer), bool)
-    for i, (m, size) in enumerate(zip(frames_from_landmarks(outer), face_sizes(outer))):
+    for i, (m, size) in enumerate(zip(frames, face_sizes(outer, frames))):
         p = mids @ m[:, :2].T + m[:, 2]
-        upper = (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
+        upper = in_upper_face(m, mids)
         same = (upper & ((sizes >= 0.5 * size) | (inner_prob >= outer_prob[i]))).any()
         q = p[((p >= 0) & (p <= 112)).all(axis=1)]
         group = len(q) >= 2 and np.linalg.norm(q[:, None] - q[None], axis=2).max() >= GROUP_APART
