@@ -4,7 +4,8 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
 
 1. detection: N LFW photos of View 1 DevTest people (no training person), clean and wearing each
    mask style the kit draws (drawn from the true landmarks before detection, seeded per photo
-   and style). Found = the picked face is the true one (eye midpoint within half an eye
+   and style; with --moved-masks from the true landmarks moved by a random similarity, as a
+   real mask sits off the face's exact frame). Found = the picked face is the true one (eye midpoint within half an eye
    distance); wrong = another face picked.
 2. landmark error on those photos: mean distance of the five points to the true ones over the
    true eye distance, median per mask style and per head-pose bucket (yaw from the true points:
@@ -93,9 +94,26 @@ def right_face(found, true):
     return bool(np.linalg.norm(np.asarray(found, np.float64)[:2].mean(0) - true[:2].mean(0)) < 0.5 * iod)
 
 
-def masked_photo(synth, img, lmk, key, style, seed):
+MOVE_SCALE, MOVE_TURN, MOVE_SHIFT = 0.08, 6.0, 0.08  # --moved-masks: log-scale, degrees, share of the eye distance
+
+
+def moved_landmarks(lmk, rng):
+    """Landmarks [5, 2] moved by a random similarity about their centroid: scaled by exp(U(-MOVE_SCALE,
+    MOVE_SCALE)), turned by U(-MOVE_TURN, MOVE_TURN) degrees, shifted by U(-MOVE_SHIFT, MOVE_SHIFT) eye
+    distances in x and y. A mask drawn from them sits off the face's exact five-point frame."""
+    lmk = np.asarray(lmk, np.float64)
+    centre, iod = lmk.mean(axis=0), float(np.linalg.norm(lmk[1] - lmk[0]))
+    scale, turn = np.exp(rng.uniform(-MOVE_SCALE, MOVE_SCALE)), np.radians(rng.uniform(-MOVE_TURN, MOVE_TURN))
+    rot = scale * np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    return (lmk - centre) @ rot.T + centre + rng.uniform(-MOVE_SHIFT, MOVE_SHIFT, 2) * iod
+
+
+def masked_photo(synth, img, lmk, key, style, seed, moved=False):
+    """The photo wearing a mask of `style` drawn from landmarks `lmk` (moved first with --moved-masks)."""
     if style == "clean":
         return img
+    if moved:
+        lmk = moved_landmarks(lmk, rng_for(seed, f"{key}|{style}|moved"))
     return synth.apply_landmarks(img, lmk, rng_for(seed, f"{key}|{style}"), style=style)[0]
 
 
@@ -105,7 +123,7 @@ def timed_find(finder, img):
     return f, time.process_time() - t0
 
 
-def detection_and_landmarks(finders, lfw, table, keys, synth, seed, log):
+def detection_and_landmarks(finders, lfw, table, keys, synth, seed, log, moved=False):
     """Per candidate: {condition: [(found, wrong, error or nan, pose)]}, CPU seconds [calls]."""
     rows = {name: {c: [] for c in CONDITIONS} for name in finders}
     times = {name: [] for name in finders}
@@ -114,7 +132,7 @@ def detection_and_landmarks(finders, lfw, table, keys, synth, seed, log):
         true = table[key].astype(np.float64)
         pose = pose_bucket(true)
         for cond in CONDITIONS:
-            photo = masked_photo(synth, img, true, key, cond, seed)
+            photo = masked_photo(synth, img, true, key, cond, seed, moved)
             for name, finder in finders.items():
                 f, dt = timed_find(finder, photo)
                 times[name].append(dt)
@@ -153,7 +171,7 @@ def summarize_detection(rows):
     return out
 
 
-def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log):
+def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log, moved=False):
     """{'true landmarks': acc, candidate: (acc, masked faces not found)} on masked-clean pairs."""
     from insightface_g2d.embedders.factory import build_embedder
     from insightface_g2d.evaluation.pairs import read_pairs, resolve_paths
@@ -171,7 +189,7 @@ def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log):
         a, b = paths[2 * i], paths[2 * i + 1]
         img_a, img_b = read_image_file(base / a), read_image_file(base / b)
         style = styles[int(np.random.default_rng([seed, 7, i]).integers(len(styles)))]
-        masked = masked_photo(synth, img_a, table[a].astype(np.float64), f"pair{i}:{a}", style, seed)
+        masked = masked_photo(synth, img_a, table[a].astype(np.float64), f"pair{i}:{a}", style, seed, moved)
         aligned["true landmarks"].append(align_face(masked, table[a]))
         for name, finder in finders.items():
             f = finder.find(masked)
@@ -243,7 +261,7 @@ def real_photos(finders, folder, min_iod, reference, log):
     return res, len(files), len(clear), found
 
 
-def grid(path, finders, lfw, table, keys, synth, seed):
+def grid(path, finders, lfw, table, keys, synth, seed, moved=False):
     """Rows: clean (true landmarks), masked (true landmarks), masked aligned by each candidate."""
     from insightface_g2d.data.grids import compose_grid, label_grid
     from insightface_g2d.data.image_io import write_image
@@ -254,7 +272,7 @@ def grid(path, finders, lfw, table, keys, synth, seed):
     for i, key in enumerate(keys):
         img = read_image_file(lfw / "lfw-deepfunneled" / key)
         true = table[key].astype(np.float64)
-        masked = masked_photo(synth, img, true, key, styles[i % len(styles)], seed)
+        masked = masked_photo(synth, img, true, key, styles[i % len(styles)], seed, moved)
         rows["clean/true points"].append(align_face(img, true))
         rows["masked/true points"].append(align_face(masked, true))
         for name, finder in finders.items():
@@ -283,6 +301,11 @@ def main():
                     "without it, the faces any candidate finds")
     ap.add_argument("--min-iod", type=float, default=60.0, help="eye distance of a clear face in --real (px)")
     ap.add_argument("--grid", metavar="PNG", help="also write a grid of masked DevTest faces aligned by each candidate")
+    ap.add_argument("--moved-masks", action="store_true",
+                    help="draw each mask from the true landmarks moved by a random similarity (scaled by up to "
+                    f"about {100 * MOVE_SCALE:g} %%, turned by up to {MOVE_TURN:g} degrees, shifted by up to "
+                    f"{100 * MOVE_SHIFT:g} %% of the eye distance in x and in y), as a real mask does not sit in "
+                    "the face's exact five-point frame")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="FILE", help="write every figure here too")
     args = ap.parse_args()
@@ -301,11 +324,13 @@ def main():
     keys = [keys[i] for i in sorted(rng.choice(len(keys), min(args.photos, len(keys)), replace=False))]
     synth = MaskSynthesizer()
     finders = {name: build_finder(finder_spec(pick="center", **candidate(name))) for name in args.candidates}
-    report = {"photos": len(keys), "seed": args.seed}
+    report = {"photos": len(keys), "seed": args.seed, "moved_masks": bool(args.moved_masks)}
+    if args.moved_masks:
+        log("masks drawn off the exact frame (--moved-masks)")
 
     if keys:
         log(f"1-2. detection and landmark error: {len(keys)} DevTest photos x {len(CONDITIONS)} conditions")
-        rows, times = detection_and_landmarks(finders, lfw, table, keys, synth, args.seed, log)
+        rows, times = detection_and_landmarks(finders, lfw, table, keys, synth, args.seed, log, args.moved_masks)
         det = {name: summarize_detection(rows[name]) for name in finders}
         report["detection"] = det
         head = f"{'candidate':10s} " + " ".join(f"{c[:9]:>9s}" for c in CONDITIONS)
@@ -343,7 +368,8 @@ def main():
 
     if args.pairs > 0:
         log(f"\n3. masked-clean accuracy of dlib's recognizer, View 1 DevTest pairs")
-        acc, n = pair_accuracy(finders, lfw, table, lfw / "pairsDevTest.txt", args.pairs, synth, args.seed, log)
+        acc, n = pair_accuracy(finders, lfw, table, lfw / "pairsDevTest.txt", args.pairs, synth, args.seed, log,
+                               args.moved_masks)
         ref = acc["true landmarks"][0]
         log(f"{n} pairs; masked face aligned with its true landmarks: {100 * ref:.2f}%")
         for name in finders:
@@ -366,7 +392,7 @@ def main():
                           "faces": {n: {p: v.tolist() for p, v in d.items()} for n, d in found.items()}}
 
     if args.grid:
-        grid(args.grid, finders, lfw, table, keys[:10], synth, args.seed)
+        grid(args.grid, finders, lfw, table, keys[:10], synth, args.seed, args.moved_masks)
         log(f"\nwrote {args.grid}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))

@@ -70,3 +70,43 @@ def test_the_shipped_masked_photo_reference_is_well_formed():
     assert sum(r[5].startswith("by hand") for r in rows[1:]) == 16
     reference = bench.read_reference(path)
     assert sum(any(iod >= 60 for _, iod in faces) for faces in reference.values()) == 361  # docs/data.md
+
+
+def test_moved_masks_sit_off_the_exact_frame_by_a_bounded_similarity():
+    from insightface_g2d.data.align import estimate_similarity
+
+    lmk = _face_at(200.0, 150.0, 50.0)
+    seen = []
+    for k in range(200):
+        moved = bench.moved_landmarks(lmk, np.random.default_rng(k))
+        m = estimate_similarity(lmk, moved)  # the similarity taking the face to where its mask is drawn
+        scale, turn = np.hypot(m[0, 0], m[1, 0]), np.degrees(np.arctan2(m[1, 0], m[0, 0]))
+        np.testing.assert_allclose(lmk @ m[:, :2].T + m[:, 2], moved, atol=1e-6)  # exactly a similarity
+        shift = (moved.mean(0) - lmk.mean(0)) / 50.0
+        assert abs(np.log(scale)) <= bench.MOVE_SCALE + 1e-9 and abs(turn) <= bench.MOVE_TURN + 1e-9
+        assert np.abs(shift).max() <= bench.MOVE_SHIFT + 1e-9
+        seen.append((np.log(scale), turn, *shift))
+    seen = np.array(seen)
+    # the moves fill their ranges: every bound is approached from both sides
+    for col, bound in zip(range(4), (bench.MOVE_SCALE, bench.MOVE_TURN, bench.MOVE_SHIFT, bench.MOVE_SHIFT)):
+        assert seen[:, col].max() > 0.8 * bound and seen[:, col].min() < -0.8 * bound
+    np.testing.assert_array_equal(bench.moved_landmarks(lmk, np.random.default_rng(5)),
+                                  bench.moved_landmarks(lmk, np.random.default_rng(5)))
+
+
+def test_masked_photos_are_seeded_and_moved_masks_differ_from_exact_ones():
+    from insightface_g2d.data.masks import MaskSynthesizer
+
+    img = np.full((240, 240, 3), 128, np.uint8)
+    lmk = _face_at(120.0, 110.0, 60.0)
+    synth = MaskSynthesizer()
+    exact = bench.masked_photo(synth, img, lmk, "a/b.jpg", "surgical", 0)
+    np.testing.assert_array_equal(exact, bench.masked_photo(synth, img, lmk, "a/b.jpg", "surgical", 0))
+    moved = bench.masked_photo(synth, img, lmk, "a/b.jpg", "surgical", 0, moved=True)
+    np.testing.assert_array_equal(moved, bench.masked_photo(synth, img, lmk, "a/b.jpg", "surgical", 0, moved=True))
+    assert (exact != img).any() and (moved != exact).any()
+    # the same mask (its look drawn from the photo's own stream), only drawn from the moved landmarks
+    again = synth.apply_landmarks(img, bench.moved_landmarks(lmk, bench.rng_for(0, "a/b.jpg|surgical|moved")),
+                                  bench.rng_for(0, "a/b.jpg|surgical"), style="surgical")[0]
+    np.testing.assert_array_equal(moved, again)
+    assert bench.masked_photo(synth, img, lmk, "a/b.jpg", "clean", 0, moved=True) is img

@@ -69,13 +69,15 @@ def test_network_shapes_size_and_float16_file(tmp_path):
         load_landmark_net(tmp_path / "nowhere")
 
 
-def test_a_network_of_another_hidden_width_loads_from_its_config(tmp_path):
+def test_a_network_of_other_widths_loads_from_its_config(tmp_path):
     torch.manual_seed(1)
-    net = LandmarkNet(hidden=48).eval()
+    net = LandmarkNet(widths=(8, 12, 20, 24), hidden=48).eval()
     assert net.head[1].out_features == 48
-    save_landmark_net(net, tmp_path, {"epochs": 0, "hidden": 48})
+    convs = [m.out_channels for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [8, 12, 12, 20, 20, 24, 24, 24]
+    save_landmark_net(net, tmp_path, {"epochs": 0, "hidden": 48, "widths": [8, 12, 20, 24]})
     back = load_landmark_net(tmp_path)
-    assert back.head[1].out_features == 48
+    assert back.head[1].out_features == 48 and back.features[0].out_channels == 8
     views = np.random.default_rng(2).integers(0, 256, (2, INPUT, INPUT, 3), dtype=np.uint8)
     np.testing.assert_allclose(back.predict(views)[0], net.predict(views)[0], atol=0.05)
 
@@ -381,7 +383,9 @@ def test_large_faces_are_shrunk_first_and_land_on_the_template():
 
 
 @pytest.mark.parametrize("option, value, words", [("--hidden", "0", "at least 1 unit"),
-                                                  ("--yaw-weight", "-1", "use 0")])
+                                                  ("--yaw-weight", "-1", "use 0"),
+                                                  ("--widths", "8,8,8", "give 4 channel counts"),
+                                                  ("--widths", "8,0,8,8", "at least 1")])
 def test_train_landmarks_refuses_bad_settings_before_any_work(tmp_path, capsys, option, value, words):
     from insightface_g2d.cli.common import run_cli
     from insightface_g2d.cli.data import main
@@ -390,4 +394,17 @@ def test_train_landmarks_refuses_bad_settings_before_any_work(tmp_path, capsys, 
                         "--out", str(tmp_path / "fe"), option, value, "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "fe").exists()
+
+
+def test_train_landmarks_widths_must_be_whole_numbers(tmp_path, capsys):
+    from insightface_g2d.cli.common import run_cli
+    from insightface_g2d.cli.data import main
+
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error
+        run_cli(main, ["train-landmarks", "--src", str(tmp_path), "--landmarks", str(tmp_path / "x.tsv"),
+                       "--out", str(tmp_path / "fe"), "--widths", "8,x,8,8"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert "'8,x,8,8' is not a comma-separated list of whole numbers (example: 24,48,96,192)" in err
     assert not (tmp_path / "fe").exists()

@@ -36,6 +36,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "front_end_weights"
 WEIGHTS_NAME = "landmarks.pt"
 CONFIG_NAME = "front_end.json"
 HOG_CONFIG_KEY = "masked_hog"
+WIDTHS = (16, 32, 64, 128)  # channels of the network's four stages
 
 
 def frame_to_view():
@@ -126,11 +127,12 @@ def _block(cin, cout, stride):
 class LandmarkNet(nn.Module):
     """uint8-range RGB views [N, 3, INPUT, INPUT] -> (points [N, 5, 2] in view pixels, face logit [N]).
 
-    Eight 3x3 conv layers (five of stride 2) to 128 x 3 x 3, one hidden FC layer (``hidden``), one FC
-    layer out (10 coordinates + 1 logit); 0.59 M parameters (hidden 128), 26 M multiply-adds a view.
+    Eight 3x3 conv layers (five of stride 2; channels ``widths``, one per stage) to widths[3] x 3 x 3,
+    one hidden FC layer (``hidden``), one FC layer out (10 coordinates + 1 logit); with the default
+    widths and hidden 128: 0.59 M parameters, 26 M multiply-adds a view.
     """
 
-    def __init__(self, widths=(16, 32, 64, 128), hidden=128):
+    def __init__(self, widths=WIDTHS, hidden=128):
         super().__init__()
         w1, w2, w3, w4 = widths
         layers = _block(3, w1, 2) + _block(w1, w2, 2) + _block(w2, w2, 1) + _block(w2, w3, 2) + \
@@ -199,7 +201,9 @@ def load_landmark_net(folder=None):
                         "or reinstall insightface-g2d")
     try:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        net = LandmarkNet(hidden=int(read_config(folder).get("landmarks", {}).get("hidden", 128)))
+        trained = read_config(folder).get("landmarks", {})
+        net = LandmarkNet(widths=tuple(int(w) for w in trained.get("widths", WIDTHS)),
+                          hidden=int(trained.get("hidden", 128)))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # a damaged or foreign file: pickle, zip or key errors of many kinds
         raise DataError(f"cannot load landmark weights {path}: {type(err).__name__}: {err}; "

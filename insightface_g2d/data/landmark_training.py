@@ -298,17 +298,18 @@ def make_batch(photos, indices, rng, synth, mask_prob, cut_prob, neg_prob, negat
 
 
 def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e-3, seed=0, mask_prob=0.7,
-                       cut_prob=CUT_PROB, neg_prob=0.5, progress=True, log=print, yaw_weight=0.0, hidden=128):
+                       cut_prob=CUT_PROB, neg_prob=0.5, progress=True, log=print, yaw_weight=0.0, hidden=128,
+                       widths=None):
     """Train LandmarkNet on `photos` (see the module doc); returns the network (eval mode)."""
     import torch
 
     from tqdm import tqdm
 
-    from .landmark_net import INPUT, LandmarkNet
+    from .landmark_net import INPUT, WIDTHS, LandmarkNet
     from .masks import MaskSynthesizer
 
     torch.manual_seed(seed)
-    net = LandmarkNet(hidden=hidden)
+    net = LandmarkNet(widths=WIDTHS if widths is None else tuple(widths), hidden=hidden)
     yaw = yaw_of(photos.lmk)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
     steps_per_epoch = math.ceil(len(photos) / batch_size)
@@ -346,17 +347,23 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
 
 def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=2500, mine_photos=2000, epochs=24,
                     batch_size=64, lr=2e-3, seed=0, hog_c=5.0, progress=True, log=print, reuse_hog=False,
-                    yaw_weight=0.0, hidden=128):
+                    yaw_weight=0.0, hidden=128, widths=None):
     """All three steps (module doc); writes masked_hog.svm, landmarks.pt and front_end.json into `out`.
-    Settings are checked before any work: hidden >= 1, yaw_weight >= 0.
+    Settings are checked before any work: hidden >= 1, yaw_weight >= 0, four widths >= 1 (default
+    ``landmark_net.WIDTHS``).
 
     reuse_hog: keep the masked HOG filter already in `out` (steps 1-2 skipped; the landmark network
     and the box calibrations are made anew)."""
     import torch
 
     from .dlib_landmarks import _import_dlib
-    from .landmark_net import HOG_CONFIG_KEY, save_landmark_net, update_config
+    from .landmark_net import HOG_CONFIG_KEY, WIDTHS, save_landmark_net, update_config
 
+    widths = tuple(WIDTHS if widths is None else widths)
+    if len(widths) != len(WIDTHS) or min(int(w) for w in widths) < 1:
+        raise DataError(f"--widths {','.join(str(w) for w in widths)}: give {len(WIDTHS)} channel counts of at "
+                        f"least 1, one per stage (default {','.join(str(w) for w in WIDTHS)})")
+    widths = tuple(int(w) for w in widths)
     if int(hidden) < 1:
         raise DataError(f"--hidden {hidden}: the hidden layer needs at least 1 unit (default 128)")
     if not float(yaw_weight) >= 0:
@@ -397,11 +404,12 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
     update_config(out, {HOG_CONFIG_KEY: {"file": HOG_NAME, "photos": used, "C": hog_c, "styles": list(TRAIN_STYLES),
                                          "calibration": {str(k): v for k, v in calib.items()}}})
     net = train_landmark_net(photos, negatives, calib, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             progress=progress, log=log, yaw_weight=yaw_weight, hidden=hidden)
+                             progress=progress, log=log, yaw_weight=yaw_weight, hidden=hidden, widths=widths)
     config = {"photos": len(photos), "source": Path(src).name, "landmarks": Path(landmarks).name,
               "include": None if include is None else Path(include).name, "epochs": epochs, "batch_size": batch_size,
               "lr": lr, "seed": seed, "mask_prob": 0.7, "cut_prob": CUT_PROB, "neg_prob": 0.5,
               "styles": list(TRAIN_STYLES), "hog_photos": hog_photos, "mine_photos": mine_photos,
-              "reuse_hog": bool(reuse_hog), "yaw_weight": float(yaw_weight), "hidden": int(hidden)}
+              "reuse_hog": bool(reuse_hog), "yaw_weight": float(yaw_weight), "hidden": int(hidden),
+              "widths": list(widths)}
     save_landmark_net(net, out, config)
     return {"photos": len(photos), "hog_photos": used, "calibration": calib, "out": str(out)}
