@@ -5,8 +5,8 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
 1. detection: N LFW photos of View 1 DevTest people (no training person), clean and wearing each
    mask style the kit draws (drawn from the true landmarks before detection, seeded per photo
    and style; with --moved-masks from the true landmarks moved by a random similarity, as a
-   real mask sits off the face's exact frame). Found = the picked face is the true one (eye midpoint within half an eye
-   distance); wrong = another face picked.
+   real mask sits off the face's exact frame). Found = the picked face is the true one (eye
+   midpoint within half an eye distance); wrong = another face picked.
 2. landmark error on those photos: mean distance of the five points to the true ones over the
    true eye distance, median per mask style and per head-pose bucket (yaw from the true points:
    nose offset from the eye midline over the eye distance: frontal < 0.1 <= moderate < 0.25 <= strong).

@@ -204,7 +204,11 @@ def face_sizes(lmk, frames=None):
 
 def in_upper_face(frame, points):
     """[K] True where photo points [K, 2] fall in the upper face (``UPPER_FACE``) of a face's 112 frame [2, 3]."""
-    p = np.asarray(points, np.float64) @ frame[:, :2].T + frame[:, 2]
+    return _in_upper_box(np.asarray(points, np.float64) @ frame[:, :2].T + frame[:, 2])
+
+
+def _in_upper_box(p):
+    """[K] True where 112-frame points [K, 2] fall in ``UPPER_FACE``."""
     (x0, y0), (x1, y1) = UPPER_FACE
     return (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
 
@@ -224,7 +228,7 @@ def holds_faces(outer, inner, outer_prob=None, inner_prob=None):
     held = np.zeros(len(outer), bool)
     for i, (m, size) in enumerate(zip(frames, face_sizes(outer, frames))):
         p = mids @ m[:, :2].T + m[:, 2]
-        upper = in_upper_face(m, mids)
+        upper = _in_upper_box(p)
         same = (upper & ((sizes >= 0.5 * size) | (inner_prob >= outer_prob[i]))).any()
         q = p[((p >= 0) & (p <= 112)).all(axis=1)]
         group = len(q) >= 2 and np.linalg.norm(q[:, None] - q[None], axis=2).max() >= GROUP_APART

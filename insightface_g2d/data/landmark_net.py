@@ -37,6 +37,7 @@ WEIGHTS_NAME = "landmarks.pt"
 CONFIG_NAME = "front_end.json"
 HOG_CONFIG_KEY = "masked_hog"
 WIDTHS = (16, 32, 64, 128)  # channels of the network's four stages
+HIDDEN = 128                # units of its hidden FC layer
 
 
 def frame_to_view():
@@ -132,7 +133,7 @@ class LandmarkNet(nn.Module):
     widths and hidden 128: 0.59 M parameters, 26 M multiply-adds a view.
     """
 
-    def __init__(self, widths=WIDTHS, hidden=128):
+    def __init__(self, widths=WIDTHS, hidden=HIDDEN):
         super().__init__()
         w1, w2, w3, w4 = widths
         layers = _block(3, w1, 2) + _block(w1, w2, 2) + _block(w2, w2, 1) + _block(w2, w3, 2) + \
@@ -203,7 +204,7 @@ def load_landmark_net(folder=None):
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
         trained = read_config(folder).get("landmarks", {})
         net = LandmarkNet(widths=tuple(int(w) for w in trained.get("widths", WIDTHS)),
-                          hidden=int(trained.get("hidden", 128)))
+                          hidden=int(trained.get("hidden", HIDDEN)))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # a damaged or foreign file: pickle, zip or key errors of many kinds
         raise DataError(f"cannot load landmark weights {path}: {type(err).__name__}: {err}; "

@@ -357,7 +357,7 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
     import torch
 
     from .dlib_landmarks import _import_dlib
-    from .landmark_net import HOG_CONFIG_KEY, WIDTHS, save_landmark_net, update_config
+    from .landmark_net import HIDDEN, HOG_CONFIG_KEY, WIDTHS, save_landmark_net, update_config
 
     widths = tuple(WIDTHS if widths is None else widths)
     if len(widths) != len(WIDTHS) or min(int(w) for w in widths) < 1:
@@ -365,7 +365,7 @@ def train_front_end(src, landmarks, out, include=None, limit=None, hog_photos=25
                         f"least 1, one per stage (default {','.join(str(w) for w in WIDTHS)})")
     widths = tuple(int(w) for w in widths)
     if int(hidden) < 1:
-        raise DataError(f"--hidden {hidden}: the hidden layer needs at least 1 unit (default 128)")
+        raise DataError(f"--hidden {hidden}: the hidden layer needs at least 1 unit (default {HIDDEN})")
     if not float(yaw_weight) >= 0:
         raise DataError(f"--yaw-weight {yaw_weight}: use 0 (every photo once an epoch) or more (turned heads "
                         "drawn more often; 8 draws a three-quarter view about 3x as often as a frontal one)")
