@@ -9,6 +9,8 @@ SUBCOMMAND_MODULES = (
     "insightface_g2d.cli.eval_verify",   # verify, write-masked-bin, pairs
     "insightface_g2d.cli.eval_compare",  # compare, ijb, export-onnx
     "insightface_g2d.cli.eval_make_bin",  # make-bin
+    "insightface_g2d.cli.eval_make_pairs",  # make-pairs
+    "insightface_g2d.cli.eval_real_masks",  # real-masks
 )
 
 

@@ -10,6 +10,8 @@ from torch.utils.data import Dataset
 from insightface_g2d.data.transforms import hflip, to_tensor
 from insightface_g2d.errors import ConfigError, DataError
 
+_DEGRADE_STREAM = 0xDE6  # the degradation's own generator per item: mask and flip draws never shift
+
 
 class MaskedPairDataset(Dataset):
     """Wraps a face dataset (items (uint8 [S, S, 3] RGB, int label)) into masked/clean pairs.
@@ -21,13 +23,15 @@ class MaskedPairDataset(Dataset):
     flip: mirror masked, clean and alpha together with probability 0.5.
     evaluation: fixed masks (epoch stays 0, set_epoch is ignored) and no flip: for validation and
       test sets.
+    degrade: a data.degrade.Degradation drawn on the masked (student) face after the mask and the
+      flip, from the item's own stream (None: none); the clean face is never degraded.
 
     __getitem__(i) -> dict(masked=float32 [3, S, S] in [-1, 1], clean=float32 [3, S, S] in [-1, 1],
                            alpha=float32 [1, S, S] in [0, 1], label=int64 [], index=int64 []).
     """
 
     def __init__(self, base, mask_prob=1.0, styles=None, seed=0, flip=True, synthesizer=None,
-                 evaluation=False):
+                 evaluation=False, degrade=None):
         if not 0.0 <= float(mask_prob) <= 1.0:
             raise ConfigError(f"mask_prob must be in [0, 1], got {mask_prob}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -41,6 +45,7 @@ class MaskedPairDataset(Dataset):
         self.epoch = 0
         self._custom_synth = synthesizer is not None
         self._synth = synthesizer
+        self.degrade = None if self.evaluation else degrade
 
     def set_epoch(self, epoch):
         """Draw new masks and flips for epoch `epoch` (no effect in evaluation mode)."""
@@ -96,7 +101,12 @@ class MaskedPairDataset(Dataset):
         flipped = self.flip and bool(u_flip < 0.5)
         if flipped:
             img, masked, alpha = hflip(img), hflip(masked), hflip(alpha)
+        if self.degrade is not None:
+            masked, alpha = self.degrade.apply(masked, self._degrade_rng(i), alpha)
         return masked, img, alpha, int(label), flipped
+
+    def _degrade_rng(self, i):
+        return np.random.default_rng([self.seed, self.epoch, i, _DEGRADE_STREAM])
 
     def __getitems__(self, indices):
         """Items `indices` as a list of __getitem__ dicts (byte-identical), masked in one call.
@@ -147,6 +157,9 @@ class MaskedPairDataset(Dataset):
             clean[flipped] = clean[flipped][:, :, ::-1]
             masked[flipped] = masked[flipped][:, :, ::-1]
             alpha[flipped] = alpha[flipped][:, :, ::-1]
+        if self.degrade is not None:
+            for k, i in enumerate(idx):
+                masked[k], alpha[k] = self.degrade.apply(masked[k], self._degrade_rng(i), alpha[k])
         masked_t, clean_t = to_tensor(masked), to_tensor(clean)
         alpha_t = torch.from_numpy(alpha)[:, None]
         return [{"flipped": torch.tensor(bool(flipped[k])), "masked": masked_t[k], "clean": clean_t[k],
@@ -166,4 +179,4 @@ class MaskedPairDataset(Dataset):
 
     def __repr__(self):
         return (f"MaskedPairDataset({self.base!r}, mask_prob={self.mask_prob}, styles={self.styles}, "
-                f"seed={self.seed}, flip={self.flip}, evaluation={self.evaluation})")
+                f"seed={self.seed}, flip={self.flip}, evaluation={self.evaluation}, degrade={self.degrade})")

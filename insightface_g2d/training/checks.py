@@ -8,7 +8,7 @@ import math
 from ..errors import ConfigError, suggest
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
-MASK_KEYS = ("prob", "styles", "positions")
+MASK_KEYS = ("prob", "styles", "positions", "degrade")
 
 
 def check_number(spec, key, where, minimum=None, integer=False, allow_none=True, exclusive=False):
@@ -80,7 +80,10 @@ def check_masks(masks, where="config.masks"):
     prob = masks.get("prob", 1.0)
     if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
         raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
+    from ..data.degrade import Degradation
     from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
+
+    Degradation.from_config(masks.get("degrade"), where=f"{where}.degrade")
 
     for field, known in (("styles", MASK_STYLES), ("positions", MASK_POSITIONS)):
         names = masks.get(field)

@@ -81,8 +81,10 @@ def stage_dataset(base, stage, seed, num_workers=0):
                                                                             ("normal", "high", "low")))
         if num_workers > 0:
             synth.warmup()  # build the template bank once here; forked workers share it
+    from ..data.degrade import Degradation
+
     return MaskedPairDataset(base, mask_prob=prob, styles=masks.get("styles"), seed=int(seed), flip=True,
-                             synthesizer=synth)
+                             synthesizer=synth, degrade=Degradation.from_config(masks.get("degrade")))
 
 
 def build_models(stages, num_classes, seed):

@@ -1,0 +1,214 @@
+"""Real-mask benchmark pieces: pairs drawn from a photo folder (make-pairs) and the end-to-end
+evaluation (real-masks), on small folders the tests build themselves."""
+import json
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from insightface_g2d.cli.evaluate import main as eval_main
+from insightface_g2d.data.face_finding import FaceFinder, Finding
+from insightface_g2d.data.image_io import write_image
+from insightface_g2d.data.synthetic import render_face
+from insightface_g2d.errors import ConfigError, DataError
+from insightface_g2d.evaluation.pairs import read_pairs
+from insightface_g2d.evaluation.photo_pairs import collect_photos, draw_protocol_pairs
+from insightface_g2d.evaluation.real_masks import evaluate_real_masks, find_pairs_files, gap_share
+from insightface_g2d.evaluation.verification import verification_metrics
+
+PEOPLE, CLEAN_EACH, MASKED_EACH = 12, 6, 5
+
+
+def _face(identity, photo, masked):
+    img, _ = render_face(7, identity, photo + (100 if masked else 0))
+    if masked:
+        img = img.copy()
+        img[62:, 20:92] = (90, 140, 200)  # a flat "mask" over the lower face
+    return img
+
+
+@pytest.fixture(scope="module")
+def photo_tree(tmp_path_factory):
+    """clean/<id>/c<k>.png and masked/<id>/m<k>.png (+ an augmented copy m<k>_flip.png per masked photo)."""
+    root = tmp_path_factory.mktemp("rmfd_like")
+    for i in range(PEOPLE):
+        for k in range(CLEAN_EACH):
+            write_image(root / "clean" / f"p{i:02d}" / f"c{k}.png", _face(i, k, False))
+        for k in range(MASKED_EACH):
+            img = _face(i, k, True)
+            write_image(root / "masked" / f"p{i:02d}" / f"m{k}.png", img)
+            write_image(root / "masked" / f"p{i:02d}" / f"m{k}_flip.png", img[:, ::-1])
+    return root
+
+
+def test_collect_photos_from_two_trees(photo_tree):
+    ps = collect_photos(photo_tree / "clean", photo_tree / "masked", exclude=["*_flip.*"])
+    s = ps.summary()
+    assert ps.root.resolve() == photo_tree.resolve()
+    assert (s["photos"], s["masked"], s["clean"]) == (PEOPLE * (CLEAN_EACH + MASKED_EACH), PEOPLE * MASKED_EACH,
+                                                        PEOPLE * CLEAN_EACH)
+    assert s["identities"] == s["identities_with_both"] == PEOPLE
+    assert s["dropped"] == {"excluded by '*_flip.*'": PEOPLE * MASKED_EACH}
+    assert all(p.path.startswith("masked/") == p.masked for p in ps.photos)
+    assert all((photo_tree / p.path).is_file() for p in ps.photos)
+
+
+def test_masked_glob_and_list_agree(tmp_path, photo_tree):
+    one = tmp_path / "one"
+    for sub in ("clean", "masked"):
+        shutil.copytree(photo_tree / sub, one, dirs_exist_ok=True)
+    by_glob = collect_photos(one, "*/m*", exclude=["*_flip.*"])
+    listing = tmp_path / "masked.txt"
+    listing.write_text("\n".join(p.path for p in by_glob.photos if p.masked) + "\n")
+    by_list = collect_photos(one, listing, exclude=["*_flip.*"])
+    assert [(p.path, p.identity, p.masked) for p in by_glob.photos] == \
+        [(p.path, p.identity, p.masked) for p in by_list.photos]
+    assert by_glob.summary()["masked"] == PEOPLE * MASKED_EACH
+    with pytest.raises(ConfigError, match="neither a folder"):
+        collect_photos(one, "masked_photos")
+
+
+def test_duplicates_across_identities_are_dropped(tmp_path, photo_tree):
+    root = tmp_path / "dup"
+    shutil.copytree(photo_tree, root)
+    shutil.copy(root / "clean" / "p00" / "c0.png", root / "clean" / "p01" / "c9.png")   # filed under two people
+    shutil.copy(root / "clean" / "p02" / "c0.png", root / "clean" / "p02" / "c9.png")   # a copy within one
+    ps = collect_photos(root / "clean", root / "masked", exclude=["*_flip.*"])
+    kept = {p.path for p in ps.photos}
+    assert "clean/p00/c0.png" not in kept and "clean/p01/c9.png" not in kept
+    assert ("clean/p02/c0.png" in kept) != ("clean/p02/c9.png" in kept)
+    assert ps.summary()["dropped"]["same file under two identities"] == 2
+    assert ps.summary()["dropped"]["byte-identical copy within an identity"] == 1
+    # a flipped copy kept by --exclude-less runs is different bytes: nothing else is dropped
+    assert ps.summary()["photos"] == PEOPLE * (CLEAN_EACH + MASKED_EACH) + 2 - 3
+
+
+@pytest.mark.parametrize("protocol", ["clean-clean", "masked-clean", "masked-masked"])
+def test_pairs_balanced_distinct_person_disjoint(photo_tree, protocol):
+    photos = collect_photos(photo_tree / "clean", photo_tree / "masked", exclude=["*_flip.*"]).photos
+    kind = {p.path: p for p in photos}
+    rows = draw_protocol_pairs(photos, protocol, 200, nfolds=4, seed=3)
+    assert len(rows) == 200
+    first_masked, second_masked = {"clean-clean": (False, False), "masked-clean": (True, False),
+                                   "masked-masked": (True, True)}[protocol]
+    fold_of = {}
+    for a, b, same, fold in rows:
+        assert kind[a].masked == first_masked and kind[b].masked == second_masked
+        assert (kind[a].identity == kind[b].identity) == same and a != b
+        for ident in (kind[a].identity, kind[b].identity):
+            assert fold_of.setdefault(ident, fold) == fold  # every person in one fold only
+    per_fold = Counter((fold, same) for _, _, same, fold in rows)
+    assert set(per_fold.values()) == {25}  # 4 folds x (25 genuine + 25 impostor)
+    keys = [tuple(sorted(r[:2])) if first_masked == second_masked else r[:2] for r in rows]
+    assert len(set(keys)) == len(keys)
+    genuine_people = Counter(kind[a].identity for a, _, same, _ in rows if same)
+    assert max(genuine_people.values()) - min(genuine_people.values()) <= 1  # round-robin over people
+    assert draw_protocol_pairs(photos, protocol, 200, nfolds=4, seed=3) == rows
+    assert draw_protocol_pairs(photos, protocol, 200, nfolds=4, seed=4) != rows
+
+
+def test_pairs_fewer_when_the_photos_hold_fewer(photo_tree):
+    photos = collect_photos(photo_tree / "clean", photo_tree / "masked", exclude=["*_flip.*"]).photos
+    rows = draw_protocol_pairs(photos, "masked-masked", 10_000, nfolds=2, seed=0)
+    genuine = sum(r[2] for r in rows)
+    assert genuine == PEOPLE * MASKED_EACH * (MASKED_EACH - 1) // 2  # every distinct masked pair of a person
+    assert len(rows) == 2 * genuine
+    with pytest.raises(ConfigError, match="at least 20 pairs"):
+        draw_protocol_pairs(photos, "clean-clean", 10, nfolds=10)
+
+
+def test_make_pairs_cli_writes_files_pairs_reads(tmp_path, photo_tree, capsys):
+    out = tmp_path / "pairs"
+    code = eval_main(["make-pairs", "--root", str(photo_tree / "clean"), "--masked", str(photo_tree / "masked"),
+                      "--exclude", "*_flip.*", "--pairs", "120", "--folds", "3", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"--root {photo_tree.resolve()}" in printed
+    files = find_pairs_files(out)
+    assert set(files) == {"clean-clean", "masked-clean", "masked-masked"}
+    for protocol, path in files.items():
+        pairs = read_pairs(path)
+        assert len(pairs) == 120 and pairs.issame.sum() == 60
+        assert sorted(set(pairs.folds.tolist())) == [0, 1, 2]
+        assert all((photo_tree / p).is_file() for p in pairs.paths)
+    report = json.loads((out / "pairs_report.json").read_text())
+    assert report["summary"]["masked"] == PEOPLE * MASKED_EACH
+    assert len(report["dropped"]["excluded by '*_flip.*'"]) == PEOPLE * MASKED_EACH
+
+
+def test_gap_share():
+    teacher = {"clean-clean": 0.98, "masked-clean": 0.88, "masked-masked": 0.90}
+    student = {"clean-clean": 0.97, "masked-clean": 0.93, "masked-masked": 0.89}
+    assert gap_share(student, teacher, "masked-clean") == pytest.approx(0.5)
+    assert gap_share(student, teacher, "masked-masked") == pytest.approx(-0.125)
+    assert gap_share(student, dict(teacher, **{"masked-clean": 0.99}), "masked-clean") is None
+
+
+class _TableFinder(FaceFinder):
+    """Places every photo on fixed landmarks except those whose name says 'm3' (as if the mask hid it)."""
+
+    name = "table"
+
+    def _find(self, img):
+        from insightface_g2d.data.align import template
+
+        if img[0, 0, 0] == 1:  # the photos the test marks as unplaceable
+            return Finding(reason="no face", outcome="no face")
+        return Finding(landmarks=template(112).astype(np.float32) * img.shape[0] / 112, score=1.0, faces=1,
+                       source="table", outcome="found")
+
+
+class _MeanColour(torch.nn.Module):
+    """A deterministic toy 'network': per-channel means of the upper and lower face halves, plus a bias."""
+
+    def forward(self, x):
+        top, bottom = x[:, :, :56].mean(dim=(2, 3)), x[:, :, 56:].mean(dim=(2, 3))
+        return torch.cat([top, bottom, torch.ones(len(x), 1)], dim=1)
+
+
+def test_real_masks_end_to_end_equals_independent_computation(tmp_path, photo_tree):
+    data = tmp_path / "photos"
+    shutil.copytree(photo_tree, data)
+    marked = data / "masked" / "p00" / "m1.png"
+    img = _face(0, 1, True)
+    img[0, 0] = (1, 1, 1)
+    write_image(marked, img)
+    pairs_dir = tmp_path / "pairs"
+    assert eval_main(["make-pairs", "--root", str(data / "clean"), "--masked", str(data / "masked"), "--exclude",
+                      "*_flip.*", "--pairs", "80", "--folds", "2", "--out", str(pairs_dir)]) == 0
+    files = find_pairs_files(pairs_dir)
+    out = tmp_path / "eval"
+    models = [("toy", _MeanColour()), ("upper", torch.nn.Sequential(_MeanColour(), torch.nn.Identity()))]
+    doc = evaluate_real_masks(models, data, files, detector=_TableFinder(), out_dir=str(out), progress=False)
+    assert doc["photos"]["placed"] == doc["photos"]["total"] - 1
+    # independent: embed each photo's crop (landmarks = the template, so the crop is the photo) by hand
+    from insightface_g2d.data.image_io import read_image_file
+
+    net = _MeanColour()
+    for protocol, path in files.items():
+        pairs = read_pairs(path)
+        faces = np.stack([read_image_file(data / p) for p in pairs.paths])
+        x = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        emb = net(x).numpy()
+        want = verification_metrics(emb, pairs.issame, folds=pairs.folds)["accuracy"]
+        assert doc["results"]["toy"][protocol]["accuracy"] == pytest.approx(want, abs=1e-9)
+        uses = sum("masked/p00/m1.png" in p for p in pairs.paths)
+        assert doc["counts"][protocol]["pairs_with_unplaced_photo"] == uses
+    report = (out / "align_report.tsv").read_text().splitlines()
+    assert len(report) == 1 + doc["photos"]["total"]
+    assert any(line.startswith("masked/p00/m1.png\tFalse") for line in report)
+    assert "gap recovered" in (out / "real_masks.md").read_text()
+    skipped = evaluate_real_masks(models[:1], data, files, detector=_TableFinder(), unplaced="skip", progress=False)
+    for protocol in files:
+        c = doc["counts"][protocol]
+        assert skipped["counts"][protocol]["pairs"] == c["pairs"] - c["pairs_with_unplaced_photo"]
+
+
+def test_real_masks_refuses_bad_input(tmp_path):
+    with pytest.raises(DataError, match="make-pairs"):
+        find_pairs_files(tmp_path)
+    (tmp_path / "pairs_clean_clean.txt").write_text("a.png\tb.png\t1\n")
+    with pytest.raises(ConfigError, match="--reference"):
+        evaluate_real_masks([("toy", _MeanColour())], tmp_path, find_pairs_files(tmp_path), reference="teacher")
