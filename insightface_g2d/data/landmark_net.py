@@ -19,7 +19,6 @@ Weights are a plain state dict (float16 on disk, float32 in use) read with
 ``landmark_training.py``).
 """
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DataError
 from .align import ARCFACE_TEMPLATE, estimate_similarity
 
 INPUT = 96          # view side in pixels
@@ -172,14 +170,12 @@ def save_landmark_net(net, folder, config):
 
 
 def read_config(folder=WEIGHTS_DIR):
-    """The front end's config (``front_end.json``): training settings and detector calibrations."""
+    """The front end's config (``front_end.json``, a JSON object): training settings and detector
+    calibrations; {} when the folder has none."""
+    from .front_end_folder import read_json_object
+
     path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"cannot read the front end's config {path}: {err}; re-run g2d-data train-landmarks") from None
+    return read_json_object(path) if path.is_file() else {}
 
 
 def update_config(folder, entries):
@@ -194,19 +190,11 @@ def update_config(folder, entries):
 
 
 def load_landmark_net(folder=None):
-    """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode."""
-    folder = Path(folder) if folder is not None else WEIGHTS_DIR
-    path = folder / WEIGHTS_NAME
-    if not path.is_file():
-        raise DataError(f"landmark weights {path} not found; make them with g2d-data train-landmarks "
-                        "or reinstall insightface-g2d")
-    try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        trained = read_config(folder).get("landmarks", {})
-        net = LandmarkNet(widths=tuple(int(w) for w in trained.get("widths", WIDTHS)),
-                          hidden=int(trained.get("hidden", HIDDEN)))
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except Exception as err:  # a damaged or foreign file: pickle, zip or key errors of many kinds
-        raise DataError(f"cannot load landmark weights {path}: {type(err).__name__}: {err}; "
-                        "re-run g2d-data train-landmarks") from None
+    """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode;
+    the folder is checked first (front_end_folder.read_landmark_weights): DataError naming the file."""
+    from .front_end_folder import read_landmark_weights
+
+    widths, hidden, weights = read_landmark_weights(Path(folder) if folder is not None else WEIGHTS_DIR)
+    net = LandmarkNet(widths=widths, hidden=hidden)
+    net.load_state_dict(weights)
     return net.eval()
