@@ -17,15 +17,14 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
+from .front_end_config import FIX, json_kind, read_json_object
 from .hog_file import check_hog_file
-from .landmark_net import CONFIG_NAME, HIDDEN, HOG_CONFIG_KEY, WEIGHTS_NAME, WIDTHS, LandmarkNet
+from .landmark_net import CONFIG_NAME, HIDDEN, HOG_CONFIG_KEY, WEIGHTS_DIR, WEIGHTS_NAME, WIDTHS, LandmarkNet
 
 SIZE_FACTOR = 8                   # widths and hidden units: at most 8x the shipped network's
-MAX_CONFIG_BYTES = 1 << 20
 MAX_WEIGHTS_BYTES = 128 << 20     # float16 weights of the largest network allowed, with room to spare
 FILTERS = ("0", "1")              # calibration keys: dlib's detector, the masked-face filter
 CALIBRATION_RANGE = ((-1.0, 1.0), (-1.0, 1.0), (0.25, 4.0))  # dx, dy (box widths), frame size (box widths)
-FIX = "re-run g2d-data train-landmarks"
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def read_front_end(folder):
         raise DataError(f"{config_path} holds no masked HOG filter (key {HOG_CONFIG_KEY!r}); {FIX}")
     where = f"{config_path}: {HOG_CONFIG_KEY}"
     if not isinstance(hog, dict):
-        raise DataError(f"{where} is a {_kind(hog)}, not an object; {FIX}")
+        raise DataError(f"{where} is a {json_kind(hog)}, not an object; {FIX}")
     hog_path = file_in_folder(folder, hog.get("file"), f"{where}.file")
     calibration = _calibration(hog.get("calibration", {}), f"{where}.calibration")
     widths, hidden = _network(doc, config_path)
@@ -75,38 +74,16 @@ def _network(doc, config_path):
     """(widths, hidden) of the landmark network described by config `doc`."""
     trained = doc.get("landmarks", {})
     if not isinstance(trained, dict):
-        raise DataError(f"{config_path}: landmarks is a {_kind(trained)}, not an object; {FIX}")
+        raise DataError(f"{config_path}: landmarks is a {json_kind(trained)}, not an object; {FIX}")
     widths = _widths(trained.get("widths", list(WIDTHS)), f"{config_path}: landmarks.widths")
     hidden = _count(trained.get("hidden", HIDDEN), 1, HIDDEN * SIZE_FACTOR, f"{config_path}: landmarks.hidden")
     return widths, hidden
 
 
-def read_json_object(path):
-    """The JSON object in `path` (a dict; at most MAX_CONFIG_BYTES), or DataError."""
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_CONFIG_BYTES:
-            raise DataError(f"{path} is {size} bytes, more than a front end's config holds; {FIX}")
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f, parse_constant=_no_constant)
-    except FileNotFoundError:
-        raise DataError(f"{path} not found: not a front-end folder; make one with g2d-data train-landmarks") from None
-    except (OSError, ValueError, RecursionError) as err:
-        reason = err.strerror if isinstance(err, OSError) else str(err) or type(err).__name__
-        raise DataError(f"cannot read the front end's config {path}: {reason[:200]}; {FIX}") from None
-    if not isinstance(doc, dict):
-        raise DataError(f"{path} holds a {_kind(doc)}, not a JSON object; {FIX}")
-    return doc
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not a number")
-
-
 def file_in_folder(folder, name, what):
     """folder / name for a plain file name whose file lies in `folder` (a link out of it is refused)."""
     if not isinstance(name, str) or not name:
-        raise DataError(f"{what} must be a file name, got {_kind(name)} {str(name)[:40]!r}; {FIX}")
+        raise DataError(f"{what} must be a file name, got {json_kind(name)} {str(name)[:40]!r}; {FIX}")
     if name != os.path.basename(name) or name in (".", "..") or "\\" in name or "\0" in name:
         raise DataError(f"{what} {name[:80]!r} is not a plain file name: the front end reads only files in its "
                         f"folder {folder}; {FIX}")
@@ -119,18 +96,13 @@ def file_in_folder(folder, name, what):
     return path
 
 
-def _kind(value):
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), type(value).__name__)
-
-
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _calibration(table, where):
     if not isinstance(table, dict):
-        raise DataError(f"{where} is a {_kind(table)}, not an object; {FIX}")
+        raise DataError(f"{where} is a {json_kind(table)}, not an object; {FIX}")
     out = {}
     for key, value in table.items():
         if key not in FILTERS:
@@ -156,6 +128,15 @@ def _widths(value, where):
     if not isinstance(value, list) or len(value) != len(WIDTHS):
         raise DataError(f"{where} must be {len(WIDTHS)} channel counts, got {json.dumps(value)[:80]}; {FIX}")
     return tuple(_count(w, 1, d * SIZE_FACTOR, f"{where}[{i}]") for i, (w, d) in enumerate(zip(value, WIDTHS)))
+
+
+def load_landmark_net(folder=None):
+    """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode;
+    the folder is checked first (read_landmark_weights): DataError naming the file."""
+    widths, hidden, weights = read_landmark_weights(Path(folder) if folder is not None else WEIGHTS_DIR)
+    net = LandmarkNet(widths=widths, hidden=hidden)
+    net.load_state_dict(weights)
+    return net.eval()
 
 
 def read_weights(path, widths, hidden):

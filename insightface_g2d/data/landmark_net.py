@@ -9,7 +9,7 @@ sit on ``ARCFACE_TEMPLATE`` in the frame; the network predicts them in view pixe
 ``view_to_photo`` maps them back. Passes refine: pass k + 1 aligns the view with the landmarks
 of pass k (``g2d_front_end.G2DFrontEnd``).
 
-    net = load_landmark_net()                      # the shipped weights (package data)
+    net = load_landmark_net()                      # front_end_folder.py: the shipped weights, checked
     views, mats = crop_views(photo, frames)        # frames: [N, 2, 3] photo -> 112-frame similarities
     points, score = net.predict(views)             # [N, 5, 2] view pixels, [N] face probability
     photo_points = view_to_photo(points, mats)
@@ -172,7 +172,7 @@ def save_landmark_net(net, folder, config):
 def read_config(folder=WEIGHTS_DIR):
     """The front end's config (``front_end.json``, a JSON object): training settings and detector
     calibrations; {} when the folder has none."""
-    from .front_end_folder import read_json_object
+    from .front_end_config import read_json_object
 
     path = Path(folder) / CONFIG_NAME
     return read_json_object(path) if path.is_file() else {}
@@ -187,14 +187,3 @@ def update_config(folder, entries):
     with atomic_open(Path(folder) / CONFIG_NAME, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
-
-
-def load_landmark_net(folder=None):
-    """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode;
-    the folder is checked first (front_end_folder.read_landmark_weights): DataError naming the file."""
-    from .front_end_folder import read_landmark_weights
-
-    widths, hidden, weights = read_landmark_weights(Path(folder) if folder is not None else WEIGHTS_DIR)
-    net = LandmarkNet(widths=widths, hidden=hidden)
-    net.load_state_dict(weights)
-    return net.eval()
