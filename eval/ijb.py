@@ -4,8 +4,8 @@ Same as `g2d-eval ijb ...`; run with --help for all options.
 """
 import sys
 
-from insightface_g2d.cli.common import run_cli
+from insightface_g2d.cli.common import exit_cli
 from insightface_g2d.cli.evaluate import main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, ["ijb"] + sys.argv[1:]))
+    exit_cli(main, ["ijb"] + sys.argv[1:])

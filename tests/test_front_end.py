@@ -9,10 +9,11 @@ import torch
 from insightface_g2d.data import finders
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, alignment_matrix, transform_points
 from insightface_g2d.data.face_finding import FaceFinder, Finding
+from insightface_g2d.data.front_end_folder import load_landmark_net
 from insightface_g2d.data.g2d_front_end import (TEMPLATE_IOD, G2DFrontEnd, face_sizes, holds_faces, merge_faces,
                                                pick_by_landmarks)
 from insightface_g2d.data.landmark_net import (INPUT, LandmarkNet, crop_views, frames_from_boxes,
-                                               frames_from_landmarks, load_landmark_net, save_landmark_net,
+                                               frames_from_landmarks, save_landmark_net,
                                                template_in_view, view_to_photo)
 from insightface_g2d.data.landmark_training import SWAP, box_matches, calibration_of, epoch_order, make_batch, yaw_of
 from insightface_g2d.data.prepare import align_folder, read_align_report

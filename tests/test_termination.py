@@ -100,3 +100,26 @@ def test_sigterm_stays_ignored_when_the_tool_starts_with_it_ignored(tmp_path):
         sys.exit(run_cli(main))
     """)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("evaluate", ["g2d-eval", "compare", "--help"]), ("cache", ["g2d-cache", "build", "--help"]),
+    ("mask", ["g2d-mask", "apply", "--help"]), ("data", ["g2d-data", "bin", "--help"])],
+    ids=["compare", "cache build", "mask apply", "data bin"])
+def test_sigterm_after_the_last_line_still_gets_a_message_and_143(module, argv):
+    """The interpreter's shutdown after a tool's last line takes a second with torch loaded; a SIGTERM
+    landing then is handled like any other, not a silent death by signal (-15)."""
+    done = _run(f"""
+        import atexit, os, signal, sys, time
+
+        def late():  # runs as the interpreter shuts down, after the tool has printed everything
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+
+        atexit.register(late)
+        sys.argv = {argv!r}
+        from insightface_g2d.cli.{module} import entry
+        entry()
+    """)
+    assert done.returncode == 143, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.strip().splitlines()[-1] == "terminated (SIGTERM)" and "usage:" in done.stdout

@@ -51,9 +51,34 @@ def unreadable_reason(path, err):
     return "not a PyTorch checkpoint, or a damaged one (cut short or overwritten)"
 
 
+def non_finite_tensors(state, prefix="", limit=3):
+    """Dotted names (up to `limit`) of the floating tensors holding NaN or inf in `state`, a dict
+    that may nest dicts (a stage checkpoint's modules)."""
+    bad = []
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            bad += non_finite_tensors(value, f"{name}.", limit - len(bad))
+        elif torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad.append(name)
+        if len(bad) >= limit:
+            break
+    return bad[:limit]
+
+
+def check_finite_weights(state, where):
+    """CheckpointError naming the tensors of `state` that hold NaN or inf (weights or BatchNorm
+    statistics): a network started from them computes NaN from its first step."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(f"{where} holds NaN/inf values ({', '.join(bad)}): the weights are damaged or come "
+                              "from a run that diverged; use an earlier checkpoint")
+
+
 def read_state_dict(source):
-    """A plain state dict from a path or a dict; never unpickles arbitrary objects. A dlib model file
-    (`.dat`) is read by our reader of dlib's format into `DlibResNet`'s state dict."""
+    """A plain state dict from a path or a dict; never unpickles arbitrary objects, never holds NaN
+    or inf (CheckpointError naming the tensor). A dlib model file (`.dat`) is read by our reader of
+    dlib's format into `DlibResNet`'s state dict."""
     if isinstance(source, dict):
         state = source
     elif os.fspath(source).lower().endswith(DLIB_SUFFIX):
@@ -64,6 +89,7 @@ def read_state_dict(source):
         state = load_tensor_file(
             source, hint="expected a backbone.pth / model.pt state dict; "
             "re-save with torch.save(model.state_dict())")
+        check_finite_weights(state, f"checkpoint {os.fspath(source)!r}")
     for key in _NESTED_KEYS:
         if key in state and isinstance(state[key], dict):
             state = state[key]

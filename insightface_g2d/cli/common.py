@@ -22,14 +22,50 @@ def run_cli(main, argv=None):
     killing the process on the spot, so temporary files are removed and locks released first
     (g2d-train's training loop turns both into a checkpoint and exit 0 instead).
     """
-    with _sigterm_raises():
-        return _run(main, argv)
+    return _run_handled(main, argv, after=signal.SIG_DFL)
+
+
+def exit_cli(main, argv=None):
+    """A console script's entry: ``run_cli(main)``, then exit with its code. SIGTERM stays handled
+    until the process ends: one that lands after the tool's last line (the interpreter's shutdown
+    takes a second with torch loaded) prints "terminated (SIGTERM)" and exits 143 instead of
+    killing the process without a word."""
+    sys.exit(_run_handled(main, argv, after=_terminated_at_exit))
+
+
+def _run_handled(main, argv, after):
+    with _sigterm_raises(after):
+        try:
+            return _run(main, argv)
+        except Terminated:  # landed while _run reported another ending
+            return _report_terminated()
+
+
+def _report_terminated():
+    try:
+        print("terminated (SIGTERM)", file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return TERMINATED_EXIT
+
+
+def _terminated_at_exit(signum=None, frame=None):
+    """SIGTERM after the tool returned: its work is done and written; say so and end now (exit
+    handlers left to run could take as long again)."""
+    _report_terminated()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(TERMINATED_EXIT)
 
 
 @contextmanager
-def _sigterm_raises():
-    """SIGTERM raises errors.Terminated while inside, where it would otherwise kill the process
-    (left as it is when the process started with SIGTERM ignored, or another handler is installed)."""
+def _sigterm_raises(after=signal.SIG_DFL):
+    """SIGTERM raises errors.Terminated while inside, where it would otherwise kill the process, and
+    is handled by `after` once outside (left as it is when the process started with SIGTERM ignored,
+    or another handler is installed)."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
@@ -38,7 +74,7 @@ def _sigterm_raises():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, after)
 
 
 def _run(main, argv):

@@ -9,7 +9,7 @@
 import os
 import sys
 
-from .common import add_subcommand, make_parser, run_cli, run_subcommand
+from .common import add_subcommand, exit_cli, make_parser, run_subcommand
 
 LFW = "/data/lfw"
 DETECTORS = ("'g2d' (the kit's masked-face front end: dlib's HOG + the kit's masked-face HOG filter + the kit's "
@@ -271,7 +271,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """`g2d-eval`: evaluation commands. Each subcommand lives in its own module with
 `add_parser(subparsers)` registering itself and setting `func(args)` as the parser default."""
 import importlib
-import sys
 
-from .common import make_parser, run_cli, run_subcommand
+from .common import exit_cli, make_parser, run_subcommand
 
 SUBCOMMAND_MODULES = (
     "insightface_g2d.cli.eval_verify",   # verify, write-masked-bin, pairs
@@ -38,7 +37,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """`g2d-info`: build networks and show what they are (shapes, parameters, FLOPs, a training step)."""
-import sys
 import time
 
 import torch
 
 from ..backbones import build_discriminator, build_inpainter, get_model, list_models
 from ..backbones.flops import count_macs, count_params
-from .common import make_parser, run_cli
+from .common import exit_cli, make_parser
 
 
 def describe(name, num_features=512):
@@ -64,7 +63,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """`g2d-lfw`: the real-face comparison on LFW (View 1) with dlib's ResNet as the teacher."""
-import sys
 
-from .common import make_parser, run_cli, run_subcommand
+from .common import exit_cli, make_parser, run_subcommand
 
 
 def build_parser():
@@ -120,7 +119,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
     g2d-mask preview --input lfw/lfw-deepfunneled --landmarks lfw/landmarks5.tsv --out grid.png
     g2d-mask apply --input faces112/ --aligned --out masked112/ --seed 0
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from ..data.image_io import IMAGE_EXTENSIONS, list_images, pick_images, read_photo, write_image
 from ..data.landmarks import LandmarkIndex
 from ..errors import DataError
-from .common import add_subcommand, make_parser, run_cli, run_subcommand
+from .common import add_subcommand, exit_cli, make_parser, run_subcommand
 
 
 def _aligned_or_error(img, path, size):
@@ -198,7 +197,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

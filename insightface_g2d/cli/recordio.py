@@ -1,10 +1,9 @@
 """`g2d-recordio`: RecordIO tools without mxnet (rebuild a missing ``.idx``)."""
-import sys
 from pathlib import Path
 
 from ..data.recordio import build_index, default_idx_path
 from ..errors import DataError
-from .common import add_subcommand, make_parser, run_cli
+from .common import add_subcommand, exit_cli, make_parser
 
 
 def main(argv=None):
@@ -27,7 +26,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """g2d-train: run a G2D training config (stages in order, resumable), optionally under torchrun."""
 import sys
 
-from .common import make_parser, run_cli
+from .common import exit_cli, make_parser
 
 EXAMPLE = """g2d-train recipes/configs/demo.py                      # the CPU demo, end to end
   g2d-train recipes/configs/ms1mv3_r100.py --stage reform --set stages.reform.epochs=5
@@ -69,7 +69,7 @@ def main(argv=None):
 
 
 def entry():
-    sys.exit(run_cli(main))
+    exit_cli(main)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ import numpy as np
 from .align import ARCFACE_TEMPLATE
 from .dlib_landmarks import _import_dlib
 from .face_finding import FaceFinder, Finding
-from .landmark_net import (HOG_CONFIG_KEY, INPUT, WEIGHTS_DIR, crop_views, frames_from_boxes, frames_from_landmarks,
-                           load_landmark_net, read_config, view_to_photo)
+from .front_end_folder import read_front_end
+from .landmark_net import (INPUT, WEIGHTS_DIR, LandmarkNet, crop_views, frames_from_boxes, frames_from_landmarks,
+                           view_to_photo)
 
 # The photo tried as one face (step 3): frames centred on the photo, 0.55 to 1.6 x its smaller side
 # (a portrait's face to a tight crop's).
@@ -65,16 +66,18 @@ class G2DFrontEnd(FaceFinder):
         pick_face(np.zeros((0, 4)), (1, 1), pick)  # validates `pick`
         dlib = _import_dlib()
         folder = Path(weights) if weights is not None else WEIGHTS_DIR
-        config = read_config(folder).get(HOG_CONFIG_KEY)
-        if not config:
-            raise DataError(f"{folder} holds no front end (front_end.json with a masked HOG filter); make one with "
-                            "g2d-data train-landmarks or reinstall insightface-g2d")
-        hog_path = folder / config["file"]
-        if not hog_path.is_file():
-            raise DataError(f"masked-face HOG filter {hog_path} not found; re-run g2d-data train-landmarks")
-        self.detectors = [dlib.get_frontal_face_detector(), dlib.fhog_object_detector(str(hog_path))]
-        self.calibration = {int(k): v for k, v in config["calibration"].items()}
-        self.net = load_landmark_net(folder)
+        front_end = read_front_end(folder)  # the whole folder checked before anything is built
+        try:
+            masked = dlib.fhog_object_detector(str(front_end.hog_path))
+        except RuntimeError as err:  # what check_hog_file could not foresee
+            first = (str(err).strip().splitlines() or ["?"])[0][:160]
+            raise DataError(f"dlib cannot load HOG filter {front_end.hog_path}: {first}; re-run g2d-data "
+                            "train-landmarks") from None
+        self.detectors = [dlib.get_frontal_face_detector(), masked]
+        self.calibration = front_end.calibration
+        self.net = LandmarkNet(front_end.widths, front_end.hidden)
+        self.net.load_state_dict(front_end.weights)
+        self.net.eval()
         self.pick, self.upsample, self.max_side = pick, int(upsample), int(max_side)
         self.threshold, self.min_score = float(threshold), float(min_score)
         self.fallback_threshold = float(fallback_threshold)

@@ -14,8 +14,8 @@ Decoding untrusted data (files on disk, `.bin` entries, RecordIO payloads): Open
 (and libjpeg fills) the size an image header claims before it notices that the data is short: a
 3 KB JPEG whose frame header claims 30000x30000 takes 35 s and 5 GB to "decode", and a PNG with a
 corrupt chunk length makes OpenCV 4.11 allocate gigabytes. So every decode of user data goes
-through :func:`image_bytes_problem` first, a structural check of PNG and JPEG headers that costs
-microseconds, and `cv2.error` (OpenCV's own size limit, corrupt data) becomes a DataError naming
+through :func:`image_bytes_problem` first, a structural check of the header (PNG, JPEG, BMP, WebP,
+TIFF; other formats are not decoded) that costs microseconds, and `cv2.error` (OpenCV's own size limit, corrupt data) becomes a DataError naming
 the file instead of a traceback. The decoders take `max_pixels`: MAX_IMAGE_PIXELS by default,
 MAX_PHOTO_PIXELS for whole photos.
 """
@@ -98,21 +98,84 @@ def _jpeg_problem(data, max_pixels):
         pos += length
 
 
+def _bmp_size(data):
+    """(width, height) a BMP header claims, or None when the header is cut short."""
+    if len(data) < 26:
+        return None
+    if struct.unpack_from("<I", data, 14)[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack_from("<HH", data, 18)
+    width, height = struct.unpack_from("<ii", data, 18)
+    return abs(width), abs(height)  # a negative height: rows stored top-down
+
+
+def _webp_size(data):
+    """(width, height) a WebP header claims (VP8, VP8L or VP8X chunk), or None when it has none."""
+    chunk = bytes(data[12:16])
+    if chunk == b"VP8 " and len(data) >= 30 and bytes(data[23:26]) == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = struct.unpack_from("<I", data, 21)[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(data) >= 30:
+        return int.from_bytes(bytes(data[24:27]), "little") + 1, int.from_bytes(bytes(data[27:30]), "little") + 1
+    return None
+
+
+def _tiff_size(data):
+    """(width, height) of a TIFF's first image (tags 256 and 257 of its first IFD), or None."""
+    order = "<" if bytes(data[:2]) == b"II" else ">"
+    n = len(data)
+    if n < 8:
+        return None
+    ifd = struct.unpack_from(order + "I", data, 4)[0]
+    if ifd + 2 > n:
+        return None
+    sizes = {}
+    for i in range(struct.unpack_from(order + "H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if entry + 12 > n:
+            return None
+        tag, kind = struct.unpack_from(order + "HH", data, entry)
+        if tag in (256, 257) and kind in (3, 4):  # SHORT or LONG, held in the entry itself
+            sizes[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), data, entry + 8)[0]
+    return (sizes[256], sizes[257]) if len(sizes) == 2 else None
+
+
+# Formats decoded after their header's claimed size is checked: (name, signature test, size reader).
+_SIZED_FORMATS = (
+    ("BMP", lambda head: head[:2] == b"BM", _bmp_size),
+    ("WebP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP", _webp_size),
+    ("TIFF", lambda head: head[:4] in (b"II*\x00", b"MM\x00*"), _tiff_size),
+)
+READ_FORMATS = "PNG, JPEG, BMP, WebP, TIFF"
+
+
 def image_bytes_problem(data, max_pixels=MAX_IMAGE_PIXELS):
     """Cheap structural check of encoded image bytes before decoding: a reason string, or None.
 
-    Refuses PNGs whose chunk lengths run past the data or that lack IHDR/IEND, and PNG/JPEG
-    headers that claim more than `max_pixels` pixels (a corrupt or hostile size field would
-    otherwise make the decoder allocate and fill gigabytes). Other formats are left to OpenCV
-    (its BMP, WebP, TIFF, PxM, PFM and HDR readers fail fast on short data).
+    Refuses PNGs whose chunk lengths run past the data or that lack IHDR/IEND, headers of any
+    format that claim more than `max_pixels` pixels (a corrupt or hostile size field would
+    otherwise make the decoder allocate and fill gigabytes: a 20000 x 20000 TIFF of a few KB
+    decodes to 1.2 GB), BMP/WebP/TIFF data without a readable size, and formats other than
+    READ_FORMATS (OpenCV reads more, whose headers are not checked here).
     """
     data = memoryview(data).cast("B")
-    head = bytes(data[:8])
-    if head == _PNG_SIGNATURE:
+    head = bytes(data[:16])
+    if head[:8] == _PNG_SIGNATURE:
         return _png_problem(data, max_pixels)
     if head[:2] == b"\xff\xd8":
         return _jpeg_problem(data, max_pixels)
-    return None
+    for name, matches, size_of in _SIZED_FORMATS:
+        if matches(head):
+            size = size_of(data)
+            if size is None:
+                return f"a {name} whose header gives no image size (cut short or damaged)"
+            width, height = size
+            if not width or not height or width * height > max_pixels:
+                return f"a {name} that claims {width}x{height} pixels (limit {max_pixels} pixels)"
+            return None
+    return f"not a decodable image ({len(data)} bytes in no image format the kit reads: {READ_FORMATS})"
 
 
 def try_decode_image_bytes(data, max_pixels=MAX_IMAGE_PIXELS):
@@ -122,6 +185,8 @@ def try_decode_image_bytes(data, max_pixels=MAX_IMAGE_PIXELS):
     if not buf.size:
         return None, "empty data"
     problem = image_bytes_problem(buf, max_pixels)
+    if problem and problem.startswith("not a decodable image"):
+        return None, problem
     if problem:
         return None, f"{problem}; refused before decoding (corrupt or hostile header)"
     try:

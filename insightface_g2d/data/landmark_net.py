@@ -9,7 +9,7 @@ sit on ``ARCFACE_TEMPLATE`` in the frame; the network predicts them in view pixe
 ``view_to_photo`` maps them back. Passes refine: pass k + 1 aligns the view with the landmarks
 of pass k (``g2d_front_end.G2DFrontEnd``).
 
-    net = load_landmark_net()                      # the shipped weights (package data)
+    net = load_landmark_net()                      # front_end_folder.py: the shipped weights, checked
     views, mats = crop_views(photo, frames)        # frames: [N, 2, 3] photo -> 112-frame similarities
     points, score = net.predict(views)             # [N, 5, 2] view pixels, [N] face probability
     photo_points = view_to_photo(points, mats)
@@ -19,7 +19,6 @@ Weights are a plain state dict (float16 on disk, float32 in use) read with
 ``landmark_training.py``).
 """
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DataError
 from .align import ARCFACE_TEMPLATE, estimate_similarity
 
 INPUT = 96          # view side in pixels
@@ -172,14 +170,12 @@ def save_landmark_net(net, folder, config):
 
 
 def read_config(folder=WEIGHTS_DIR):
-    """The front end's config (``front_end.json``): training settings and detector calibrations."""
+    """The front end's config (``front_end.json``, a JSON object): training settings and detector
+    calibrations; {} when the folder has none."""
+    from .front_end_config import read_json_object
+
     path = Path(folder) / CONFIG_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"cannot read the front end's config {path}: {err}; re-run g2d-data train-landmarks") from None
+    return read_json_object(path) if path.is_file() else {}
 
 
 def update_config(folder, entries):
@@ -191,22 +187,3 @@ def update_config(folder, entries):
     with atomic_open(Path(folder) / CONFIG_NAME, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
-
-
-def load_landmark_net(folder=None):
-    """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode."""
-    folder = Path(folder) if folder is not None else WEIGHTS_DIR
-    path = folder / WEIGHTS_NAME
-    if not path.is_file():
-        raise DataError(f"landmark weights {path} not found; make them with g2d-data train-landmarks "
-                        "or reinstall insightface-g2d")
-    try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        trained = read_config(folder).get("landmarks", {})
-        net = LandmarkNet(widths=tuple(int(w) for w in trained.get("widths", WIDTHS)),
-                          hidden=int(trained.get("hidden", HIDDEN)))
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    except Exception as err:  # a damaged or foreign file: pickle, zip or key errors of many kinds
-        raise DataError(f"cannot load landmark weights {path}: {type(err).__name__}: {err}; "
-                        "re-run g2d-data train-landmarks") from None
-    return net.eval()

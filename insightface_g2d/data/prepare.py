@@ -17,6 +17,7 @@ Identity lists (include / exclude): one identity per line, either a plain name o
 (LFW's peopleDevTrain.txt, people.txt, lfw-names.txt); lines holding only integers (the count
 headers of those files) and lines starting with '#' are skipped.
 """
+import errno
 import os
 from pathlib import Path
 
@@ -64,15 +65,43 @@ def _is_image(name):
     return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
 
 
-def list_photos(src, include=None, exclude=None):
+def _entry_problem(entry, want_dir):
+    """None when scandir `entry` is a folder (want_dir) or a file to list; the string 'skip' when it
+    is not one; a reason when it cannot be examined (a symbolic link loop, no permission, ...)."""
+    try:
+        ok = entry.is_dir() if want_dir else entry.is_file()
+    except OSError as err:
+        return _os_reason(err)
+    return None if ok else "skip"
+
+
+def _os_reason(err):
+    if err.errno == errno.ELOOP:
+        return "a symbolic link loop (ELOOP); skipped"
+    return f"cannot be read ({err.strerror or err}); skipped"
+
+
+def list_photos(src, include=None, exclude=None, skipped=None):
     """[(identity, relative path '/'-separated)] of src/<identity>/<image>, sorted.
 
     include / exclude: iterables of identity names (or None). Every included name must exist.
+    Entries that cannot be examined (a symbolic link loop, a folder without permission) are left
+    out, and appended as (relative path, reason) to `skipped` when it is a list.
     """
     src = Path(src)
+    skipped = [] if skipped is None else skipped
     if not src.is_dir():
         raise DataError(f"photo folder {src} not found; expected src/<identity>/<photo>.jpg")
-    identities = sorted(e.name for e in os.scandir(src) if e.is_dir() and not e.name.startswith("."))
+    identities = []
+    for e in os.scandir(src):
+        if e.name.startswith("."):
+            continue
+        problem = _entry_problem(e, want_dir=True)
+        if problem is None:
+            identities.append(e.name)
+        elif problem != "skip":
+            skipped.append((e.name, problem))
+    identities.sort()
     if not identities:
         raise DataError(f"{src} has no identity sub-folders; expected src/<identity>/<photo>.jpg")
     if include is not None:
@@ -89,11 +118,35 @@ def list_photos(src, include=None, exclude=None):
         identities = [n for n in identities if n not in drop]
     out = []
     for name in identities:
-        files = sorted(e.name for e in os.scandir(src / name) if e.is_file() and _is_image(e.name))
-        out.extend((name, f"{name}/{f}") for f in files)
+        try:
+            entries = list(os.scandir(src / name))
+        except OSError as err:
+            skipped.append((name, _os_reason(err)))
+            continue
+        files = []
+        for e in entries:
+            if not _is_image(e.name):
+                continue
+            problem = _entry_problem(e, want_dir=False)
+            if problem is None:
+                files.append(e.name)
+            elif problem != "skip":
+                skipped.append((f"{name}/{e.name}", problem))
+        out.extend((name, f"{name}/{f}") for f in sorted(files))
     if not out:
         raise DataError(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in the selected identity folders of {src}")
     return out
+
+
+def _written_before(out, target):
+    """True when the aligned face `target` (relative to `out`) is a file reached through no symbolic
+    link: a link at its name, or at its identity folder's, is replaced, never taken as done."""
+    path = Path(out)
+    for part in Path(target).parts:
+        path = path / part
+        if path.is_symlink():
+            return False
+    return path.is_file()
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -212,7 +265,8 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
         raise DataError(f"output folder {out} is (inside) the photo folder {src}: choose another --out")
     inc = read_identity_list(include) if isinstance(include, (str, os.PathLike)) else include
     exc = read_identity_list(exclude) if isinstance(exclude, (str, os.PathLike)) else exclude
-    photos = list_photos(src, inc, exc)
+    skipped = []
+    photos = list_photos(src, inc, exc, skipped)
     outputs = {}
     for _, rel in photos:
         target = str(Path(rel).with_suffix("." + fmt))
@@ -224,8 +278,10 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
     detector_here = build_finder(spec) if spec is not None else None
     table = LandmarkIndex(landmarks) if landmarks is not None else None
     results, tasks, done = {}, [], 0
+    for rel, reason in skipped:
+        results[rel] = Finding(reason=reason, outcome="unreadable")
     for target, rel in outputs.items():
-        if (out / target).is_file():
+        if _written_before(out, target):
             done += 1
             results[rel] = Finding(reason="aligned face already in the output folder", outcome="done before")
             continue
@@ -247,7 +303,7 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
         counts[f.outcome] = counts.get(f.outcome, 0) + 1
     failures = sorted((rel, f.reason) for rel, f in results.items() if f.outcome not in ("aligned", "done before"))
     missed = counts.get("no face", 0)
-    return {"photos": len(photos), "aligned": counts.get("aligned", 0), "done_before": done, "failed": len(failures),
+    return {"photos": len(photos) + len(skipped), "aligned": counts.get("aligned", 0), "done_before": done, "failed": len(failures),
             "no_face": missed, "too_small": counts.get("too small", 0), "unreadable": counts.get("unreadable", 0),
             "report": str(report), "failures": failures,
             "hint": miss_hint(spec) if spec is not None and missed else None}

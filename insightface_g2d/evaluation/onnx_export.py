@@ -68,8 +68,12 @@ def export_onnx(model, path, opset=17, image_size=112):
     """Write `model` (N x 3 x S x S RGB [-1, 1] -> N x D) as ONNX with a dynamic batch axis.
 
     Input "input.1" [batch, 3, S, S] float32, output "embedding" [batch, D]. The model is exported
-    in eval mode on CPU in float32. Returns the path.
+    in eval mode on CPU in float32. Returns the path. CheckpointError, and nothing written, when a
+    weight or BatchNorm statistic holds NaN or inf.
     """
+    from ..backbones.checkpoint import check_finite_weights
+
+    check_finite_weights(model.state_dict(), "the network to export")
     _require_onnx()
     import onnx
 
