@@ -13,6 +13,9 @@ Thresholds, per measured set (target x protocol):
                  where the pairs were measured), midway between the two scores it separates.
 Each entry also holds the FAR and TAR measured at its threshold.
 
+A bare name ("far=1e-3") is read from the set measured masked-clean (a masked probe against a clean
+photo: what the recognizer is used for), else clean; "clean:far=1e-3" names the protocol.
+
 File (`THRESHOLDS_FORMAT`): {"format", "units", "rule", "model", "default", "sets": {"TARGET/PROTOCOL":
 {"target", "protocol", "num_pairs", "num_genuine", "num_impostor", "flip", "thresholds": {name: {...}}}}}.
 """
@@ -111,10 +114,13 @@ def measured_set(scores, issame, target, protocol, flip=True, fars=THRESHOLD_FAR
 
 
 def thresholds_document(sets, model=None):
-    """A thresholds file's content from measured_set entries."""
+    """A thresholds file's content from measured_set entries. Its default: far=1e-3 when the set a
+    bare name is read from measured it, else far=1e-2, else best-accuracy."""
+    sets = list(sets)
+    first = min(sets, key=lambda s: _protocol_rank(s["protocol"]))["thresholds"] if sets else {}
+    default = next((n for n in (PREFERRED_NAME, far_name(1e-2)) if n in first), BEST_ACCURACY)
     return {"format": THRESHOLDS_FORMAT, "units": UNITS, "rule": RULE, "model": None if model is None else str(model),
-            "default": PREFERRED_NAME,
-            "sets": {f"{s['target']}/{s['protocol']}": s for s in sets}}
+            "default": default, "sets": {f"{s['target']}/{s['protocol']}": s for s in sets}}
 
 
 def thresholds_path(model_path):
