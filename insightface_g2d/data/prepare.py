@@ -303,7 +303,7 @@ def write_found_landmarks(path, results):
         f.write("path\tx1\ty1\tx2\ty2\tx3\ty3\tx4\ty4\tx5\ty5\tsource\n")
         for rel in sorted(rows):
             lmk, source = rows[rel]
-            xy = "\t".join(f"{v:.3f}" for v in np.asarray(lmk, np.float64).reshape(-1))
+            xy = "\t".join(f"{v:.6f}" for v in np.asarray(lmk, np.float64).reshape(-1))  # float32 exactly
             f.write(f"{rel}\t{xy}\t{' '.join(str(source).split()) or '-'}\n")
 
 
