@@ -75,3 +75,27 @@ def test_default_falls_back_when_far_1e_3_is_not_measurable():
     issame = np.arange(200) % 2 == 0
     doc = th.thresholds_document([th.measured_set(np.linspace(1, 0, 200), issame, "small", "clean")])
     assert doc["default"] == "far=1e-2"
+
+
+def test_compare_writes_each_models_thresholds_beside_it_and_in_its_folder(tmp_path, one_torch_thread):
+    import torch
+
+    from insightface_g2d.backbones.registry import get_model
+    from insightface_g2d.data.synthetic import SyntheticFaces
+    from insightface_g2d.evaluation.binfile import write_bin
+    from insightface_g2d.evaluation.compare import compare
+
+    faces = SyntheticFaces(num_identities=6, images_per_identity=2, seed=0)
+    images = np.stack([faces[i][0] for i in range(12)])
+    issame = np.array([True, False] * 3)
+    write_bin(tmp_path / "tiny.bin", images, issame)
+    torch.manual_seed(0)
+    torch.save(get_model("g2d_t", num_features=16).state_dict(), tmp_path / "g2d_t.pt")
+    doc = compare([("T one", f"g2d_t:{tmp_path / 'g2d_t.pt'}")], [str(tmp_path / "tiny.bin")],
+                  protocols=["clean"], out_dir=str(tmp_path / "out"), progress=False)
+    written = th.read_thresholds(doc["files"]["thresholds_T_one"])
+    beside = th.read_thresholds(tmp_path / "g2d_t.thresholds.json")
+    assert written == beside and set(written["sets"]) == {"tiny/clean"}
+    entry = written["sets"]["tiny/clean"]
+    assert entry["num_pairs"] == 6 and entry["num_impostor"] == 3 and "best-accuracy" in entry["thresholds"]
+    assert written["default"] == "best-accuracy"  # 3 impostor pairs measure no FAR
