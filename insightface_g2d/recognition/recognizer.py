@@ -45,7 +45,7 @@ class FaceRecognizer:
         from .model_source import resolve_model, thresholds_file_for
 
         spec, self.model_file, shipped = resolve_model(model)
-        self.model = spec if isinstance(spec, str) else getattr(spec, "name", None) or str(spec)
+        self.model = spec if isinstance(spec, str) else self.model_file or getattr(spec, "name", None) or str(spec)
         self.embedder = build_embedder(spec, device=device)
         self.finder = build_finder(finder_spec(detector, pick=pick))
         self.flip, self.batch_size = bool(flip), int(batch_size)
