@@ -159,3 +159,16 @@ def test_model_file_without_its_network_is_refused(tmp_path, run_folder):
     shutil.copy(run_folder / "model.pt", tmp_path / "model.pt")
     with pytest.raises(ConfigError, match=r"give NETWORK:.*model\.pt"):
         FaceRecognizer(tmp_path / "model.pt")
+
+
+def test_flip_follows_the_thresholds_file(run_folder, tmp_path):
+    """Thresholds measured without the mirror image (g2d-lfw compare evaluates so) are applied to
+    embeddings made the same way, unless flip is given."""
+    from insightface_g2d import FaceRecognizer
+    from insightface_g2d.evaluation import thresholds as th
+
+    issame = np.arange(200) % 2 == 0
+    doc = th.thresholds_document([th.measured_set(np.linspace(1, 0, 200), issame, "devtest", "clean", flip=False)])
+    th.write_thresholds(tmp_path / "t.json", doc)
+    assert FaceRecognizer(run_folder, thresholds=tmp_path / "t.json").flip is False
+    assert FaceRecognizer(run_folder, thresholds=tmp_path / "t.json", flip=True).flip is True

@@ -28,7 +28,9 @@ def _add_common(p):
                    help="threshold by name from the thresholds file (far=1e-3, the default; far=1e-2, best-accuracy, "
                    "clean:far=1e-3, ...) or a cosine value")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, auto (default cpu)")
-    p.add_argument("--no-flip", action="store_true", help="embed the face alone, without its mirror image")
+    p.add_argument("--flip", choices=("yes", "no"), default=None,
+                   help="add the mirror image's embedding (default: as the model's thresholds were measured, "
+                   "else yes)")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts) instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -70,7 +72,8 @@ def _recognizer(args):
 
     threshold = _threshold_arg(args.threshold)
     return FaceRecognizer(args.model, detector=args.detector, device=select_device(args.device),
-                          thresholds=args.thresholds, threshold=threshold, flip=not args.no_flip)
+                          thresholds=args.thresholds, threshold=threshold,
+                          flip=None if args.flip is None else args.flip == "yes")
 
 
 def _threshold_arg(text):

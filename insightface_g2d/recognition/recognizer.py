@@ -34,10 +34,10 @@ class FaceRecognizer:
     """model: see model_source.resolve_model; detector: a `--detector` value of data.finders ("g2d",
     "g2d:FOLDER", "dlib", an SCRFD .onnx); thresholds: a thresholds file (default: found beside the
     model); threshold: the default threshold name ("far=1e-3") or a number (cosine); flip: add the
-    mirror image's embedding, as evaluation does by default; pick: which face embed/verify use when a
-    photo holds several ("largest" or "center")."""
+    mirror image's embedding (None: as the thresholds were measured, else True, evaluation's default);
+    pick: which face embed/verify use when a photo holds several ("largest" or "center")."""
 
-    def __init__(self, model="dlib", detector="g2d", device="cpu", thresholds=None, threshold=None, flip=True,
+    def __init__(self, model="dlib", detector="g2d", device="cpu", thresholds=None, threshold=None, flip=None,
                  pick="largest", batch_size=64):
         from ..data.finders import build_finder, finder_spec
         from ..embedders.factory import build_embedder
@@ -48,9 +48,11 @@ class FaceRecognizer:
         self.model = spec if isinstance(spec, str) else self.model_file or getattr(spec, "name", None) or str(spec)
         self.embedder = build_embedder(spec, device=device)
         self.finder = build_finder(finder_spec(detector, pick=pick))
-        self.flip, self.batch_size = bool(flip), int(batch_size)
+        self.batch_size = int(batch_size)
         self.thresholds_file = thresholds if thresholds is not None else thresholds_file_for(self.model_file, shipped)
         self.thresholds = read_thresholds(self.thresholds_file) if self.thresholds_file is not None else None
+        measured = {s.get("flip") for s in self.thresholds["sets"].values()} if self.thresholds else set()
+        self.flip = bool(flip) if flip is not None else (measured.pop() if len(measured) == 1 else True)
         self.threshold = threshold
 
     # ------------------------------------------------------------------ faces and embeddings
