@@ -99,3 +99,14 @@ def test_compare_writes_each_models_thresholds_beside_it_and_in_its_folder(tmp_p
     entry = written["sets"]["tiny/clean"]
     assert entry["num_pairs"] == 6 and entry["num_impostor"] == 3 and "best-accuracy" in entry["thresholds"]
     assert written["default"] == "best-accuracy"  # 3 impostor pairs measure no FAR
+
+
+def test_dlibs_shipped_thresholds_are_found_by_name():
+    from insightface_g2d.recognition.model_source import resolve_model, thresholds_file_for
+
+    for name in ("dlib", "dlib_resnet", "dlib:dlib-bin"):
+        spec, model_file, shipped = resolve_model(name)
+        assert spec == name and model_file is None and shipped is not None
+    doc = th.read_thresholds(thresholds_file_for(None, resolve_model("dlib")[2]))
+    value, where = th.pick_threshold(doc)
+    assert where.startswith("far=1e-3 measured on lfw-view2 masked-clean (6000 pairs)") and 0.8 < value < 1
