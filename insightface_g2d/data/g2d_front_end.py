@@ -150,13 +150,13 @@ class G2DFrontEnd(FaceFinder):
 
     def find_all(self, img):
         """Every distinct face of the photo as a Finding, the one ``find`` picks first, then by size
-        (largest first); [] when there is none."""
+        (largest first); when there is none, the one Finding that says why (landmarks None)."""
         from .face_finding import check_photo, too_small
 
         img = check_photo(img)
-        faces = None if too_small(img) is not None else self._distinct_faces(img)
-        if faces is None or isinstance(faces, Finding):
-            return []
+        faces = too_small(img) or self._distinct_faces(img)
+        if isinstance(faces, Finding):
+            return [faces]
         keep, lmk, prob, boxes, idx, sources = faces
         first = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
         rest = [k for k in keep[np.argsort(-face_sizes(lmk[keep]), kind="stable")] if k != first]

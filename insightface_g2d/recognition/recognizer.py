@@ -118,8 +118,7 @@ class FaceRecognizer:
     def _find(self, img, all_faces):
         """The finder's Findings: every face (finders with find_all) or the picked one."""
         if all_faces and hasattr(self.finder, "find_all"):
-            found = self.finder.find_all(img)
-            return found or [self.finder.find(img)]  # the single find says why there is none
+            return self.finder.find_all(img)  # no face: one Finding saying why
         return [self.finder.find(img)]
 
     # ------------------------------------------------------------------ decisions
