@@ -53,7 +53,8 @@ def test_thresholds_file_round_trip_and_picking(tmp_path):
     rng = np.random.default_rng(3)
     issame = np.arange(2000) % 2 == 0
     scores = np.where(issame, rng.normal(0.7, 0.1, 2000), rng.normal(0.1, 0.1, 2000))
-    sets = [th.measured_set(scores, issame, "lfw", "clean"), th.measured_set(scores - 0.1, issame, "lfw", "masked-clean")]
+    sets = [th.measured_set(scores, issame, "lfw", "clean"),
+            th.measured_set(scores - 0.1, issame, "lfw", "masked-clean")]
     doc = th.thresholds_document(sets, model="g2d:model.pt")
     path = th.write_thresholds(tmp_path / "model.thresholds.json", doc)
     back = th.read_thresholds(path)
@@ -61,7 +62,8 @@ def test_thresholds_file_round_trip_and_picking(tmp_path):
     value, where = th.pick_threshold(back)
     assert where.startswith("far=1e-3 measured on lfw masked-clean (2000 pairs)")
     assert value == pytest.approx(back["sets"]["lfw/masked-clean"]["thresholds"]["far=1e-3"]["threshold"])
-    assert th.pick_threshold(back, "clean:far=0.001")[0] == back["sets"]["lfw/clean"]["thresholds"]["far=1e-3"]["threshold"]
+    clean = back["sets"]["lfw/clean"]["thresholds"]
+    assert th.pick_threshold(back, "clean:far=0.001")[0] == clean["far=1e-3"]["threshold"]
     assert "best-accuracy" in th.pick_threshold(back, "best-accuracy")[1]
     with pytest.raises(ConfigError, match="far=1e-4"):
         th.pick_threshold(back, "far=1e-4")

@@ -42,7 +42,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = add_subcommand(sub, "verify", "are the people of two photos the same person",
-                       "g2d-face verify masked.jpg id_photo.jpg --model work_dirs/lfw/g2d_pretrained --threshold far=1e-3")
+                       "g2d-face verify masked.jpg id_photo.jpg --model work_dirs/lfw/g2d_pretrained "
+                       "--threshold far=1e-3")
     p.add_argument("photos", nargs=2, metavar="PHOTO", help="two photos (the largest face of each is compared)")
     _add_common(p)
     p.set_defaults(func=run_verify)

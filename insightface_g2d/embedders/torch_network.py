@@ -149,7 +149,8 @@ class TorchNetwork(TorchEmbedder):
     """The "network" type: one of `get_model`'s networks with the weights of a checkpoint."""
 
     options = ("checkpoint", "num_features", "fp16", "random_weights")
-    string_form = "NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth; NETWORK:random for random weights)"
+    string_form = ("NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth; "
+                   "NETWORK:random for random weights)")
 
     @classmethod
     def parse_string(cls, key, text):

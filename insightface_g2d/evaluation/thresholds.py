@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..fileio import atomic_open, write_errors
+from ..fileio import write_errors
 
 THRESHOLDS_FORMAT = "insightface_g2d thresholds v1"
 UNITS = "cosine similarity of L2-normalised embeddings, -1..1"
