@@ -22,7 +22,8 @@ setup(
                                               "arcface_torch/*.md"],
                   # the masked-face front end's files (g2d-data train-landmarks; front_end.json says how)
                   "insightface_g2d.data": ["front_end_weights/*.pt", "front_end_weights/*.svm",
-                                           "front_end_weights/*.json"]},
+                                           "front_end_weights/*.json"],
+                  "insightface_g2d.recognition": ["*.thresholds.json"]},
     install_requires=[
         "torch>=2.1",
         "numpy",
@@ -49,6 +50,7 @@ setup(
             "g2d-cache=insightface_g2d.cli.cache:entry",
             "g2d-eval=insightface_g2d.cli.evaluate:entry",
             "g2d-lfw=insightface_g2d.cli.lfw:entry",
+            "g2d-face=insightface_g2d.cli.face:entry",
         ]
     },
 )

@@ -1,7 +1,7 @@
 """G2D masked-face recognition as a plugin for insightface's arcface_torch."""
 from .version import __version__
 
-__all__ = ["__version__", "get_model", "list_models"]
+__all__ = ["__version__", "FaceRecognizer", "get_model", "list_models"]
 
 
 def __getattr__(name):
@@ -10,4 +10,8 @@ def __getattr__(name):
         from .backbones import registry
 
         return getattr(registry, name)
+    if name == "FaceRecognizer":
+        from .recognition.recognizer import FaceRecognizer
+
+        return FaceRecognizer
     raise AttributeError(name)

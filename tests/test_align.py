@@ -103,7 +103,7 @@ def test_absurd_landmarks_are_one_line_errors_of_g2d_eval_pairs(tmp_path, capsys
     rows = [f"{p}\t{good}" for p in ("P0/P0_0001.jpg", "P0/P0_0002.jpg", "P1/P1_0001.jpg")]
     rows[1] = rows[1].replace(good.split("\t")[0], "1e30", 1)
     (tmp_path / "l.tsv").write_text(HEADER + "\n".join(rows) + "\n")
-    argv = ["pairs", "--model", "g2d_t", "--root", str(tmp_path), "--pairs", str(tmp_path / "pairs.txt"),
+    argv = ["pairs", "--model", "g2d_t:random", "--root", str(tmp_path), "--pairs", str(tmp_path / "pairs.txt"),
             "--landmarks", str(tmp_path / "l.tsv"), "--nfolds", "2", "--quiet"]
     assert run_cli(main, argv) == 2
     err = capsys.readouterr().err.strip()

@@ -234,7 +234,7 @@ def test_eval_pairs_refuses_unaligned_photos(photos, tmp_path, capsys):
     src, tsv, _ = photos
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("ann/ann_1.png\tann/ann_2.png\t1\nann/ann_3.png\tbob/bob_1.png\t0\n")
-    argv = ["pairs", "--model", "g2d_t", "--root", str(src), "--pairs", str(pairs), "--device", "cpu", "--quiet",
+    argv = ["pairs", "--model", "g2d_t:random", "--root", str(src), "--pairs", str(pairs), "--device", "cpu", "--quiet",
             "--nfolds", "2"]
     assert run_cli(evaluate.main, argv) == 2
     err = capsys.readouterr().err

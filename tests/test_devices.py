@@ -29,6 +29,6 @@ def test_eval_cli_refuses_a_device_that_cannot_work(capsys, monkeypatch):
     from insightface_g2d.cli.evaluate import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rc = run_cli(main, ["verify", "--model", "g2d_t", "--bin", "missing.bin", "--device", "cuda"])
+    rc = run_cli(main, ["verify", "--model", "g2d_t:random", "--bin", "missing.bin", "--device", "cuda"])
     err = capsys.readouterr().err
     assert rc == 2 and "CUDA is not available" in err and "\n" not in err.strip()

@@ -71,7 +71,7 @@ def test_pairs_cli_generic_layout(setup, capsys):
     for i, f in enumerate(faces):
         cv2.imwrite(str(root / f"{i}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     (setup / "pairs.txt").write_text("0.jpg\t1.jpg\t1\n2.jpg\t1.jpg\t0\n")
-    rc = run_cli(main, ["pairs", "--model", "g2d_t", "--root", str(root), "--pairs", str(setup / "pairs.txt"),
+    rc = run_cli(main, ["pairs", "--model", "g2d_t:random", "--root", str(root), "--pairs", str(setup / "pairs.txt"),
                         "--nfolds", "2", "--batch-size", "3", "--quiet", "--json", str(setup / "p.json")])
     # named as g2d-eval compare names it (evaluation.compare.target_name): a pairs.txt by its folder
     assert rc == 0 and f"\n{setup.name} [clean]: accuracy" in "\n" + capsys.readouterr().out
@@ -82,15 +82,15 @@ def test_pairs_cli_generic_layout(setup, capsys):
 @pytest.mark.parametrize(
     "argv,match",
     [
-        (["verify", "--model", "g2d_t", "--bin", "missing.bin"], "missing.bin: verification file not found"),
-        (["verify", "--model", "g2d_t", "--bin", "x.bin", "--protocol", "masked"], "unknown protocol"),
+        (["verify", "--model", "g2d_t:random", "--bin", "missing.bin"], "missing.bin: verification file not found"),
+        (["verify", "--model", "g2d_t:random", "--bin", "x.bin", "--protocol", "masked"], "unknown protocol"),
         (["verify", "--model", "nonet:x.pth", "--bin", "x.bin"], "cannot understand model spec"),
         (["verify", "--model", "g2dt:x.pth", "--bin", "x.bin"],
          "no network or model type 'g2dt' (did you mean 'g2d_t'?)"),
         (["verify", "--model", "r5O", "--bin", "x.bin"], "'r5O' (did you mean 'r50'?)"),
-        (["verify", "--model", "g2d_t", "--bin", "x.bin", "--batch-size", "0"], "--batch-size"),
+        (["verify", "--model", "g2d_t:random", "--bin", "x.bin", "--batch-size", "0"], "--batch-size"),
         (["write-masked-bin", "--bin", "a.bin", "--out", "b.bin", "--protocol", "style:nope"], "unknown mask style"),
-        (["pairs", "--model", "g2d_t", "--root", ".", "--pairs", "nope.txt"], "pairs file not found"),
+        (["pairs", "--model", "g2d_t:random", "--root", ".", "--pairs", "nope.txt"], "pairs file not found"),
     ],
 )
 def test_bad_input_one_line_exit_2(argv, match, capsys, tmp_path, monkeypatch):
@@ -109,7 +109,7 @@ def test_help_has_example(command, capsys):
 
 
 def test_eval_script_runs_and_fails_cleanly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["eval/verify.py", "--model", "g2d_t", "--bin", str(tmp_path / "none.bin")])
+    monkeypatch.setattr(sys, "argv", ["eval/verify.py", "--model", "g2d_t:random", "--bin", str(tmp_path / "none.bin")])
     with pytest.raises(SystemExit) as exc:
         runpy.run_path(str(REPO / "eval" / "verify.py"), run_name="__main__")
     assert exc.value.code == 2

@@ -1,7 +1,7 @@
 """The package's layers: a module imports only from its own layer or the ones below it.
 
     errors, fileio, version, devices  ->  backbones, losses, data  ->  embedders, teachers, evaluation
-    ->  training  ->  experiments  ->  cli
+    ->  training, recognition  ->  experiments  ->  cli
 
 Read from the source with ast, function-local imports included (they are how upward imports hide).
 """
@@ -15,7 +15,7 @@ LAYERS = (
     ("errors", "fileio", "version", "devices", "dlib_models"),
     ("backbones", "losses", "data"),
     ("embedders", "teachers", "evaluation"),
-    ("training",),
+    ("training", "recognition"),
     ("experiments",),
     ("cli",),
 )

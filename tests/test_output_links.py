@@ -97,7 +97,7 @@ def test_g2d_train_writes_no_output_through_a_link(tmp_path):
     victims.mkdir()
     planted = {}
     for name in ("eval_roc.png", "eval.json", "eval.md", "model.pt", "config.json", "run_summary.json",
-                 "training.log", "scalars.csv", LOCK_NAME):
+                 "training.log", "scalars.csv", LOCK_NAME, "model.thresholds.json"):
         planted[_victim_file(victims, name)] = None
         os.symlink(victims / f"victim_{name}", out / name)
     inside = ["inpaint_final.png", ".inpaint_final.png.abcd1234.tmp"]  # a preview, a stale-looking temporary
@@ -107,7 +107,8 @@ def test_g2d_train_writes_no_output_through_a_link(tmp_path):
     summary = run_training(load_config(job), output=str(out))
     assert summary["status"] == "finished" and "eval" in summary
     assert _untouched(planted) == []
-    for name in ("eval_roc.png", "eval.json", "model.pt", "training.log", "scalars.csv", LOCK_NAME, "previews"):
+    for name in ("eval_roc.png", "eval.json", "model.pt", "training.log", "scalars.csv", LOCK_NAME, "previews",
+                 "model.thresholds.json"):
         assert not os.path.islink(out / name) and os.path.exists(out / name), name
     assert (out / "previews" / "inpaint_final.png").stat().st_size > 1000
     assert (out / "eval_roc.png").read_bytes()[:4] == b"\x89PNG"

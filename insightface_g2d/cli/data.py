@@ -48,7 +48,8 @@ def run_align(args):
     lacking = s["failed"] - s["no_face"] - s["too_small"] - s["unreadable"]
     if lacking:
         parts.append(f"{lacking} without landmarks in the file")
-    print(f"{args.out}: " + ", ".join(parts) + f" of {s['photos']} photos; every photo's outcome in {s['report']}")
+    print(f"{args.out}: " + ", ".join(parts) + f" of {s['photos']} photos; every photo's outcome in {s['report']}, "
+          f"the five points found in {s['landmarks']} (g2d-mask apply --input {args.src} --landmarks {s['landmarks']})")
     for rel, why in s["failures"][:5]:
         print(f"  not aligned: {rel}: {why}")
     if s["hint"]:
@@ -153,7 +154,9 @@ def build_parser():
         "g2d: dlib's HOG detector and the kit's HOG filter for masked faces, then the kit's five-point "
         "landmark network; needs the [dlib] extra). out/align_report.tsv lists every photo: aligned or not, "
         "the confidence, how many faces were seen, which was picked (--pick) and why a photo was skipped "
-        "(no face found, too small to hold a face, unreadable). A photo without a face found is never "
+        "(no face found, too small to hold a face, unreadable); out/landmarks5.tsv holds the five points each "
+        "face was aligned with, in the photo's pixels (for g2d-mask apply --input SRC --landmarks "
+        "OUT/landmarks5.tsv). Each worker runs on one thread. A photo without a face found is never "
         "written. A re-run skips faces already written, so an interrupted run continues where it stopped. "
         "The output is an image folder every g2d command reads as a dataset (and `g2d-data pack` turns "
         "into RecordIO).")

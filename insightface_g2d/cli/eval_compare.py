@@ -11,7 +11,10 @@ EPILOG_COMPARE = """example:
   g2d-eval compare --model g2d:model.pt --target lfw=pairs:lfw/pairs.txt,root=lfw/lfw-deepfunneled,landmarks=lfw/landmarks5.tsv \\
       --target mlfw=pairs:mlfw/pairs.txt,root=mlfw/aligned --out results/pairs
 
-writes OUT/compare.md (tables), OUT/compare.json (all numbers), OUT/roc_<target>.png
+writes OUT/compare.md (tables), OUT/compare.json (all numbers), OUT/roc_<target>.png, and each
+model's decision thresholds (cosine, at FAR 1e-2/1e-3/1e-4 where measurable, and of best accuracy):
+OUT/thresholds_<label>.json, and <stem>.thresholds.json beside the model file when its folder is
+writable (FaceRecognizer and g2d-face read it there)
 model: [LABEL=]NETWORK:CHECKPOINT, [LABEL=]model.onnx or [LABEL=]dlib (label defaults to the spec)
 protocols: clean, masked-masked, masked-clean, style:<mask style> (default: the first three)"""
 

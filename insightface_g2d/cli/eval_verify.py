@@ -7,7 +7,9 @@ EPILOG_VERIFY = """example:
       --protocol clean --protocol masked-masked --protocol masked-clean --json lfw.json
 
 model specs: NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth),
-  NETWORK alone (random weights), model.onnx, or dlib (any type of embedders.registry)
+  NETWORK:random (random weights, smoke tests), model.onnx, or dlib (any type of embedders.registry)
+units: "accuracy threshold" is the squared distance of L2-normalised embeddings (0..4, same when
+  below), printed with its cosine equivalent; TAR@FAR, --scores and --write-thresholds use cosine
 protocols: clean, masked-masked, masked-clean, style:<mask style> (e.g. style:n95)"""
 
 EPILOG_WRITE = """example:
@@ -16,12 +18,19 @@ EPILOG_WRITE = """example:
 EPILOG_PAIRS = """examples:
   g2d-eval pairs --model r50:backbone.pth --root lfw --pairs lfw/pairs.txt --landmarks lfw/landmarks5.tsv \\
       --protocol clean --protocol masked-masked
-  g2d-eval pairs --model g2d:model.pt --root mlfw/aligned --pairs mlfw/pairs.txt   # already aligned"""
+  g2d-eval pairs --model g2d:model.pt --root mlfw/aligned --pairs mlfw/pairs.txt   # already aligned
+  g2d-eval pairs --model g2d:model.pt --root photos --pairs mine.txt --detector g2d \
+      --scores scores.tsv --write-thresholds model.thresholds.json
+
+units: "accuracy threshold" is the squared distance of L2-normalised embeddings (0..4, same when
+below), printed with its cosine equivalent; --scores and --write-thresholds are cosine similarity
+(-1..1, same person when score >= threshold). With fewer pairs than --nfolds, accuracy is
+leave-one-out (a note says so)."""
 
 
 def _common(p, protocols=True):
     p.add_argument("--model", required=True,
-                   help="NETWORK:CHECKPOINT, NETWORK (random weights), file.onnx or dlib")
+                   help="NETWORK:CHECKPOINT, NETWORK:random (random weights), file.onnx, dlib or dlib_resnet")
     if protocols:
         p.add_argument("--protocol", action="append", default=None,
                        help="evaluation protocol; repeat for several (default: clean)")
@@ -80,6 +89,12 @@ def add_parser(subparsers):
                    "a pairs*.txt, e.g. lfw; as g2d-eval compare names targets)")
     p.add_argument("--max-pairs-per-fold", type=int, default=None, metavar="N",
                    help="quick run: first N/2 matched and N/2 mismatched pairs of each fold")
+    p.add_argument("--scores", metavar="TSV", help="write each pair's score (cosine similarity of the normalised "
+                   "embeddings, -1..1) per protocol: path1, path2, same, protocol, score")
+    p.add_argument("--write-thresholds", metavar="JSON",
+                   help="write the thresholds at FAR 1e-2/1e-3/1e-4 (where measurable) and of best accuracy, in "
+                   "cosine units, as a thresholds file that FaceRecognizer and g2d-face read (e.g. beside the "
+                   "model: model.thresholds.json)")
     p.set_defaults(func=run_pairs)
 
 
@@ -168,6 +183,19 @@ def run_pairs(args):
                              resize=args.resize, detector=args.detector)
     name = args.name or target_name(args.pairs)
     _print_results(name, results)
+    if args.scores:
+        from ..evaluation.pair_scores import write_pair_scores
+
+        write_pair_scores(args.scores, pairs.paths, results)
+        print(f"wrote {args.scores} (scores: cosine similarity, -1..1)", file=sys.stderr)
+    if args.write_thresholds:
+        from ..evaluation.thresholds import measured_set, thresholds_document, write_thresholds
+
+        sets = [measured_set(m["scores"], m["issame"], name, protocol, flip=not args.no_flip)
+                for protocol, m in results.items()]
+        write_thresholds(args.write_thresholds, thresholds_document(sets, model=args.model))
+        print(f"wrote {args.write_thresholds} (thresholds: cosine similarity, same when score >= threshold)",
+              file=sys.stderr)
     if args.json:
         _write_json(args.json, {"model": args.model, "pairs": args.pairs, "root": args.root,
                                 "seed": args.seed, "flip": not args.no_flip,

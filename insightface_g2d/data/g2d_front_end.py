@@ -143,6 +143,32 @@ class G2DFrontEnd(FaceFinder):
         return whole, lmk, prob
 
     def _find(self, img):
+        faces = self._distinct_faces(img)
+        if isinstance(faces, Finding):
+            return faces
+        keep, lmk, prob, boxes, idx, sources = faces
+        k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
+        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
+                       outcome="found")
+
+    def find_all(self, img):
+        """Every distinct face of the photo as a Finding, the one ``find`` picks first, then by size
+        (largest first); when there is none, the one Finding that says why (landmarks None)."""
+        from .face_finding import check_photo, too_small
+
+        img = check_photo(img)
+        faces = too_small(img) or self._distinct_faces(img)
+        if isinstance(faces, Finding):
+            return [faces]
+        keep, lmk, prob, boxes, idx, sources = faces
+        first = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
+        rest = [k for k in keep[np.argsort(-face_sizes(lmk[keep]), kind="stable")] if k != first]
+        return [Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
+                        outcome="found") for k in [first] + rest]
+
+    def _distinct_faces(self, img):
+        """(indices of the distinct faces, landmarks, probabilities, boxes, box index per face, sources),
+        or a Finding saying why there is none."""
         boxes, sources, idx, lmk, prob = self._from_boxes(img)
         tried, best = len(boxes), float(prob.max()) if len(prob) else 0.0
         if not (prob >= self.min_score).any() and self.fallback_threshold < self.threshold:
@@ -170,9 +196,7 @@ class G2DFrontEnd(FaceFinder):
             made_of = holds_faces(lmk[guesses], lmk[detected], prob[guesses], prob[detected])
             keep = np.concatenate([detected, guesses[~made_of]])
         keep = keep[merge_faces(lmk[keep], prob[keep])]  # two guesses may have converged on one face
-        k = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
-        return Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
-                       outcome="found")
+        return keep, lmk, prob, boxes, idx, sources
 
 
 def merge_faces(lmk, prob):

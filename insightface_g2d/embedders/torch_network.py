@@ -2,7 +2,10 @@
 one of `get_model`'s networks from a checkpoint (backbone.pth, model.pt, a stage or resume checkpoint).
 
 Spec: dict(network="r100", checkpoint="ms1mv3_arcface_r100_fp16/backbone.pth"[, num_features, fp16])
-or the string "NETWORK:CHECKPOINT" ("NETWORK" alone: random weights, for evaluation smoke tests).
+or the string "NETWORK:CHECKPOINT". A network without weights is refused, since its scores would
+mean nothing; random weights (smoke tests) are asked for by name: "NETWORK:random" or
+dict(network=..., random_weights=True). "dlib_resnet" alone is dlib's network with dlib's own
+weights (the installed model file of the [dlib] extra).
 The embedding size is read from the checkpoint (`embedding_size_of`) unless num_features says it.
 """
 import contextlib
@@ -13,6 +16,9 @@ import torch
 
 from ..errors import CheckpointError, ConfigError, suggest
 from .base import FaceEmbedder
+
+RANDOM = "random"             # NETWORK:random asks for random weights by name
+DLIB_NETWORK = "dlib_resnet"  # without a checkpoint: dlib's own weights, from the installed model file
 
 
 def _known_network(network):
@@ -142,8 +148,9 @@ class TorchEmbedder(FaceEmbedder):
 class TorchNetwork(TorchEmbedder):
     """The "network" type: one of `get_model`'s networks with the weights of a checkpoint."""
 
-    options = ("checkpoint", "num_features", "fp16")
-    string_form = "NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth)"
+    options = ("checkpoint", "num_features", "fp16", "random_weights")
+    string_form = ("NETWORK:CHECKPOINT (e.g. r100:ms1mv3_arcface_r100_fp16/backbone.pth; "
+                   "NETWORK:random for random weights)")
 
     @classmethod
     def parse_string(cls, key, text):
@@ -152,6 +159,8 @@ class TorchNetwork(TorchEmbedder):
         network, sep, checkpoint = text.partition(":")
         if not is_model(network):
             return None
+        if checkpoint == RANDOM:
+            return {key: network, "random_weights": True}
         return {key: network, "checkpoint": checkpoint} if sep and checkpoint else {key: network}
 
     @classmethod
@@ -163,6 +172,11 @@ class TorchNetwork(TorchEmbedder):
     @classmethod
     def check_files(cls, value, options, where):
         checkpoint = options.get("checkpoint")
+        if not checkpoint and value == DLIB_NETWORK:
+            from ..backbones.dlib_resnet import default_model_file
+
+            default_model_file()
+            return
         if not checkpoint:
             raise ConfigError(
                 f"{where}: config.teacher names network {value!r} but no checkpoint; set config.teacher.checkpoint to "
@@ -174,9 +188,17 @@ class TorchNetwork(TorchEmbedder):
     @classmethod
     def from_spec(cls, value, options, ctx):
         checkpoint = options.get("checkpoint")
+        if checkpoint is None and value == DLIB_NETWORK:
+            from ..backbones.dlib_resnet import default_model_file
+
+            checkpoint = default_model_file()  # ConfigError with the install line when it is missing
         if ctx.purpose == "teacher" and checkpoint is None:
             raise ConfigError(f"teacher network {value!r} has no checkpoint: a teacher needs trained weights "
                               "(checkpoint=.../backbone.pth, or the string NETWORK:CHECKPOINT)")
+        if checkpoint is None and not options.get("random_weights"):
+            raise ConfigError(f"network {value!r} has no weights: pass its checkpoint as {value}:PATH (e.g. "
+                              f"{value}:work_dirs/run/model.pt or an arcface_torch backbone.pth), or {value}:random "
+                              "for random weights (smoke tests only)")
         return cls.from_checkpoint(value, checkpoint, device=ctx.device, num_features=options.get("num_features"),
                                    fp16=options.get("fp16", False), differentiable=ctx.differentiable,
                                    channels_last=ctx.channels_last)

@@ -7,7 +7,10 @@ one masked copy at a time. Models are loaded before any
 data, so a bad checkpoint fails in seconds, not after an hour of decoding.
 
 Output (when out_dir is given): compare.md (accuracy table and TAR@FAR tables), compare.json
-(every number, per model / target / protocol) and roc_<target>.png (one curve per model x protocol).
+(every number, per model / target / protocol), roc_<target>.png (one curve per model x protocol), and
+each model's decision thresholds (evaluation/thresholds.py, cosine units): thresholds_<label>.json in
+out_dir, and <stem>.thresholds.json beside the model's file (checkpoint or .onnx) when its folder is
+writable, so that FaceRecognizer finds them.
 """
 import os
 from dataclasses import dataclass
@@ -148,6 +151,7 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
     """
     from ..embedders.factory import build_embedder
     from .engine import evaluate_models
+    from .thresholds import measured_set, thresholds_document
     from .verification import FAR_TARGETS, metrics_to_json
 
     models = list(models)
@@ -161,6 +165,7 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
     embedders = {label: build_embedder(spec, device=device) for label, spec in models}  # fail before any data
     results = {label: {name: {} for name in names} for label, _ in models}
     rocs = {label: {} for label, _ in models}
+    measured = {label: [] for label, _ in models}
     steps = tqdm(total=len(targets) * len(protocols) * len(models), desc="compare", unit="run",
                  disable=not progress)
     for target, name in zip(targets, names):
@@ -168,6 +173,7 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
 
         def done(label, protocol, metrics):
             results[label][name][protocol] = metrics_to_json(metrics)
+            measured[label].append(measured_set(metrics["scores"], metrics["issame"], name, protocol, flip))
             if name == roc_name:
                 fpr, tpr = report.downsample_roc(*metrics["roc"])
                 rocs[label][protocol] = dict(fpr=fpr, tpr=tpr)
@@ -190,8 +196,11 @@ def compare(models, targets, protocols=DEFAULT_PROTOCOLS, seed=0, batch_size=64,
         results=results,
         roc={roc_name: rocs},
     )
+    doc["thresholds"] = {label: thresholds_document(sets, model=_spec_text(spec))
+                         for (label, spec), sets in zip(models, measured.values())}
     if out_dir is not None:
         doc["files"] = write_compare_outputs(doc, out_dir)
+        doc["files"].update(write_model_thresholds(doc["thresholds"], dict(models), out_dir))
     return doc
 
 
@@ -234,6 +243,23 @@ def _write_compare_files(doc, out_dir):
         files[f"roc_{name}"] = report.plot_protocol_rocs(curves, os.path.join(out_dir, f"roc_{name}.png"),
                                                          title=f"ROC on {name}")
     report.write_json(files["json"], dict(doc, files=files))
+    return files
+
+
+def write_model_thresholds(documents, specs, out_dir):
+    """thresholds_<label>.json in out_dir for every model, and a copy beside each model file in a
+    writable folder; returns {"thresholds_<label>": path, "thresholds_<label>_beside": path}."""
+    import re
+
+    from .thresholds import model_file_of, thresholds_path, write_thresholds
+
+    files = {}
+    for label, document in documents.items():
+        safe = re.sub(r"[^\w.-]+", "_", label).strip("._") or "model"
+        files[f"thresholds_{safe}"] = write_thresholds(os.path.join(out_dir, f"thresholds_{safe}.json"), document)
+        model_file = model_file_of(specs[label])
+        if model_file is not None and os.access(os.path.dirname(os.path.abspath(model_file)), os.W_OK):
+            files[f"thresholds_{safe}_beside"] = write_thresholds(thresholds_path(model_file), document)
     return files
 
 

@@ -34,7 +34,12 @@ def evaluate_models(embedders, images, issame, protocols=("clean",), seed=0, bat
     for protocol in protocols:
         masking.parse_protocol(protocol)  # validates names before any work
     extra = {} if far_targets is None else {"far_targets": far_targets}
-    if folds is None and default_fold_ids(issame, nfolds)[1] == "balanced":
+    num_pairs = len(np.asarray(issame).reshape(-1))
+    if folds is None and 2 <= num_pairs < nfolds:
+        (notify or _stderr)(f"note: {name + ': ' if name else ''}{num_pairs} pairs cannot fill {nfolds} folds; "
+                            f"accuracy uses {num_pairs} folds of one pair each (leave one out)")
+        nfolds = num_pairs
+    elif folds is None and default_fold_ids(issame, nfolds)[1] == "balanced":
         (notify or _stderr)(fold_note(len(issame), nfolds, name))
     results = {label: {} for label in embedders}
     clean = {}

@@ -166,8 +166,9 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
     contiguous folds as arcface_torch, balanced ones when a contiguous fold would hold one class
     only (`default_fold_ids`).
     Returns dict(accuracy, accuracy_std, best_threshold (mean of the per-fold squared-distance
-    thresholds), fold_accuracies, fold_thresholds, tar_at_far {far: tar}, roc=(fpr, tpr), auc,
-    num_pairs, num_positive, num_negative, folds: "given" | "contiguous" | "balanced").
+    thresholds, 0..4), fold_accuracies, fold_thresholds, tar_at_far {far: tar}, roc=(fpr, tpr), auc,
+    num_pairs, num_positive, num_negative, folds: "given" | "contiguous" | "balanced",
+    scores: the cosine similarity of each pair [N], issame [N]).
     """
     emb = np.asarray(embeddings)
     issame = np.asarray(issame).astype(bool).reshape(-1)
@@ -199,6 +200,8 @@ def verification_metrics(embeddings, issame, nfolds=10, folds=None, far_targets=
         num_positive=int(issame.sum()),
         num_negative=n_neg,
         folds=how,
+        scores=sim,
+        issame=issame,
     )
 
 
@@ -229,11 +232,13 @@ def metrics_to_json(metrics, include_roc=False):
 
 
 def format_metrics(metrics):
-    """One line: accuracy +- std, TAR@FAR values, AUC."""
+    """One line: accuracy +- std, TAR@FAR values, AUC, and the accuracy threshold with its units."""
     tars = ", ".join(
         f"TAR@FAR={far:.0e} " + ("n/a" if math.isnan(v) else f"{100 * v:.2f}%")
         for far, v in metrics["tar_at_far"].items()
     )
     auc = "n/a" if math.isnan(metrics["auc"]) else f"{metrics['auc']:.4f}"
     return (f"accuracy {100 * metrics['accuracy']:.2f}% +- {100 * metrics['accuracy_std']:.2f}, "
-            f"{tars}, AUC {auc} ({metrics['num_pairs']} pairs)")
+            f"{tars}, AUC {auc} ({metrics['num_pairs']} pairs); accuracy threshold "
+            f"{metrics['best_threshold']:.2f} squared distance of normalised embeddings (= cosine "
+            f"{1 - metrics['best_threshold'] / 2:.3f})")

@@ -158,7 +158,7 @@ def comparison_markdown(results, times, meta):
 def evaluate_arm(arm, spec, out, root, progress=True):
     """{protocol: metrics} of one arm on DevTest, stored in out/eval/<arm>.json and reused while
     the model file is unchanged."""
-    from ..evaluation.compare import compare
+    from ..evaluation.compare import compare, write_model_thresholds
 
     stamp = spec
     path = spec.split(":", 1)[-1]
@@ -172,6 +172,9 @@ def evaluate_arm(arm, spec, out, root, progress=True):
             return doc
     target = lfw_target("devtest", root, "pairsDevTest.txt")
     doc = compare([(arm.label, spec)], [target], protocols=PROTOCOLS, seed=0, flip=False, progress=progress)
+    # the arm's thresholds, measured on DevTest, beside its model (FaceRecognizer reads them there)
+    if doc.get("thresholds"):
+        write_model_thresholds({arm.name: doc["thresholds"][arm.label]}, {arm.name: spec}, str(out / "eval"))
     doc = dict(stamp=stamp, protocols=list(PROTOCOLS), results=doc["results"][arm.label]["devtest"],
                roc=doc["roc"]["devtest"][arm.label])
     write_json(stored, doc)

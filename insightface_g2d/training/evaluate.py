@@ -115,9 +115,24 @@ def evaluate_run(cfg, models, stages, output, device="cpu"):
               for label, per_protocol in results.items()}
     doc["roc_png"] = plot_protocol_rocs(curves, os.path.join(output, "eval_roc.png"),
                                         f"ROC on {len(issame)} pairs of {ev.get('pairs')}")
+    doc["thresholds"] = _write_model_thresholds(specs, results, output, str(ev.get("pairs")))
     write_json(os.path.join(output, "eval.json"), doc)
     write_text(os.path.join(output, "eval.md"),
                f"Verification on {len(issame)} pairs of {ev.get('pairs')} (masks seed {ev.get('seed', 0)}):\n\n{table}")
     log.info(f"evaluation written to {os.path.join(output, 'eval.md')} and eval.json")
     print(table, flush=True)
     return doc
+
+
+def _write_model_thresholds(specs, results, output, target):
+    """model.thresholds.json beside model.pt: the decision thresholds of this run's model measured on
+    the evaluation pairs of every protocol (evaluation/thresholds.py; FaceRecognizer reads it);
+    None when the run's model is not among the evaluated ones."""
+    from ..evaluation.thresholds import measured_set, thresholds_document, thresholds_path, write_thresholds
+
+    label = next((label for label, spec in specs.items() if spec == "model"), None)
+    if label is None:
+        return None
+    sets = [measured_set(m["scores"], m["issame"], target, protocol) for protocol, m in results[label].items()]
+    return write_thresholds(thresholds_path(os.path.join(output, "model.pt")),
+                            thresholds_document(sets, model=os.path.join(output, "model.pt")))

@@ -7,7 +7,8 @@ from .checkpoint import checkpoint_name, stage_file
 from .lock import LOCK_NAME
 
 
-REPORT_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md")  # written atomically by rank 0
+REPORT_FILES = ("config.json", "run_summary.json", "eval.json", "eval.md",
+                "model.thresholds.json")  # written atomically by rank 0
 
 
 def planned_paths(stages, rank=0):

@@ -11,6 +11,7 @@ Output folder:
     model.pt                  plain state dict of the backbone: get_model(network, num_features=embedding_size)
     previews/*.png            masked / restored / clean faces
     eval.json, eval.md        the evaluation when config.eval.enabled (and eval_roc.png, its ROC curves)
+    model.thresholds.json     model.pt's decision thresholds on the evaluation pairs (when evaluated)
     run_summary.json          what ran, how long, where things are
 """
 import os
