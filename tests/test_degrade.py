@@ -26,7 +26,7 @@ def test_seeded_and_same_number_of_draws():
     for prob in (0.0, 1.0):  # applied or not, the generator advances by the same amount
         rng = np.random.default_rng(1)
         Degradation(prob=prob).apply(face, rng)
-        assert rng.random() == np.random.default_rng(1).random(17)[16]
+        assert rng.random() == np.random.default_rng(1).random(21)[20]
 
 
 def test_each_effect_changes_the_face_as_it_should():
@@ -49,7 +49,7 @@ def test_each_effect_changes_the_face_as_it_should():
 
 
 def _fixed_rng(place_shift=(0.5, 0.5)):
-    """A generator stand-in whose 16 draws are 0 (every effect on) except the placement's shift."""
+    """A generator stand-in whose 20 draws are 0 (every effect on) except the placement's shift."""
     class Fixed:
         def random(self, n):
             u = np.zeros(n)
@@ -87,3 +87,15 @@ def test_config_values_checked():
                        ({"jpeg": 0}, "1..100"), ({"shift": float("nan")}, ">= 0"), ("yes", "must be True")):
         with pytest.raises(ConfigError, match=match):
             check_masks({"degrade": bad})
+
+
+def test_frame_blacks_out_what_a_tight_photo_lacks():
+    face = _face()
+    off = dict(p_place=0, p_downscale=0, p_blur=0, p_jpeg=0, p_color=0)
+    framed, alpha = Degradation(prob=1, **off, p_frame=1.0, frame=0.6).apply(
+        face, np.random.default_rng(2), np.ones(face.shape[:2], np.float32))
+    black = (framed == 0).all(axis=2)
+    assert black[0, 0] and black[-1, -1] and not black[56, 56]
+    assert 0.05 < black.mean() < 0.7 and np.array_equal(alpha == 0, black | (alpha == 0))
+    inside = ~black
+    assert np.array_equal(framed[inside], face[inside])  # what is kept is not changed

@@ -15,7 +15,7 @@ def test_lfw_root_names_what_is_missing(tmp_path, monkeypatch):
 
 def test_arms_and_configs():
     assert [a.name for a in lfw.ARMS] == ["teacher", "arcface_masked", "distill", "g2d", "teacher_finetuned",
-                                          "g2d_pretrained"]
+                                          "g2d_pretrained", "g2d_real", "teacher_finetuned_real"]
     with pytest.raises(ConfigError, match="did you mean 'distill'"):
         lfw.find_arm("distil")
     from insightface_g2d.training.config import load_config
@@ -30,7 +30,18 @@ def test_arms_and_configs():
         assert not set(lfw.UNSEEN_STYLES) & set(cfg.masks["styles"])
         assert (cfg.teacher is not None) == arm.uses_teacher
         # the arms started from a pretrained network start from the teacher's own weights
-        assert (cfg.init == "dlib") == (arm.name in ("teacher_finetuned", "g2d_pretrained"))
+        assert (cfg.init == "dlib") == (arm.name in ("teacher_finetuned", "g2d_pretrained", "g2d_real",
+                                                     "teacher_finetuned_real"))
+        # the real-photo arms are their base arm plus masks.degrade, nothing else
+        if arm.name.endswith("_real"):
+            base = load_config(str(lfw.config_path(lfw.find_arm(arm.name.replace("_real", "") if arm.name !=
+                                                                  "g2d_real" else "g2d_pretrained"))))
+            assert cfg.masks.pop("degrade") is True and cfg.masks == base.masks
+            def rest(c):
+                skip = ("masks", "config_path", "job_name", "stages")
+                return ({k: v for k, v in c.items() if k not in skip},
+                        [{k: v for k, v in st.items() if k != "masks"} for st in c.stages])
+            assert rest(cfg) == rest(base)
     # (b)-(d) share one small network; (e) is the teacher's architecture, (f) G2D cut from it
     assert {networks[a] for a in ("arcface_masked", "distill", "g2d")} == {"g2d_t"}
     assert (networks["teacher_finetuned"], networks["g2d_pretrained"]) == ("dlib_resnet", "g2d_dlib")

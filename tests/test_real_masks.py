@@ -212,3 +212,26 @@ def test_real_masks_refuses_bad_input(tmp_path):
     (tmp_path / "pairs_clean_clean.txt").write_text("a.png\tb.png\t1\n")
     with pytest.raises(ConfigError, match="--reference"):
         evaluate_real_masks([("toy", _MeanColour())], tmp_path, find_pairs_files(tmp_path), reference="teacher")
+
+
+def test_lfw_whole_photos_writes_masked_photos_and_pairs(tmp_path, lfw_root):
+    from insightface_g2d.data.image_io import read_image_file
+    from insightface_g2d.experiments.lfw_whole_photos import write_whole_photo_pairs
+
+    lines = (lfw_root / "pairsDevTest.txt").read_text().splitlines()
+    small = tmp_path / "pairs_small.txt"
+    small.write_text("\n".join(["2"] + lines[1:3] + lines[501:503]) + "\n")
+    out = write_whole_photo_pairs(lfw_root, tmp_path / "whole", pairs_file=small, progress=False)
+    files = find_pairs_files(out)
+    assert set(files) == {"clean-clean", "masked-clean", "masked-masked"}
+    mc = read_pairs(files["masked-clean"])
+    assert mc.issame.tolist() == [True, True, False, False]
+    assert all(p.startswith("masked/") for p in mc.paths[0::2]) and all(p.startswith("clean/") for p in mc.paths[1::2])
+    first = mc.paths[0]
+    masked, clean = read_image_file(out / first), read_image_file(out / first.replace("masked/", "clean/", 1))
+    assert masked.shape == clean.shape == (250, 250, 3)
+    changed = np.abs(masked.astype(int) - clean.astype(int)).max(axis=2) > 30
+    assert changed[150:].mean() > 5 * changed[:100].mean()  # the mask sits on the lower face
+    stamp = (out / first).stat().st_mtime_ns
+    write_whole_photo_pairs(lfw_root, out, pairs_file=small, progress=False)  # a rerun keeps what is there
+    assert (out / first).stat().st_mtime_ns == stamp

@@ -21,7 +21,8 @@ def build_parser():
     c.add_argument("--out", default="work_dirs/lfw", help="output folder (rerun the same command to resume)")
     c.add_argument("--lfw-root", help="LFW folder (default: $G2D_LFW_ROOT or ../shared/data/lfw)")
     c.add_argument("--arm", action="append", dest="arms",
-                   help="arm to run: teacher, arcface_masked, distill, g2d, teacher_finetuned, g2d_pretrained "
+                   help="arm to run: teacher, arcface_masked, distill, g2d, teacher_finetuned, g2d_pretrained, g2d_real, "
+                        "teacher_finetuned_real "
                         "(repeatable; default: all)")
     c.add_argument("--set", action="append", default=[], metavar="ARM:KEY=VALUE",
                    help="config override for one arm, as g2d-train --set (e.g. g2d:stages.reform.steps=2000)")
@@ -47,7 +48,34 @@ def build_parser():
                    help="torch: dlib's network in PyTorch (default); dlib-bin: dlib itself (slow, ~0.1 s a face); "
                         "repeat to compare them on the same pairs")
     t.set_defaults(func=_writing(cmd_teacher_check))
+
+    w = sub.add_parser("whole-photos", help="DevTest as whole photos, masked and clean, with pairs files for "
+                                            "g2d-eval real-masks (end to end through the front end)",
+                       epilog="example:\n  g2d-lfw whole-photos --out work_dirs/lfw_whole\n"
+                              "  g2d-eval real-masks --root work_dirs/lfw_whole --pairs-dir work_dirs/lfw_whole "
+                              "--model teacher=dlib --out work_dirs/lfw_whole/eval",
+                       formatter_class=parser.formatter_class)
+    w.add_argument("--out", default="work_dirs/lfw_whole")
+    w.add_argument("--lfw-root")
+    w.add_argument("--styles", nargs="+", default=None, metavar="STYLE",
+                   help="mask styles drawn on the photos (default: n95 textured, the styles training never sees)")
+    w.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
+    w.set_defaults(func=_writing(cmd_whole_photos))
     return parser
+
+
+def cmd_whole_photos(args):
+    from ..experiments.lfw import lfw_root
+    from ..experiments.lfw_whole_photos import HELD_OUT_STYLES, write_whole_photo_pairs
+
+    styles = args.styles or HELD_OUT_STYLES
+    from ..data.masks import MaskSynthesizer
+
+    MaskSynthesizer(styles=list(styles))  # unknown styles fail here, before any work
+    out = write_whole_photo_pairs(lfw_root(args.lfw_root), args.out, styles=styles, seed=args.seed)
+    print(f"wrote {out}/masked/ and pairs_clean_clean.txt, pairs_masked_clean.txt, pairs_masked_masked.txt; next:\n"
+          f"  g2d-eval real-masks --root {out} --pairs-dir {out} --model teacher=dlib --out {out}/eval")
+    return 0
 
 
 def _writing(command):

@@ -84,6 +84,23 @@ def _cached_crops(cache_path, root, rels, detector):
         return None
 
 
+def _embedding_file(out_dir, spec, flip, crops):
+    """Where a model's embeddings of these crops are kept: named by the spec, its file's size and
+    time, the flip setting and a digest of the crops (None for a model given as an object)."""
+    import hashlib
+
+    if not isinstance(spec, (str, os.PathLike)):
+        return None
+    spec = os.fspath(spec)
+    path = spec.split(":", 1)[-1]
+    stamp = f"{spec}|{flip}"
+    if os.path.isfile(path):
+        st = os.stat(path)
+        stamp += f"|{st.st_size}|{st.st_mtime_ns}"
+    stamp += "|" + hashlib.sha1(np.ascontiguousarray(crops).data).hexdigest()
+    return os.path.join(out_dir, "embeddings", hashlib.sha1(stamp.encode()).hexdigest()[:20] + ".npy")
+
+
 def write_align_report(path, rows):
     cols = ("path", "placed", "outcome", "score", "faces", "source", "reason", "width", "height")
     lines = ["\t".join(cols)]
@@ -101,7 +118,8 @@ def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=Non
     models: [(label, spec)] as `embedders.factory.build_embedder` takes; pairs_files {protocol: path}
     (find_pairs_files); reference: label whose mask gap the shares are measured against (default:
     the first model). Writes real_masks.md, real_masks.json, align_report.tsv and crops.npz (the
-    placed crops, reused by a later run with the same root and detector) to out_dir.
+    placed crops, reused by a later run with the same root and detector) to out_dir, and each
+    model's embeddings of them (embeddings/, reused while the model file and the crops are unchanged).
     """
     from ..embedders.factory import build_embedder
     from .model_spec import unique_labels
@@ -144,8 +162,15 @@ def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=Non
     placed = np.array([r["placed"] for r in rows], dtype=bool)
     results, counts = {label: {} for label in labels}, {}
     embeddings = {}
-    for label, embedder in embedders.items():
+    for (label, spec), embedder in zip(models, embedders.values()):
+        stored = _embedding_file(out_dir, spec, flip, crops) if cache_path else None
+        if stored and os.path.isfile(stored):
+            embeddings[label] = np.load(stored, allow_pickle=False)
+            continue
         embeddings[label] = embedder.embed_images(crops, batch_size, flip, progress, desc=label)
+        if stored:
+            with write_errors(out_dir):
+                report.write_npy(stored, embeddings[label])
     for protocol, pairs in pair_lists.items():
         idx = np.array([position[p] for p in pairs.paths], dtype=np.int64)
         ok = placed[idx].reshape(-1, 2).all(axis=1)

@@ -13,6 +13,8 @@ the same machine:
   g2d                the small network as G2D from scratch: inpaint -> reform
   teacher_finetuned  dlib's ResNet started from its own weights, distilled on masked + clean faces
   g2d_pretrained     G2D cut from dlib's ResNet after layer2, started from its weights: frozen encoder, reform
+  g2d_real           g2d_pretrained trained on real-photo degradations of the student's crop too (masks.degrade)
+  teacher_finetuned_real  teacher_finetuned, likewise
 Protocols: clean, and masked-clean / masked-masked with the mask styles seen in training and with
 styles held out from it (n95, textured). Masks of the test faces are seeded per image.
 """
@@ -53,6 +55,8 @@ ARMS = (
     Arm("g2d", "(d) G2D", "lfw_g2d.py"),
     Arm("teacher_finetuned", "(e) teacher fine-tuned", "lfw_teacher_finetuned.py"),
     Arm("g2d_pretrained", "(f) G2D from a pretrained start", "lfw_g2d_pretrained.py"),
+    Arm("g2d_real", "(g) (f) + real-photo degradation", "lfw_g2d_real.py"),
+    Arm("teacher_finetuned_real", "(h) (e) + real-photo degradation", "lfw_teacher_finetuned_real.py"),
 )
 
 
