@@ -39,7 +39,8 @@ def run_align(args):
     s = align_folder(args.src, args.out, landmarks=args.landmarks, detector=args.detector, include=args.include,
                      exclude=args.exclude, workers=_workers(args.workers), size=args.size, fmt=args.format,
                      quality=args.quality, pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
-                     det_size=args.det_size, progress=not args.quiet)
+                     det_size=args.det_size, progress=not args.quiet, refit=not args.no_refit,
+                     assume_cropped=args.assume_cropped)
     parts = [f"{s['aligned']} faces aligned", f"{s['done_before']} already there"]
     if s["no_face"] or not args.landmarks:
         parts.append(f"{s['no_face']} without a face found")
@@ -171,6 +172,12 @@ def build_parser():
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--size", type=int, default=112, help="face size (default 112)")
     _detector_options(p)
+    p.add_argument("--assume-cropped", action="store_true",
+                   help="g2d: every photo is already one face crop (the face fills 70-100 %% of it, as masked-face "
+                   "data sets ship them): no detector runs, the face is placed in the whole photo and always returned")
+    p.add_argument("--no-refit", action="store_true",
+                   help="g2d: keep the landmark network's points, without the refit by dlib's 68-point model on "
+                   "clear, unmasked faces (that model's training data, iBUG 300-W, allows no commercial use)")
     p.set_defaults(func=run_align)
 
     p = add_subcommand(
