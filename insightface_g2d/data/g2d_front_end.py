@@ -136,7 +136,8 @@ class G2DFrontEnd(FaceFinder):
 
     def _from_boxes(self, img, threshold=None):
         """Faces among the detector boxes: (boxes, sources, indices into boxes, landmarks, probabilities)."""
-        boxes, _, det = self.proposals(img, threshold)
+        boxes, scores, det = self.proposals(img, threshold)
+        self._hog_boxes = boxes[(det == 0) & (scores >= 0.0)]  # dlib's own detections, for the refit
         frames = np.zeros((len(boxes), 2, 3))
         for k in range(len(boxes)):
             frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(det[k]), DEFAULT_CALIBRATION))[0]
@@ -155,9 +156,10 @@ class G2DFrontEnd(FaceFinder):
         return whole, lmk, prob
 
     def _find(self, img):
+        self._hog_boxes = np.zeros((0, 4))
         found = self._find_cropped(img) if self.assume_cropped else self._find_in_photo(img)
         if self.refit is not None and found.landmarks is not None:
-            found.landmarks, found.refit = self.refit(img, found.landmarks)
+            found.landmarks, found.refit = self.refit(img, found.landmarks, self._hog_boxes)
         return found
 
     def _find_cropped(self, img):

@@ -3,11 +3,12 @@ found, kept where the two agree.
 
 Recognizers are trained on faces aligned by one landmark convention, and LFW's true landmarks (and
 the chips dlib's recognizer was trained on) come from dlib's HOG box + 68-point model. On a clear,
-unmasked face that fit is sharper than the kit's landmark network (about 0.01 of the eye distance
-from the truth against 0.05), so the end-to-end cost of the front end on clean photos is the
-network's scatter. The refit puts the 68-point model on the box dlib's HOG detector would have
-drawn around the network's face (the inverse of that filter's calibration, ``front_end.json``) and
-keeps its five points when none lies more than ``max_disagreement`` x the eye distance from the
+unmasked face that fit is sharper than the kit's landmark network (the network's points are 0.05
+of the eye distance from LFW's), and on clean photos the end-to-end cost of the front end is the
+network's scatter. The refit puts the 68-point model on dlib's own HOG box of the face when the
+front end's proposals hold one (score 0 or more, overlapping the face's box by ``MIN_OVERLAP``),
+else on the box that detector would have drawn around the network's face (the inverse of its
+calibration, ``front_end.json``), and keeps its five points when none lies more than ``max_disagreement`` x the eye distance from the
 network's: a masked face, where the 68-point model puts the nose and mouth on the mask's folds,
 keeps the network's points, and a refit that is kept moves them by less than that.
 
@@ -20,6 +21,7 @@ from .dlib_landmarks import _import_dlib, five_from_68, model_path
 from .landmark_net import frames_from_landmarks
 
 MAX_DISAGREEMENT = 0.15       # x the eye distance, any of the five points
+MIN_OVERLAP = 0.5             # intersection over union of a HOG box and the face's box, to fit in the HOG box
 HOG_CALIBRATION = (0.0353, -0.1505, 1.2376)  # dlib's HOG boxes -> 112 frame (front_end.json's filter 0)
 
 
@@ -35,6 +37,14 @@ def box_from_landmarks(landmarks, calibration=HOG_CALIBRATION):
     return cx - w / 2, cy - w / 2, cx + w / 2, cy + w / 2
 
 
+def overlap(a, b):
+    """Intersection over union of boxes (x0, y0, x1, y1)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / max(union, 1e-12)
+
+
 def disagreement(a, b):
     """The largest distance between corresponding points of [5, 2] sets, over the eye distance of ``b``."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -42,8 +52,9 @@ def disagreement(a, b):
 
 
 class Refit68:
-    """``refit(photo, landmarks)`` -> (landmarks [5, 2], True) with the 68-point model's five points when
-    they agree with ``landmarks``, else (landmarks, False)."""
+    """``refit(photo, landmarks, hog_boxes)`` -> (landmarks [5, 2], True) with the 68-point model's five
+    points when they agree with ``landmarks``, else (landmarks, False). hog_boxes [K, 4]: dlib's HOG
+    detections in the photo (the refit fits in the one on this face, if any)."""
 
     def __init__(self, calibration=HOG_CALIBRATION, max_disagreement=MAX_DISAGREEMENT):
         self.dlib = _import_dlib()
@@ -51,17 +62,24 @@ class Refit68:
         self.calibration = tuple(float(v) for v in calibration)
         self.max_disagreement = float(max_disagreement)
 
-    def fit(self, img, landmarks):
-        """The 68-point model's five points [5, 2] in the HOG box of ``landmarks``."""
-        x0, y0, x1, y1 = (int(round(v)) for v in box_from_landmarks(landmarks, self.calibration))
+    def fit(self, img, landmarks, hog_boxes=()):
+        """The 68-point model's five points [5, 2] in the HOG box of ``landmarks``: the one of ``hog_boxes``
+        that overlaps it most (at least MIN_OVERLAP), else the calibration's."""
+        box = box_from_landmarks(landmarks, self.calibration)
+        best = max(((overlap(box, b), tuple(b)) for b in np.asarray(hog_boxes, np.float64).reshape(-1, 4)),
+                   default=(0.0, None))
+        if best[0] >= MIN_OVERLAP:
+            box = best[1]
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = self.predictor(img, self.dlib.rectangle(x0, y0, x1, y1))
         return five_from_68(np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64))
 
-    def __call__(self, img, landmarks):
-        fitted = self.fit(img, landmarks)
+    def __call__(self, img, landmarks, hog_boxes=()):
+        fitted = self.fit(img, landmarks, hog_boxes)
         if disagreement(fitted, landmarks) <= self.max_disagreement:
             return fitted.astype(np.float32), True
         return np.asarray(landmarks, np.float32), False
 
 
-__all__ = ["HOG_CALIBRATION", "MAX_DISAGREEMENT", "Refit68", "box_from_landmarks", "disagreement"]
+__all__ = ["HOG_CALIBRATION", "MAX_DISAGREEMENT", "MIN_OVERLAP", "Refit68", "box_from_landmarks", "disagreement",
+           "overlap"]
