@@ -69,6 +69,9 @@ class G2DFrontEnd(FaceFinder):
     """
 
     name = "g2d"
+    refit = None            # a Refit68, or None: the network's points as they are
+    assume_cropped = False  # the photo is one face crop
+    _hog_boxes = np.zeros((0, 4))
 
     def __init__(self, weights=None, pick="largest", upsample=1, max_side=1024, threshold=-0.6, min_score=0.5,
                  passes=2, max_proposals=6, flip=True, fallback_threshold=-1.0, refit=True, assume_cropped=False):
