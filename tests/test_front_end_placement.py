@@ -126,3 +126,13 @@ def test_tight_lfw_crops_are_found_and_placed_with_and_without_assume_cropped(lf
     # 100 DevTest photos x 2 conditions x 12 crops: found 100 %, both eyes placed 95-96 %; the misses are
     # turned heads, where the network's eyes are off LFW's convention (and the refit is not kept)
     assert np.mean(placed["g2d"]) >= 0.75  # here 19 of 24 and np.mean(placed["assume_cropped"]) >= 0.75
+
+
+def test_a_photo_assumed_cropped_always_gets_a_face_inside_it(one_torch_thread):
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_recognition_models")
+    noise = np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    f = finders.build_finder(finders.finder_spec("g2d", assume_cropped=True)).find(noise)
+    assert f.outcome == "found" and f.source == "whole photo" and f.faces == 1 and f.box == (0.0, 0.0, 120.0, 120.0)
+    assert 0.0 <= f.score <= 1.0 and ((f.landmarks > -60) & (f.landmarks < 180)).all()
+    assert finders.build_finder(finders.finder_spec("g2d")).find(noise).outcome == "no face"

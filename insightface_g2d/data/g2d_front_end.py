@@ -19,8 +19,9 @@
    made of faces the detectors found is dropped: on a group photo it spans several people, on a
    turned head it is the detector's face misfitted larger (``holds_faces``). One face is picked
    (``pick``: the largest, ``face_sizes``, or nearest the photo's centre).
-5. The picked face is refitted by dlib's 68-point model (``landmark_refit.Refit68``) and keeps the
-   refit's points when they agree with the network's (a clear, unmasked face: the convention LFW's
+5. The picked face is refitted by dlib's 68-point model (``landmark_refit.Refit68``; in dlib's own
+   HOG box of the face when step 1 drew one) and keeps the refit's points when they agree with the
+   network's (a clear, unmasked face: the convention LFW's
    landmarks and dlib's recognizer use); ``refit=False`` keeps the network's points.
 
 ``assume_cropped=True`` (``g2d-data align --assume-cropped``): the photo is known to be one face crop
