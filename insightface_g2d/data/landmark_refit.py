@@ -8,9 +8,11 @@ of the eye distance from LFW's), and on clean photos the end-to-end cost of the 
 network's scatter. The refit puts the 68-point model on dlib's own HOG box of the face when the
 front end's proposals hold one (score 0 or more, overlapping the face's box by ``MIN_OVERLAP``),
 else on the box that detector would have drawn around the network's face (the inverse of its
-calibration, ``front_end.json``), and keeps its five points when none lies more than ``max_disagreement`` x the eye distance from the
-network's: a masked face, where the 68-point model puts the nose and mouth on the mask's folds,
-keeps the network's points, and a refit that is kept moves them by less than that.
+calibration, ``front_end.json``), and keeps its five points when none lies more than
+``max_disagreement`` x the eye distance from the network's: a masked face, where the 68-point
+model puts the nose and mouth on the mask's folds, keeps the network's points, and a refit that is
+kept moves them by less than that. On the 1,549 photos of LFW's DevTest pairs 85 % of clean faces
+and 20 % of masked ones are refitted.
 
 dlib's 68-point model is trained on iBUG 300-W (no commercial use): ``refit=False`` (front end) or
 ``--no-refit`` leaves it out.
