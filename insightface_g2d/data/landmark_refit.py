@@ -5,14 +5,13 @@ Recognizers are trained on faces aligned by one landmark convention, and LFW's t
 the chips dlib's recognizer was trained on) come from dlib's HOG box + 68-point model. On a clear,
 unmasked face that fit is sharper than the kit's landmark network (the network's points are 0.05
 of the eye distance from LFW's), and on clean photos the end-to-end cost of the front end is the
-network's scatter. The refit puts the 68-point model on dlib's own HOG box of the face when the
-front end's proposals hold one (score 0 or more, overlapping the face's box by ``MIN_OVERLAP``),
-else on the box that detector would have drawn around the network's face (the inverse of its
-calibration, ``front_end.json``), and keeps its five points when none lies more than
-``max_disagreement`` x the eye distance from the network's: a masked face, where the 68-point
-model puts the nose and mouth on the mask's folds, keeps the network's points, and a refit that is
-kept moves them by less than that. On the 1,549 photos of LFW's DevTest pairs 85 % of clean faces
-and 20 % of masked ones are refitted.
+network's scatter. A face is clear when dlib's own frontal HOG detector drew a box on it (score 0
+or more, among the front end's proposals; the box overlaps the one its calibration, front_end.json,
+puts around the network's points by ``MIN_OVERLAP``) and the 68-point model fitted in that box (as
+LFW's landmarks were made) agrees with the network: no point more than ``max_disagreement`` x the
+eye distance from the network's. Then the refit's points are kept; a masked face, which that
+detector misses half the time and where the 68-point model puts the nose and mouth on the mask's
+folds, mostly keeps the network's points, and a refit that is kept moves them by less than that.
 
 dlib's 68-point model is trained on iBUG 300-W (no commercial use): ``refit=False`` (front end) or
 ``--no-refit`` leaves it out.
@@ -64,20 +63,25 @@ class Refit68:
         self.calibration = tuple(float(v) for v in calibration)
         self.max_disagreement = float(max_disagreement)
 
-    def fit(self, img, landmarks, hog_boxes=()):
-        """The 68-point model's five points [5, 2] in the HOG box of ``landmarks``: the one of ``hog_boxes``
-        that overlaps it most (at least MIN_OVERLAP), else the calibration's."""
+    def hog_box(self, landmarks, hog_boxes):
+        """The box of ``hog_boxes`` [K, 4] on the face of ``landmarks`` (overlapping the box its calibration
+        puts around them by MIN_OVERLAP or more, the most if several), or None."""
         box = box_from_landmarks(landmarks, self.calibration)
         best = max(((overlap(box, b), tuple(b)) for b in np.asarray(hog_boxes, np.float64).reshape(-1, 4)),
                    default=(0.0, None))
-        if best[0] >= MIN_OVERLAP:
-            box = best[1]
+        return best[1] if best[0] >= MIN_OVERLAP else None
+
+    def fit(self, img, box):
+        """The 68-point model's five points [5, 2] fitted in ``box`` (x0, y0, x1, y1)."""
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         shape = self.predictor(img, self.dlib.rectangle(x0, y0, x1, y1))
         return five_from_68(np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64))
 
     def __call__(self, img, landmarks, hog_boxes=()):
-        fitted = self.fit(img, landmarks, hog_boxes)
+        box = self.hog_box(landmarks, hog_boxes)
+        if box is None:  # dlib's frontal detector did not see this face: not a clear one
+            return np.asarray(landmarks, np.float32), False
+        fitted = self.fit(img, box)
         if disagreement(fitted, landmarks) <= self.max_disagreement:
             return fitted.astype(np.float32), True
         return np.asarray(landmarks, np.float32), False
