@@ -19,15 +19,15 @@
    made of faces the detectors found is dropped: on a group photo it spans several people, on a
    turned head it is the detector's face misfitted larger (``holds_faces``). One face is picked
    (``pick``: the largest, ``face_sizes``, or nearest the photo's centre).
-5. The picked face is refitted by dlib's 68-point model (``landmark_refit.Refit68``; in dlib's own
-   HOG box of the face when step 1 drew one) and keeps the refit's points when they agree with the
-   network's (a clear, unmasked face: the convention LFW's
-   landmarks and dlib's recognizer use); ``refit=False`` keeps the network's points.
+5. A clear face (dlib's own frontal HOG filter drew a box on it in step 1) is refitted by dlib's
+   68-point model in that box (``landmark_refit.Refit68``) and keeps the refit's points when they
+   agree with the network's: the convention LFW's landmarks and dlib's recognizer use.
+   ``refit=False`` keeps the network's points; ``assume_cropped`` runs no detector, so no refit.
 
 ``assume_cropped=True`` (``g2d-data align --assume-cropped``): the photo is known to be one face crop
 (the face fills 70-100 % of it, as in masked-face data sets): no detector runs, the face is looked
 for only in frames of that size around the photo's centre (``CROPPED_GUESSES``), and the most
-probable one is returned whatever its probability.
+probable one is returned whatever its probability (the network's points).
 
 The dlib parts (HOG detector and filter file) are CC0 and the kit's own; the landmark network and
 the masked filter are trained on LFW (see README, licences).
