@@ -10,11 +10,12 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
 2. landmark error on those photos: mean distance of the five points to the true ones over the
    true eye distance, median per mask style and per head-pose bucket (yaw from the true points:
    nose offset from the eye midline over the eye distance: frontal < 0.1 <= moderate < 0.25 <= strong).
-3. the end metric: View 1 DevTest pairs (1,000), masked-clean: the first photo of each pair wears a
-   mask (a random style of all six, seeded per pair), the second is clean and aligned with its true
-   landmarks; the masked face is aligned (a) by the candidate, (b) with its true landmarks; dlib's
-   recognizer (the kit's PyTorch port, flip added) embeds; 10-fold accuracy as arcface_torch.
-   Cost = (b) - (a). A masked photo where the candidate finds no face is used resized whole.
+3. the end-to-end cost: pairs of people the front end never trained on (View 1 DevTest, 1,000; or
+   --pairs-file), whole 250 x 250 photos, every photo clean and wearing a mask (a style of all six,
+   the held-out n95 and textured included, drawn per photo), aligned (a) by the candidate, (b) with
+   its true landmarks; dlib's recognizer (the kit's PyTorch port, flip added; --recognizer) embeds;
+   10-fold accuracy as arcface_torch on clean, masked-clean and masked-masked pairs.
+   Cost = (b) - (a) in points. A photo where the candidate finds no face is used resized whole.
 4. speed: CPU seconds per photo of `find` over all photos of 1, and the ratio to `dlib` (dlib's
    HOG detector + 68-point model: the kit's path before the masked-face front end), same run.
 5. optional, --real DIR: a folder of real photos of masked people (any layout). Clear faces have at
@@ -24,7 +25,15 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
    the candidate's face is one of them (eye midpoint within half an eye distance), picking the
    largest face as `g2d-data align` does (LFW photos: the face nearest the centre, as LFW's
    landmarks).
+6. optional, --crops N: tight crops (insightface_g2d/data/tight_crops.py) of N DevTest photos, clean
+   and masked (the six styles in turn), the face box filling 70, 85 and 100 % of the crop, resized to
+   96, 128, 160 and 224 px: found, and of those the share with both eyes within 0.1 eye distance of
+   the truth, for each of --crop-candidates (g2d-cropped: g2d with assume_cropped), CPU ms a crop.
 
+Candidates: dlib (HOG + 68 points), g2d (the default front end: network + 68-point refit where it
+agrees), g2d-net (the network's points only, refit=False), g2d-cropped, g2d:FOLDER.
+
+    python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 0 --pairs 1000 --crops 100
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 300 --pairs 1000
     python benchmarks/bench_front_end.py --lfw ../shared/data/lfw --photos 60 --pairs 200 \\
         --candidates dlib g2d --real /tmp/real_masked --grid docs/front_end_grid.png
@@ -69,7 +78,11 @@ CANDIDATES = {
     "dlib": dict(detector="dlib"),
     "dlib+cnn": dict(detector="dlib", cnn_fallback=True),
     "g2d": dict(detector="g2d"),
+    "g2d-net": dict(detector="g2d", refit=False),
+    "g2d-cropped": dict(detector="g2d", assume_cropped=True),
 }
+WHOLE_PHOTO_CANDIDATES = ("dlib", "g2d-net", "g2d")  # the default of --candidates
+CROP_CANDIDATES = ("dlib", "g2d", "g2d-cropped")     # the default of --crop-candidates
 
 
 def candidate(name):
@@ -171,8 +184,24 @@ def summarize_detection(rows):
     return out
 
 
-def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log, moved=False):
-    """{'true landmarks': acc, candidate: (acc, masked faces not found)} on masked-clean pairs."""
+PROTOCOLS = ("clean", "masked-clean", "masked-masked")
+
+
+def photo_style(seed, rel):
+    """The mask style photo `rel` wears in the end-to-end pairs: one of all six (the held-out n95 and
+    textured included), drawn from (seed, path), so a photo in several pairs wears the same mask."""
+    styles = list(MASK_STYLES)
+    return styles[int(rng_for(seed, f"style|{rel}").integers(len(styles)))]
+
+
+def end_to_end(finders, lfw, table, pairs_file, n_pairs, synth, seed, log, moved=False, recognizer="dlib"):
+    """What each candidate's placement costs a recognizer, whole photos, both faces of every pair through
+    the candidate: {"reference": {protocol: accuracy}, name: {"accuracy": {protocol: acc}, "cost": {protocol:
+    points}, "missed": {"clean": n, "masked": n}, "ms": CPU ms a find}}, pairs used, photos.
+
+    Reference: the same photos aligned with their true landmarks. Protocols: clean (both clean),
+    masked-clean (the first photo of each pair masked), masked-masked (both). A photo where a candidate
+    finds no face is used resized whole. Cost = reference accuracy - candidate's, in points."""
     from insightface_g2d.embedders.factory import build_embedder
     from insightface_g2d.evaluation.pairs import read_pairs, resolve_paths
     from insightface_g2d.evaluation.verification import verification_metrics
@@ -181,36 +210,87 @@ def pair_accuracy(finders, lfw, table, pairs_file, n_pairs, synth, seed, log, mo
     if n_pairs < len(pairs):
         pairs = pairs.take_per_fold(max(2, n_pairs // 10))
     base, paths = resolve_paths(lfw / "lfw-deepfunneled", pairs)
-    styles = list(MASK_STYLES)
-    aligned = {"true landmarks": []}
-    aligned.update({name: [] for name in finders})
-    partners, missed = [], {name: 0 for name in finders}
-    for i in range(len(pairs)):
-        a, b = paths[2 * i], paths[2 * i + 1]
-        img_a, img_b = read_image_file(base / a), read_image_file(base / b)
-        style = styles[int(np.random.default_rng([seed, 7, i]).integers(len(styles)))]
-        masked = masked_photo(synth, img_a, table[a].astype(np.float64), f"pair{i}:{a}", style, seed, moved)
-        aligned["true landmarks"].append(align_face(masked, table[a]))
-        for name, finder in finders.items():
-            f = finder.find(masked)
-            if f.landmarks is None:
-                missed[name] += 1
-                aligned[name].append(fit_square(masked, 112))
-            else:
-                aligned[name].append(align_face(masked, f.landmarks))
-        partners.append(align_face(img_b, table[b]))
-        if (i + 1) % 100 == 0:
-            log(f"  pairs: {i + 1}/{len(pairs)}")
-    teacher = build_embedder("dlib")
-    emb_b = teacher.embed_images(np.stack(partners), flip=True, progress=False)
+    photos = sorted(set(paths))
+    index = {rel: k for k, rel in enumerate(photos)}
+    faces = {name: {c: [] for c in ("clean", "masked")} for name in ["true landmarks"] + list(finders)}
+    missed = {name: {"clean": 0, "masked": 0} for name in finders}
+    times = {name: [] for name in finders}
+    for n, rel in enumerate(photos):
+        img, true = read_image_file(base / rel), table[rel].astype(np.float64)
+        masked = masked_photo(synth, img, true, rel, photo_style(seed, rel), seed, moved)
+        for cond, photo in (("clean", img), ("masked", masked)):
+            faces["true landmarks"][cond].append(align_face(photo, true))
+            for name, finder in finders.items():
+                f, dt = timed_find(finder, photo)
+                times[name].append(dt)
+                if f.landmarks is None:
+                    missed[name][cond] += 1
+                    faces[name][cond].append(fit_square(photo, 112))
+                else:
+                    faces[name][cond].append(align_face(photo, f.landmarks))
+        if (n + 1) % 200 == 0:
+            log(f"  end to end: {n + 1}/{len(photos)} photos")
+    teacher = build_embedder(recognizer)
+    first = np.array([index[p] for p in paths[0::2]])
+    second = np.array([index[p] for p in paths[1::2]])
     out = {}
-    for name, faces in aligned.items():
-        emb_a = teacher.embed_images(np.stack(faces), flip=True, progress=False)
-        emb = np.empty((2 * len(pairs), emb_a.shape[1]), np.float32)
-        emb[0::2], emb[1::2] = emb_a, emb_b
-        acc = verification_metrics(emb, pairs.issame, folds=pairs.folds)["accuracy"]
-        out[name] = (float(acc), missed.get(name, 0))
-    return out, len(pairs)
+    for name, by_cond in faces.items():
+        emb = {c: teacher.embed_images(np.stack(v), flip=True, progress=False) for c, v in by_cond.items()}
+        acc = {}
+        for proto in PROTOCOLS:
+            a = emb["clean" if proto == "clean" else "masked"][first]
+            b = emb["masked" if proto == "masked-masked" else "clean"][second]
+            e = np.empty((2 * len(pairs), a.shape[1]), np.float32)
+            e[0::2], e[1::2] = a, b
+            acc[proto] = float(verification_metrics(e, pairs.issame, folds=pairs.folds)["accuracy"])
+        out[name] = acc
+    ref = out.pop("true landmarks")
+    res = {"reference": ref}
+    for name in finders:
+        res[name] = {"accuracy": out[name], "cost": {p: 100 * (ref[p] - out[name][p]) for p in PROTOCOLS},
+                     "missed": missed[name], "ms": 1000 * float(np.mean(times[name]))}
+    return res, len(pairs), len(photos)
+
+
+def tight_crops(finders, lfw, table, keys, synth, seed, log):
+    """Per candidate {(condition, fill, size): [(found, eyes placed)]} on tight crops of `keys` (clean, and
+    masked in the six styles in turn), CPU seconds per find."""
+    from insightface_g2d.data.tight_crops import FILLS, SIZES, eyes_placed, tight_crop
+
+    styles = list(MASK_STYLES)
+    rows = {name: {} for name in finders}
+    times = {name: [] for name in finders}
+    for n, key in enumerate(keys):
+        img, true = read_image_file(lfw / "lfw-deepfunneled" / key), table[key].astype(np.float64)
+        for cond in ("clean", styles[n % len(styles)]):
+            photo = masked_photo(synth, img, true, key, cond, seed)
+            for fill in FILLS:
+                for size in SIZES:
+                    crop, lmk = tight_crop(photo, true, fill, size)
+                    for name, finder in finders.items():
+                        f, dt = timed_find(finder, crop)
+                        times[name].append(dt)
+                        ok = f.landmarks is not None
+                        rows[name].setdefault(("clean" if cond == "clean" else "masked", fill, size), []).append(
+                            (ok, ok and eyes_placed(f.landmarks, lmk)))
+        if (n + 1) % 25 == 0:
+            log(f"  tight crops: {n + 1}/{len(keys)} photos")
+    return rows, times
+
+
+def summarize_crops(rows):
+    """{"all": (found share, placed share of found, n), "clean"/"masked"/fill/size: the same}."""
+    def share(items):
+        a = np.array(items, bool).reshape(-1, 2)
+        found = int(a[:, 0].sum())
+        return (found / max(len(a), 1), int(a[:, 1].sum()) / max(found, 1), len(a))
+
+    out = {"all": share([x for v in rows.values() for x in v])}
+    for i, name in ((0, None), (1, "fill"), (2, "size")):
+        for key in sorted({k[i] for k in rows}):
+            label = key if name is None else f"{name} {key}"
+            out[label] = share([x for k, v in rows.items() if k[i] == key for x in v])
+    return out
 
 
 def read_reference(path):
@@ -292,9 +372,16 @@ def main():
     ap.add_argument("--lfw", required=True, help="LFW folder (lfw-deepfunneled/, landmarks5.tsv, View 1 lists)")
     ap.add_argument("--photos", type=int, default=300, help="DevTest photos for detection and landmarks (default 300)")
     ap.add_argument("--pairs", type=int, default=1000, help="DevTest pairs for the end metric (default all 1000)")
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), metavar="NAME",
+    ap.add_argument("--candidates", nargs="+", default=list(WHOLE_PHOTO_CANDIDATES), metavar="NAME",
                     help=f"finders to compare: {', '.join(CANDIDATES)}, or g2d:FOLDER (a front end from "
-                    "g2d-data train-landmarks --out FOLDER); default all three")
+                    f"g2d-data train-landmarks --out FOLDER); default {' '.join(WHOLE_PHOTO_CANDIDATES)}")
+    ap.add_argument("--pairs-file", metavar="TXT", help="pairs of the end-to-end cost (default: View 1 DevTest's, "
+                    "people the front end never trained on)")
+    ap.add_argument("--recognizer", default="dlib", help="the recognizer of the end-to-end cost (an embedder spec; "
+                    "default dlib: dlib's ResNet in the kit's port)")
+    ap.add_argument("--crops", type=int, default=0, help="DevTest photos to cut tight crops from (default 0: none)")
+    ap.add_argument("--crop-candidates", nargs="+", default=list(CROP_CANDIDATES), metavar="NAME",
+                    help=f"finders run on the tight crops (default {' '.join(CROP_CANDIDATES)})")
     ap.add_argument("--real", metavar="DIR", help="a folder of real photos of masked people")
     ap.add_argument("--real-reference", metavar="TSV",
                     help="the clear faces of --real: 'path x1 y1 x2 y2' (eye centres; paths relative to --real); "
@@ -309,7 +396,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="FILE", help="write every figure here too")
     args = ap.parse_args()
-    for name in args.candidates:
+    for name in args.candidates + args.crop_candidates:
         if name not in CANDIDATES and not name.startswith("g2d:"):
             ap.error(f"unknown candidate {name!r}: choose from {', '.join(CANDIDATES)} or g2d:FOLDER")
 
@@ -319,9 +406,14 @@ def main():
     lfw = Path(args.lfw)
     table = read_landmarks_tsv(lfw / "landmarks5.tsv")
     people = set(read_identity_list(lfw / "peopleDevTest.txt"))
-    keys = sorted(k for k in table if k.split("/")[0] in people)
-    rng = np.random.default_rng(args.seed)
-    keys = [keys[i] for i in sorted(rng.choice(len(keys), min(args.photos, len(keys)), replace=False))]
+    devtest = sorted(k for k in table if k.split("/")[0] in people)
+
+    def keys_of(n, seed):
+        pick = np.random.default_rng(seed).choice(len(devtest), min(n, len(devtest)), replace=False)
+        return [devtest[i] for i in sorted(pick)]
+
+    keys = keys_of(args.photos, args.seed)
+    args.pairs_file = Path(args.pairs_file) if args.pairs_file else lfw / "pairsDevTest.txt"
     synth = MaskSynthesizer()
     finders = {name: build_finder(finder_spec(pick="center", **candidate(name))) for name in args.candidates}
     report = {"photos": len(keys), "seed": args.seed, "moved_masks": bool(args.moved_masks)}
@@ -367,15 +459,40 @@ def main():
         report["speed_ms"] = speed
 
     if args.pairs > 0:
-        log(f"\n3. masked-clean accuracy of dlib's recognizer, View 1 DevTest pairs")
-        acc, n = pair_accuracy(finders, lfw, table, lfw / "pairsDevTest.txt", args.pairs, synth, args.seed, log,
-                               args.moved_masks)
-        ref = acc["true landmarks"][0]
-        log(f"{n} pairs; masked face aligned with its true landmarks: {100 * ref:.2f}%")
+        log(f"\n3. end-to-end cost: {args.recognizer}'s pair accuracy on each candidate's crops minus on the "
+            f"true-landmark crops, whole photos of {args.pairs_file.name}")
+        e2e, n, n_photos = end_to_end(finders, lfw, table, args.pairs_file, args.pairs, synth, args.seed, log,
+                                      args.moved_masks, args.recognizer)
+        ref = e2e["reference"]
+        base = "dlib" if "dlib" in finders else next(iter(finders))
+        log(f"{n} pairs, {n_photos} photos, each clean and masked (a style of all six drawn per photo); "
+            "true landmarks: " + ", ".join(f"{p} {100 * ref[p]:.2f}%" for p in PROTOCOLS))
+        log(f"{'candidate':12s} " + " ".join(f"{p:>14s}" for p in PROTOCOLS) +
+            "   found clean / masked   ms a photo (ratio to " + base + ")")
         for name in finders:
-            a, missed = acc[name]
-            log(f"{name:10s} {100 * a:.2f}%  cost {100 * (ref - a):+.2f} points  ({missed} masked faces not found)")
-        report["pairs"] = {"n": n, "accuracy": acc}
+            r = e2e[name]
+            found = " / ".join(f"{100 * (1 - r['missed'][c] / n_photos):.1f}%" for c in ("clean", "masked"))
+            log(f"{name:12s} " + " ".join(f"{r['cost'][p]:+14.2f}" for p in PROTOCOLS) +
+                f"   {found:>22s}   {r['ms']:.1f} ({r['ms'] / e2e[base]['ms']:.2f}x)")
+        report["end_to_end"] = {"pairs": n, "photos": n_photos, **e2e}
+
+    if args.crops > 0:
+        crop_keys = keys_of(args.crops, args.seed + 1)
+        crop_finders = {name: build_finder(finder_spec(pick="largest", **candidate(name)))
+                        for name in args.crop_candidates}
+        log(f"\n6. tight crops: {len(crop_keys)} DevTest photos, clean and masked, the face box filling "
+            "70 / 85 / 100 % of crops of 96 / 128 / 160 / 224 px (found; of those, both eyes within 0.1 eye "
+            "distance of the truth)")
+        rows, ctimes = tight_crops(crop_finders, lfw, table, crop_keys, synth, args.seed, log)
+        base = "dlib" if "dlib" in crop_finders else next(iter(crop_finders))
+        crops = {name: summarize_crops(rows[name]) for name in crop_finders}
+        labels = list(crops[next(iter(crop_finders))])
+        log(f"{'candidate':12s} " + " ".join(f"{str(k):>12s}" for k in labels) + "   ms a crop")
+        for name in crop_finders:
+            ms = 1000 * float(np.mean(ctimes[name]))
+            log(f"{name:12s} " + " ".join(f"{100 * crops[name][k][0]:5.1f}/{100 * crops[name][k][1]:5.1f}"
+                                         for k in labels) + f"   {ms:.1f} ({ms / (1000 * np.mean(ctimes[base])):.2f}x)")
+        report["tight_crops"] = {name: {str(k): v for k, v in c.items()} for name, c in crops.items()}
 
     if args.real:
         log(f"\n5. real photos of masked people: {args.real}")

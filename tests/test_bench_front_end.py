@@ -110,3 +110,14 @@ def test_masked_photos_are_seeded_and_moved_masks_differ_from_exact_ones():
                                   bench.rng_for(0, "a/b.jpg|surgical"), style="surgical")[0]
     np.testing.assert_array_equal(moved, again)
     assert bench.masked_photo(synth, img, lmk, "a/b.jpg", "clean", 0, moved=True) is img
+
+
+def test_tight_crop_summary_and_per_photo_mask_styles():
+    rows = {("clean", 0.7, 96): [(True, True), (True, False)], ("masked", 1.0, 96): [(False, False), (True, True)]}
+    s = bench.summarize_crops(rows)
+    assert s["all"] == (0.75, 2 / 3, 4)  # found 3 of 4; of those, 2 placed
+    assert s["clean"] == (1.0, 0.5, 2) and s["masked"] == (0.5, 1.0, 2)
+    assert s["fill 0.7"] == (1.0, 0.5, 2) and s["size 96"] == s["all"]
+    styles = [bench.photo_style(0, f"p/{i}.jpg") for i in range(300)]
+    assert styles == [bench.photo_style(0, f"p/{i}.jpg") for i in range(300)]  # a photo keeps its mask
+    assert set(styles) == set(bench.MASK_STYLES)  # the held-out n95 and textured included

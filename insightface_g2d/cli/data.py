@@ -39,7 +39,8 @@ def run_align(args):
     s = align_folder(args.src, args.out, landmarks=args.landmarks, detector=args.detector, include=args.include,
                      exclude=args.exclude, workers=_workers(args.workers), size=args.size, fmt=args.format,
                      quality=args.quality, pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
-                     det_size=args.det_size, progress=not args.quiet)
+                     det_size=args.det_size, progress=not args.quiet, refit=not args.no_refit,
+                     assume_cropped=args.assume_cropped)
     parts = [f"{s['aligned']} faces aligned", f"{s['done_before']} already there"]
     if s["no_face"] or not args.landmarks:
         parts.append(f"{s['no_face']} without a face found")
@@ -152,7 +153,8 @@ def build_parser():
         "five-point template and write it to out/<identity>/<photo stem>.<format> (each file written "
         "atomically). Without --landmarks the faces are found by the kit's masked-face front end (--detector "
         "g2d: dlib's HOG detector and the kit's HOG filter for masked faces, then the kit's five-point "
-        "landmark network; needs the [dlib] extra). out/align_report.tsv lists every photo: aligned or not, "
+        "landmark network, refitted by dlib's 68-point model where a face is clear and unmasked; needs the "
+        "[dlib] extra; --assume-cropped when every photo is already one face crop). out/align_report.tsv lists every photo: aligned or not, "
         "the confidence, how many faces were seen, which was picked (--pick) and why a photo was skipped "
         "(no face found, too small to hold a face, unreadable); out/landmarks5.tsv holds the five points each "
         "face was aligned with, in the photo's pixels (for g2d-mask apply --input SRC --landmarks "
@@ -174,6 +176,12 @@ def build_parser():
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     p.add_argument("--size", type=int, default=112, help="face size (default 112)")
     _detector_options(p)
+    p.add_argument("--assume-cropped", action="store_true",
+                   help="g2d: every photo is already one face crop (the face fills 70-100 %% of it, as masked-face "
+                   "data sets ship them): no detector runs, the face is placed in the whole photo and always returned")
+    p.add_argument("--no-refit", action="store_true",
+                   help="g2d: keep the landmark network's points, without the refit by dlib's 68-point model on "
+                   "clear, unmasked faces (that model's training data, iBUG 300-W, allows no commercial use)")
     p.set_defaults(func=run_align)
 
     p = add_subcommand(

@@ -21,7 +21,8 @@ MIN_PHOTO_SIDE = 32
 class Finding:
     """landmarks float32 [5, 2] (None: no face); score: the picked face's confidence (finder's own scale);
     faces: faces seen; box: (x0, y0, x1, y1) of the picked face; source: which detector found it;
-    reason: why no face was returned (empty when one was); outcome: "found", "no face" or "too small"."""
+    reason: why no face was returned (empty when one was); outcome: "found", "no face" or "too small";
+    refit: the landmarks are dlib's 68-point refit of the face found (the g2d front end's last step)."""
 
     landmarks: object = None
     score: float = float("nan")
@@ -30,6 +31,7 @@ class Finding:
     source: str = ""
     reason: str = ""
     outcome: str = "no face"
+    refit: bool = False
 
 
 def check_photo(img):

@@ -22,7 +22,8 @@ DEFAULT_FINDER = "g2d"
 def _g2d(value, o):
     from .g2d_front_end import G2DFrontEnd
 
-    return G2DFrontEnd(weights=value, pick=o["pick"], upsample=o["upsample"])
+    return G2DFrontEnd(weights=value, pick=o["pick"], upsample=o["upsample"], refit=o.get("refit", True),
+                       assume_cropped=o.get("assume_cropped", False))
 
 
 def _dlib(value, o):
@@ -55,10 +56,16 @@ FACE_FINDERS = {
 }
 
 
-def finder_spec(detector=DEFAULT_FINDER, pick="largest", upsample=1, cnn_fallback=False, det_size=640):
-    """(name, value, options) for a --detector value: "g2d", "g2d:FOLDER", "dlib" or an SCRFD .onnx path."""
+def finder_spec(detector=DEFAULT_FINDER, pick="largest", upsample=1, cnn_fallback=False, det_size=640, refit=True,
+                assume_cropped=False):
+    """(name, value, options) for a --detector value: "g2d", "g2d:FOLDER", "dlib" or an SCRFD .onnx path.
+
+    refit, assume_cropped: the g2d front end's (``G2DFrontEnd``); assume_cropped needs g2d."""
     detector = DEFAULT_FINDER if detector is None else str(detector)
-    options = {"pick": pick, "upsample": int(upsample), "cnn_fallback": bool(cnn_fallback), "det_size": int(det_size)}
+    options = {"pick": pick, "upsample": int(upsample), "cnn_fallback": bool(cnn_fallback), "det_size": int(det_size),
+               "refit": bool(refit), "assume_cropped": bool(assume_cropped)}
+    if assume_cropped and detector.partition(":")[0] != "g2d":
+        raise DataError(f"--assume-cropped works with the g2d front end (--detector g2d), not {detector!r}")
     if detector.lower().endswith(".onnx"):
         return ("scrfd", os.path.abspath(detector), options)
     name, _, value = detector.partition(":")

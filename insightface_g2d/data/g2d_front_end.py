@@ -19,6 +19,15 @@
    made of faces the detectors found is dropped: on a group photo it spans several people, on a
    turned head it is the detector's face misfitted larger (``holds_faces``). One face is picked
    (``pick``: the largest, ``face_sizes``, or nearest the photo's centre).
+5. A clear face (dlib's own frontal HOG filter drew a box on it in step 1) is refitted by dlib's
+   68-point model in that box (``landmark_refit.Refit68``) and keeps the refit's points when they
+   agree with the network's: the convention LFW's landmarks and dlib's recognizer use.
+   ``refit=False`` keeps the network's points; ``assume_cropped`` runs no detector, so no refit.
+
+``assume_cropped=True`` (``g2d-data align --assume-cropped``): the photo is known to be one face crop
+(the face fills 70-100 % of it, as in masked-face data sets): no detector runs, the face is looked
+for only in frames of that size around the photo's centre (``CROPPED_GUESSES``), and the most
+probable one is returned whatever its probability (the network's points).
 
 The dlib parts (HOG detector and filter file) are CC0 and the kit's own; the landmark network and
 the masked filter are trained on LFW (see README, licences).
@@ -34,10 +43,15 @@ from .face_finding import FaceFinder, Finding
 from .front_end_folder import read_front_end
 from .landmark_net import (INPUT, WEIGHTS_DIR, LandmarkNet, crop_views, frames_from_boxes, frames_from_landmarks,
                            view_to_photo)
+from .landmark_refit import HOG_CALIBRATION, Refit68
 
 # The photo tried as one face (step 3): frames centred on the photo, 0.55 to 1.6 x its smaller side
 # (a portrait's face to a tight crop's).
 WHOLE_PHOTO_GUESSES = ((0.0, 0.0, 0.55), (0.0, 0.0, 0.8), (0.0, 0.0, 1.15), (0.0, 0.0, 1.6))
+# A photo that is one face crop (assume_cropped): the face box (a HOG box) fills 70 to 100 % of the
+# photo's smaller side; the 112 frame spans 1.24 box sides, its centre 0.15 box sides above the box's.
+CROPPED_FILLS = (0.7, 0.85, 1.0)
+CROPPED_GUESSES = tuple((0.0, -0.15 * f, 1.24 * f) for f in CROPPED_FILLS)
 SOURCES = ("hog", "masked-hog")
 WHOLE_BELOW = 0.15  # try the photo as the face also when the largest face found (face_sizes) is under
                     # this share of the photo's smaller side
@@ -57,9 +71,12 @@ class G2DFrontEnd(FaceFinder):
     """
 
     name = "g2d"
+    refit = None            # a Refit68, or None: the network's points as they are
+    assume_cropped = False  # the photo is one face crop
+    _hog_boxes = np.zeros((0, 4))
 
     def __init__(self, weights=None, pick="largest", upsample=1, max_side=1024, threshold=-0.6, min_score=0.5,
-                 passes=2, max_proposals=6, flip=True, fallback_threshold=-1.0):
+                 passes=2, max_proposals=6, flip=True, fallback_threshold=-1.0, refit=True, assume_cropped=False):
         from .dlib_landmarks import pick_face
         from ..errors import DataError
 
@@ -83,6 +100,8 @@ class G2DFrontEnd(FaceFinder):
         self.fallback_threshold = float(fallback_threshold)
         self.passes, self.max_proposals, self.flip = int(passes), int(max_proposals), bool(flip)
         self._dlib = dlib
+        self.refit = Refit68(self.calibration.get(0, HOG_CALIBRATION)) if refit else None
+        self.assume_cropped = bool(assume_cropped)
 
     def proposals(self, img, threshold=None):
         """(boxes [N, 4] in photo pixels, HOG scores [N], filter index [N]), best score first."""
@@ -124,7 +143,8 @@ class G2DFrontEnd(FaceFinder):
 
     def _from_boxes(self, img, threshold=None):
         """Faces among the detector boxes: (boxes, sources, indices into boxes, landmarks, probabilities)."""
-        boxes, _, det = self.proposals(img, threshold)
+        boxes, scores, det = self.proposals(img, threshold)
+        self._hog_boxes = boxes[(det == 0) & (scores >= 0.0)]  # dlib's own detections, for the refit
         frames = np.zeros((len(boxes), 2, 3))
         for k in range(len(boxes)):
             frames[k] = frames_from_boxes(boxes[k:k + 1], self.calibration.get(int(det[k]), DEFAULT_CALIBRATION))[0]
@@ -133,16 +153,39 @@ class G2DFrontEnd(FaceFinder):
             return boxes, sources, np.zeros(0, np.int64), np.zeros((0, 5, 2)), np.zeros(0)
         return (boxes, sources) + self._faces(img, frames)
 
-    def _whole_photo(self, img):
+    def _whole_photo(self, img, guesses=WHOLE_PHOTO_GUESSES):
         """Faces among the centred guesses: (box, landmarks [K, 5, 2], probabilities [K])."""
         h, w = img.shape[:2]
         side = min(h, w)
         whole = np.array([w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2])
-        frames = np.concatenate([frames_from_boxes(whole[None], c) for c in WHOLE_PHOTO_GUESSES])
+        frames = np.concatenate([frames_from_boxes(whole[None], c) for c in guesses])
         _, lmk, prob = self._faces(img, frames)
         return whole, lmk, prob
 
     def _find(self, img):
+        self._hog_boxes = np.zeros((0, 4))
+        found = self._find_cropped(img) if self.assume_cropped else self._find_in_photo(img)
+        return self._refitted(img, found)
+
+    def _refitted(self, img, found):
+        """`found` with dlib's 68-point refit applied (when on, and the face is one dlib's detector drew)."""
+        if self.refit is not None and found.landmarks is not None:
+            found.landmarks, found.refit = self.refit(img, found.landmarks, self._hog_boxes)
+        return found
+
+    def _find_cropped(self, img):
+        """The photo is one face crop: the most probable of the CROPPED_GUESSES faces."""
+        whole, lmk, prob = self._whole_photo(img, CROPPED_GUESSES)
+        if not len(prob):  # every guess under PRESCREEN: the first pass of the middle guess
+            frames = frames_from_boxes(whole[None], CROPPED_GUESSES[1])
+            views, mats = crop_views(img, frames)
+            points, prob = self.net.predict(views)
+            lmk = view_to_photo(points, mats)
+        k = int(np.argmax(prob))
+        return Finding(lmk[k].astype(np.float32), float(prob[k]), 1, tuple(float(v) for v in whole), "whole photo",
+                       outcome="found")
+
+    def _find_in_photo(self, img):
         faces = self._distinct_faces(img)
         if isinstance(faces, Finding):
             return faces
@@ -157,14 +200,17 @@ class G2DFrontEnd(FaceFinder):
         from .face_finding import check_photo, too_small
 
         img = check_photo(img)
-        faces = too_small(img) or self._distinct_faces(img)
+        if self.assume_cropped or too_small(img) is not None:
+            return [self.find(img)]
+        self._hog_boxes = np.zeros((0, 4))
+        faces = self._distinct_faces(img)
         if isinstance(faces, Finding):
             return [faces]
         keep, lmk, prob, boxes, idx, sources = faces
         first = keep[pick_by_landmarks(lmk[keep], img.shape, self.pick)]
         rest = [k for k in keep[np.argsort(-face_sizes(lmk[keep]), kind="stable")] if k != first]
-        return [Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]], sources[idx[k]],
-                        outcome="found") for k in [first] + rest]
+        return [self._refitted(img, Finding(lmk[k].astype(np.float32), float(prob[k]), len(keep), boxes[idx[k]],
+                                            sources[idx[k]], outcome="found")) for k in [first] + rest]
 
     def _distinct_faces(self, img):
         """(indices of the distinct faces, landmarks, probabilities, boxes, box index per face, sources),

@@ -267,18 +267,20 @@ def _run(fn, tasks, spec, workers, desc, progress, detector=None):
 # ------------------------------------------------------------------------------------ align
 def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=None, workers=1, size=112,
                  fmt="jpg", quality=95, pick="largest", upsample=1, cnn_fallback=False, det_size=640,
-                 progress=True):
+                 progress=True, refit=True, assume_cropped=False):
     """Align every photo of src/<identity>/* into out/<identity>/<stem>.<fmt> (see module doc).
 
     landmarks: a landmarks5.tsv-format file (paths relative to src), or detector: a finder
     ("g2d", the default when neither is given; "g2d:FOLDER", "dlib", an SCRFD .onnx path; see
-    finders.py). include / exclude: identity-list files or lists of names. Writes
-    out/align_report.tsv: one row per photo (outcome, score, faces seen, picked box, source,
-    reason). Returns a summary dict: photos, aligned, done_before, failed, no_face, too_small,
+    finders.py; refit, assume_cropped: the g2d front end's options). include / exclude: identity-list
+    files or lists of names. Writes out/align_report.tsv: one row per photo (outcome, score, faces
+    seen, picked box, source, reason). Returns a summary dict: photos, aligned, done_before, failed, no_face, too_small,
     unreadable, report (path), failures [(rel, reason)], hint (what to try for missed faces, or None).
     """
     if landmarks is not None and detector is not None:
         raise DataError("give one landmark source: a landmarks TSV (--landmarks) or a detector (--detector)")
+    if assume_cropped and landmarks is not None:
+        raise DataError("--assume-cropped places faces with the g2d front end: leave out --landmarks")
     if landmarks is None and detector is None:
         detector = "g2d"
     if fmt not in FORMATS:
@@ -296,7 +298,8 @@ def align_folder(src, out, landmarks=None, detector=None, include=None, exclude=
         if target in outputs:
             raise DataError(f"{outputs[target]} and {rel} would both be written to {target}: rename one of them")
         outputs[target] = rel
-    spec = None if detector is None else finder_spec(detector, pick, upsample, cnn_fallback, det_size)
+    spec = None if detector is None else finder_spec(detector, pick, upsample, cnn_fallback, det_size, refit,
+                                                     assume_cropped)
     # built here, once: a missing extra or a bad .onnx fails before any work; reused when workers <= 1
     detector_here = build_finder(spec) if spec is not None else None
     table = LandmarkIndex(landmarks) if landmarks is not None else None
