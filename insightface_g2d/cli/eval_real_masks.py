@@ -26,7 +26,8 @@ def run(args):
     doc = evaluate_real_masks(models, args.root, find_pairs_files(args.pairs_dir), detector=args.detector,
                               reference=args.reference, flip=args.flip, out_dir=args.out, unplaced=args.unplaced,
                               batch_size=args.batch_size, device=select_device(args.device),
-                              progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+                              progress=not args.quiet, log=lambda line: print(line, file=sys.stderr),
+                              assume_cropped=args.assume_cropped)
     print(doc["markdown"])
     print(f"wrote {args.out}/real_masks.md, real_masks.json, align_report.tsv", file=sys.stderr)
     return 0
@@ -48,6 +49,9 @@ def add_parser(subparsers):
     p.add_argument("--reference", default=None, metavar="LABEL",
                    help="model whose mask gap the shares are measured against (default: the first --model)")
     p.add_argument("--detector", default="g2d", help="face finder: g2d (default), g2d:FOLDER, dlib or an SCRFD .onnx")
+    p.add_argument("--assume-cropped", action="store_true",
+                   help="every photo is one face crop (sets of tight crops): the g2d front end places it without a "
+                        "detector")
     p.add_argument("--unplaced", default="resize", choices=("resize", "skip"),
                    help="photos the finder cannot place: use them resized whole (default) or leave their pairs out")
     p.add_argument("--flip", action="store_true", help="add each mirrored crop's embedding (default: no flip)")

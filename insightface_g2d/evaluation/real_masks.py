@@ -44,7 +44,7 @@ def gap_share(model, reference, protocol):
     return (model[protocol] - reference[protocol]) / gap
 
 
-def place_photos(root, rels, detector, progress=True):
+def place_photos(root, rels, detector, progress=True, assume_cropped=False):
     """(crops uint8 [M, 112, 112, 3], report rows) for the photos `rels` under `root`: each found and
     aligned by the finder, or (unplaced) resized whole; report rows are dicts per photo.
 
@@ -55,7 +55,8 @@ def place_photos(root, rels, detector, progress=True):
     from ..data.finders import build_finder, finder_spec
     from ..data.image_io import fit_square, read_image_file
 
-    finder = detector if hasattr(detector, "find") else build_finder(finder_spec(detector))
+    finder = detector if hasattr(detector, "find") else \
+        build_finder(finder_spec(detector, assume_cropped=assume_cropped))
     crops = np.empty((len(rels), 112, 112, 3), dtype=np.uint8)
     rows = []
     for k, rel in enumerate(tqdm(rels, desc="finding faces", unit="photo", disable=not progress)):
@@ -112,12 +113,13 @@ def write_align_report(path, rows):
 
 
 def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=None, flip=False, out_dir=None,
-                        unplaced="resize", batch_size=64, device="cpu", progress=True, log=print):
+                        unplaced="resize", batch_size=64, device="cpu", progress=True, log=print,
+                        assume_cropped=False):
     """{model label: {protocol: metrics json}} plus the table, for real masked photos end to end.
 
     models: [(label, spec)] as `embedders.factory.build_embedder` takes; pairs_files {protocol: path}
     (find_pairs_files); reference: label whose mask gap the shares are measured against (default:
-    the first model). Writes real_masks.md, real_masks.json, align_report.tsv and crops.npz (the
+    the first model); assume_cropped: every photo is one face crop (the g2d front end's option). Writes real_masks.md, real_masks.json, align_report.tsv and crops.npz (the
     placed crops, reused by a later run with the same root and detector) to out_dir, and each
     model's embeddings of them (embeddings/, reused while the model file and the crops are unchanged).
     """
@@ -144,19 +146,20 @@ def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=Non
         pair_lists[protocol] = pairs
     rels = sorted({p for pl in pair_lists.values() for p in pl.paths})
     cache_path = os.path.join(out_dir, "crops.npz") if out_dir and isinstance(detector, str) else None
-    cached = _cached_crops(cache_path, base, rels, detector) if cache_path else None
+    stamp = f"{detector} assume_cropped" if assume_cropped else detector
+    cached = _cached_crops(cache_path, base, rels, stamp) if cache_path else None
     if cached is not None:
         crops, rows = cached
         log(f"reusing the crops of {len(rels)} photos in {cache_path}")
     else:
-        crops, rows = place_photos(base, rels, detector, progress)
+        crops, rows = place_photos(base, rels, detector, progress, assume_cropped=assume_cropped)
         if out_dir:
             with write_errors(out_dir):
                 write_align_report(os.path.join(out_dir, "align_report.tsv"), rows)
         if cache_path:
             with write_errors(out_dir):
                 with atomic_open(cache_path) as f:
-                    np.savez(f, root=str(base), detector=str(detector), paths=np.array(rels), crops=crops,
+                    np.savez(f, root=str(base), detector=str(stamp), paths=np.array(rels), crops=crops,
                              placed=np.array([r["placed"] for r in rows]))
     position = {p: i for i, p in enumerate(rels)}
     placed = np.array([r["placed"] for r in rows], dtype=bool)
@@ -183,7 +186,7 @@ def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=Non
         for label in labels:
             m = verification_metrics(embeddings[label][pair_idx], pairs.issame[keep], folds=folds)
             results[label][protocol] = metrics_to_json(m)
-    doc = dict(root=str(base), detector=str(detector), flip=bool(flip), unplaced=unplaced, reference=reference,
+    doc = dict(root=str(base), detector=str(stamp), flip=bool(flip), unplaced=unplaced, reference=reference,
                models=[dict(label=label, spec=str(spec)) for label, spec in models],
                pairs_files={p: str(f) for p, f in pairs_files.items()}, counts=counts, results=results,
                photos=dict(total=len(rels), placed=int(placed.sum())))
