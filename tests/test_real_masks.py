@@ -235,3 +235,14 @@ def test_lfw_whole_photos_writes_masked_photos_and_pairs(tmp_path, lfw_root):
     stamp = (out / first).stat().st_mtime_ns
     write_whole_photo_pairs(lfw_root, out, pairs_file=small, progress=False)  # a rerun keeps what is there
     assert (out / first).stat().st_mtime_ns == stamp
+    # end to end from the command line, with the kit's own front end placing the whole photos
+    pytest.importorskip("dlib")
+    code = eval_main(["real-masks", "--root", str(out), "--pairs-dir", str(out), "--model", "toy=g2d_t:random",
+                      "--out", str(tmp_path / "eval"), "--quiet"])
+    assert code == 0
+    doc = json.loads((tmp_path / "eval" / "real_masks.json").read_text())
+    names = {p.split("/", 1)[1] for p in mc.paths}
+    assert doc["photos"]["total"] == 2 * len(names)  # each photo clean and masked
+    assert doc["photos"]["placed"] >= doc["photos"]["total"] - 1
+    assert set(doc["counts"]) == {"clean-clean", "masked-clean", "masked-masked"}
+    assert (tmp_path / "eval" / "align_report.tsv").is_file() and (tmp_path / "eval" / "crops.npz").is_file()

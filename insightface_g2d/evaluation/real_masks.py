@@ -55,7 +55,7 @@ def place_photos(root, rels, detector, progress=True, assume_cropped=False):
     from ..data.finders import build_finder, finder_spec
     from ..data.image_io import fit_square, read_image_file
 
-    finder = detector if hasattr(detector, "find") else \
+    finder = detector if not isinstance(detector, str) else \
         build_finder(finder_spec(detector, assume_cropped=assume_cropped))
     crops = np.empty((len(rels), 112, 112, 3), dtype=np.uint8)
     rows = []
