@@ -75,6 +75,16 @@ class Counter:
         self.n = 0
         self.outcomes = {}
         self.t0 = time.perf_counter()
+        self.baseline = None  # the process's peak resident memory when the campaign began (start())
+
+    def start(self):
+        """Called at the top of each example: the first call marks the campaign's start (time and the
+        peak memory so far), so tests run before it in the same process count in neither."""
+        if self.baseline is None:
+            import resource
+
+            self.t0 = time.perf_counter()
+            self.baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def add(self, outcome):
         self.n += 1

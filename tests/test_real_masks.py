@@ -246,3 +246,41 @@ def test_lfw_whole_photos_writes_masked_photos_and_pairs(tmp_path, lfw_root):
     assert doc["photos"]["placed"] >= doc["photos"]["total"] - 1
     assert set(doc["counts"]) == {"clean-clean", "masked-clean", "masked-masked"}
     assert (tmp_path / "eval" / "align_report.tsv").is_file() and (tmp_path / "eval" / "crops.npz").is_file()
+
+
+RMFD_EXCLUDES = ["*_dark.*", "*_flip.*", "*_noise.*", "*_rotate*", "*/wangfei/*"]  # wangfei: an LFW DevTrain person
+
+
+@pytest.fixture(scope="module")
+def rmfd_root():
+    """RMFD's AFDB folders (G2D_RMFD_ROOT: the folder holding AFDB_face_dataset and
+    AFDB_masked_face_dataset); skip when it is not set."""
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("G2D_RMFD_ROOT", ""))
+    if not os.environ.get("G2D_RMFD_ROOT") or not (root / "AFDB_masked_face_dataset").is_dir():
+        pytest.skip("RMFD not found: set G2D_RMFD_ROOT to the folder holding AFDB_face_dataset and "
+                    "AFDB_masked_face_dataset")
+    return root
+
+
+def test_rmfd_pairs_leave_out_augmented_copies(rmfd_root):
+    ps = collect_photos(rmfd_root / "AFDB_face_dataset", rmfd_root / "AFDB_masked_face_dataset",
+                        exclude=RMFD_EXCLUDES)
+    import re
+
+    augmented = re.compile(r"_(dark|flip|noise|rotate)\d*\.")
+    assert not any(augmented.search(p.path) for p in ps.photos)
+    dropped = sum(len(v) for k, v in ps.dropped.items() if k.startswith("excluded") and "wangfei" not in k)
+    on_disk = sum(1 for p in (rmfd_root / "AFDB_masked_face_dataset").rglob("*") if augmented.search(p.name))
+    assert dropped == on_disk > 0
+    digests = {}
+    for p in ps.photos:  # no photo kept is filed under two identities
+        from insightface_g2d.evaluation.photo_pairs import _digest
+
+        digests.setdefault(_digest(ps.root / p.path), set()).add(p.identity)
+    assert all(len(ids) == 1 for ids in digests.values())
+    for protocol in ("clean-clean", "masked-clean", "masked-masked"):
+        rows = draw_protocol_pairs(ps.photos, protocol, 2000)
+        assert sum(r[2] for r in rows) * 2 == len(rows) > 1000
