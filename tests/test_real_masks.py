@@ -246,6 +246,13 @@ def test_lfw_whole_photos_writes_masked_photos_and_pairs(tmp_path, lfw_root):
     assert doc["photos"]["placed"] >= doc["photos"]["total"] - 1
     assert set(doc["counts"]) == {"clean-clean", "masked-clean", "masked-masked"}
     assert (tmp_path / "eval" / "align_report.tsv").is_file() and (tmp_path / "eval" / "crops.npz").is_file()
+    # a rerun reuses the crops and the model's embeddings: g2d_t:random draws new weights at every build,
+    # so equal results mean the stored embeddings were used
+    assert eval_main(["real-masks", "--root", str(out), "--pairs-dir", str(out), "--model", "toy=g2d_t:random",
+                      "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "eval" / "real_masks.json").read_text())
+    assert again["results"] == doc["results"]
+    assert len(list((tmp_path / "eval" / "embeddings").glob("*.npy"))) == 1
 
 
 RMFD_EXCLUDES = ["*_dark.*", "*_flip.*", "*_noise.*", "*_rotate*", "*/wangfei/*"]  # wangfei: an LFW DevTrain person
