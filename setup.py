@@ -23,7 +23,8 @@ setup(
                   # the masked-face front end's files (g2d-data train-landmarks; front_end.json says how)
                   "insightface_g2d.data": ["front_end_weights/*.pt", "front_end_weights/*.svm",
                                            "front_end_weights/*.json"],
-                  "insightface_g2d.recognition": ["*.thresholds.json"]},
+                  "insightface_g2d.recognition": ["*.thresholds.json", "ready_models/*.pt",
+                                                  "ready_models/*.json"]},
     install_requires=[
         "torch>=2.1",
         "numpy",

@@ -1,8 +1,9 @@
 """Which face model a FaceRecognizer runs, and where its thresholds file is.
 
 A model is any spec `embedders.factory.build_embedder` takes ("NETWORK:CHECKPOINT", "model.onnx",
-"dlib", "dlib_resnet", a FaceEmbedder or nn.Module), or, for a g2d-train run, its output folder
-or its model.pt alone: the network is read from the run's run_summary.json.
+"dlib", "dlib_resnet", a FaceEmbedder or nn.Module), a ready model the kit ships by name
+(`g2d_lfw`: recognition/ready.py), or, for a g2d-train run, its output folder or its model.pt alone:
+the network is read from the run's run_summary.json.
 """
 import json
 import os
@@ -20,6 +21,12 @@ def resolve_model(model):
     if not isinstance(model, (str, os.PathLike)):
         return model, None, None
     text = os.fspath(model)
+    from .ready import READY_MODELS, build_ready_model, thresholds_file
+
+    if text in READY_MODELS:  # a masked-face model the kit ships (recognition/ready.py)
+        network = build_ready_model(text)
+        network.name = text
+        return network, None, thresholds_file(text)
     if os.path.isdir(text):
         return _run_folder(Path(text))
     if os.path.isfile(text) and text.lower().endswith((".pt", ".pth")):
