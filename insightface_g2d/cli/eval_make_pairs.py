@@ -22,10 +22,6 @@ EXAMPLE = ("g2d-eval make-pairs --root RMFD/AFDB_face_dataset --masked RMFD/AFDB
 
 
 def run(args):
-    if args.pairs < 1:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"--pairs {args.pairs}: give the number of pairs per protocol, e.g. 2000")
     photo_set = collect_photos(args.root, args.masked, exclude=args.exclude or (),
                                drop_duplicates=not args.keep_duplicates)
     summary = photo_set.summary()

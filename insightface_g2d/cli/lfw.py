@@ -69,9 +69,6 @@ def cmd_whole_photos(args):
     from ..experiments.lfw_whole_photos import HELD_OUT_STYLES, write_whole_photo_pairs
 
     styles = args.styles or HELD_OUT_STYLES
-    from ..data.masks import MaskSynthesizer
-
-    MaskSynthesizer(styles=list(styles))  # unknown styles fail here, before any work
     out = write_whole_photo_pairs(lfw_root(args.lfw_root), args.out, styles=styles, seed=args.seed)
     print(f"wrote {out}/masked/ and pairs_clean_clean.txt, pairs_masked_clean.txt, pairs_masked_masked.txt; next:\n"
           f"  g2d-eval real-masks --root {out} --pairs-dir {out} --model teacher=dlib --out {out}/eval")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, suggest
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,6 @@ class Degradation:
         known = {f.name for f in fields(cls)}
         for key, v in value.items():
             if key not in known:
-                from ..errors import suggest
-
                 raise ConfigError(f"{where}: unknown key {key!r}{suggest(key, known)}; keys: {', '.join(sorted(known))}")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")

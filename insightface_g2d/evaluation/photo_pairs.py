@@ -248,7 +248,8 @@ def draw_protocol_pairs(photos, protocol, num_pairs, nfolds=10, seed=0):
         if p.masked == second_masked:
             second_by_id.setdefault(p.identity, []).append(p.path)
     people = sorted(set(first_by_id) | set(second_by_id))
-    folds = deal_folds(people, nfolds, np.random.default_rng(int(seed)))  # the same folds for every protocol
+    # dealt over everyone in the photos, so a person is in the same fold in every protocol
+    folds = deal_folds({p.identity for p in photos}, nfolds, np.random.default_rng(int(seed)))
     per_fold = num_pairs // (2 * nfolds)
     rows = []
     for fold in range(nfolds):

@@ -11,6 +11,7 @@ The table gives each model's accuracy per protocol and the share of the referenc
 it recovers: (model masked - reference masked) / (reference clean - reference masked), for
 masked-clean and masked-masked pairs (the reference is usually the teacher).
 """
+import hashlib
 import os
 from pathlib import Path
 
@@ -85,11 +86,13 @@ def _cached_crops(cache_path, root, rels, detector):
         return None
 
 
-def _embedding_file(out_dir, spec, flip, crops):
-    """Where a model's embeddings of these crops are kept: named by the spec, its file's size and
-    time, the flip setting and a digest of the crops (None for a model given as an object)."""
-    import hashlib
+def _digest(crops):
+    return hashlib.sha1(np.ascontiguousarray(crops).data).hexdigest()
 
+
+def _embedding_file(out_dir, spec, flip, crops_digest):
+    """Where a model's embeddings of these crops are kept: named by the spec, its file's size and
+    time, the flip setting and the crops' digest (None for a model given as an object)."""
     if not isinstance(spec, (str, os.PathLike)):
         return None
     spec = os.fspath(spec)
@@ -98,7 +101,7 @@ def _embedding_file(out_dir, spec, flip, crops):
     if os.path.isfile(path):
         st = os.stat(path)
         stamp += f"|{st.st_size}|{st.st_mtime_ns}"
-    stamp += "|" + hashlib.sha1(np.ascontiguousarray(crops).data).hexdigest()
+    stamp += "|" + crops_digest
     return os.path.join(out_dir, "embeddings", hashlib.sha1(stamp.encode()).hexdigest()[:20] + ".npy")
 
 
@@ -165,8 +168,9 @@ def evaluate_real_masks(models, root, pairs_files, detector="g2d", reference=Non
     placed = np.array([r["placed"] for r in rows], dtype=bool)
     results, counts = {label: {} for label in labels}, {}
     embeddings = {}
+    digest = _digest(crops) if cache_path else None
     for (label, spec), embedder in zip(models, embedders.values()):
-        stored = _embedding_file(out_dir, spec, flip, crops) if cache_path else None
+        stored = _embedding_file(out_dir, spec, flip, digest) if cache_path else None
         if stored and os.path.isfile(stored):
             embeddings[label] = np.load(stored, allow_pickle=False)
             continue

@@ -27,6 +27,7 @@ def write_whole_photo_pairs(root, out, styles=HELD_OUT_STYLES, seed=0, pairs_fil
     from ..evaluation.verification import balanced_fold_ids
 
     root, out = Path(root), Path(out)
+    synth = MaskSynthesizer(styles=list(styles), size=112)  # unknown styles fail here, before any work
     photos = root / "lfw-deepfunneled"
     pairs = read_pairs(root / pairs_file)
     base, paths = resolve_paths(photos, pairs)
@@ -37,7 +38,6 @@ def write_whole_photo_pairs(root, out, styles=HELD_OUT_STYLES, seed=0, pairs_fil
         os.symlink(os.path.abspath(base), link)
     elif link.resolve() != base.resolve():
         raise DataError(f"{link} exists and is not a link to {base}; choose another --out")
-    synth = MaskSynthesizer(styles=list(styles), size=112)
     for rel in tqdm(sorted(set(paths)), desc="masking photos", unit="photo", disable=not progress):
         target = out / "masked" / rel
         if target.is_file():

@@ -34,8 +34,6 @@ def thresholds_file(name):
 
 def build_ready_model(name):
     """The ready model `name` as an nn.Module in eval mode (float32)."""
-    import torch
-
     from ..backbones import get_model
     from ..backbones.checkpoint import pretrained_state_dict, read_state_dict
 
@@ -59,6 +57,4 @@ def build_ready_model(name):
                                   f"{tuple(state[key].shape)}; reinstall insightface-g2d")
         state[key] = value.to(state[key].dtype)
     model.load_state_dict(state, strict=True)
-    model.eval()
-    with torch.no_grad():
-        return model
+    return model.eval()
