@@ -21,7 +21,7 @@ setup(
     package_data={"insightface_g2d.recipes": ["*.md", "configs/*.py", "arcface_torch/*.patch",
                                               "arcface_torch/*.md"],
                   # the masked-face front end's files (g2d-data train-landmarks; front_end.json says how)
-                  "insightface_g2d.data": ["front_end_weights/*.pt", "front_end_weights/*.svm",
+                  "insightface_g2d.faces": ["front_end_weights/*.pt", "front_end_weights/*.svm",
                                            "front_end_weights/*.json"],
                   "insightface_g2d.recognition": ["*.thresholds.json", "ready_models/*.pt",
                                                   "ready_models/*.json"]},

@@ -25,7 +25,7 @@ Every candidate (a `--detector` value of g2d-data align) runs on the same photos
    the candidate's face is one of them (eye midpoint within half an eye distance), picking the
    largest face as `g2d-data align` does (LFW photos: the face nearest the centre, as LFW's
    landmarks).
-6. optional, --crops N: tight crops (insightface_g2d/data/tight_crops.py) of N DevTest photos, clean
+6. optional, --crops N: tight crops (insightface_g2d/faces/tight_crops.py) of N DevTest photos, clean
    and masked (the six styles in turn), the face box filling 70, 85 and 100 % of the crop, resized to
    96, 128, 160 and 224 px: found, and of those the share with both eyes within 0.1 eye distance of
    the truth, for each of --crop-candidates (g2d-cropped: g2d with assume_cropped), CPU ms a crop.
@@ -62,12 +62,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from insightface_g2d.data.align import align_face, read_landmarks_tsv  # noqa: E402
-from insightface_g2d.data.finders import build_finder, finder_spec  # noqa: E402
+from insightface_g2d.faces.finders import build_finder, finder_spec  # noqa: E402
 from insightface_g2d.data.image_io import IMAGE_EXTENSIONS, fit_square, read_image_file  # noqa: E402
-from insightface_g2d.data.landmark_training import yaw_of  # noqa: E402
-from insightface_g2d.data.mask_styles import MASK_STYLES  # noqa: E402
-from insightface_g2d.data.masks import MaskSynthesizer, rng_for  # noqa: E402
-from insightface_g2d.data.prepare import read_identity_list  # noqa: E402
+from insightface_g2d.faces.landmark_training import yaw_of  # noqa: E402
+from insightface_g2d.masks.styles import MASK_STYLES  # noqa: E402
+from insightface_g2d.masks.synthesizer import MaskSynthesizer, rng_for  # noqa: E402
+from insightface_g2d.faces.photo_folders import read_identity_list  # noqa: E402
 
 cv2.setNumThreads(1)
 torch.set_num_threads(1)
@@ -255,7 +255,7 @@ def end_to_end(finders, lfw, table, pairs_file, n_pairs, synth, seed, log, moved
 def tight_crops(finders, lfw, table, keys, synth, seed, log):
     """Per candidate {(condition, fill, size): [(found, eyes placed)]} on tight crops of `keys` (clean, and
     masked in the six styles in turn), CPU seconds per find."""
-    from insightface_g2d.data.tight_crops import FILLS, SIZES, eyes_placed, tight_crop
+    from insightface_g2d.faces.tight_crops import FILLS, SIZES, eyes_placed, tight_crop
 
     styles = list(MASK_STYLES)
     rows = {name: {} for name in finders}

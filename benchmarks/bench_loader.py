@@ -39,8 +39,8 @@ cv2.setNumThreads(1)
 torch.set_num_threads(1)
 
 from insightface_g2d.data import recordio as R  # noqa: E402
-from insightface_g2d.data.masked_pairs import MaskedPairDataset  # noqa: E402
-from insightface_g2d.data.masks import MaskSynthesizer  # noqa: E402
+from insightface_g2d.masks.masked_pairs import MaskedPairDataset  # noqa: E402
+from insightface_g2d.masks.synthesizer import MaskSynthesizer  # noqa: E402
 from insightface_g2d.data.recordio_dataset import RecordIOFaces  # noqa: E402
 
 

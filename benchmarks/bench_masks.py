@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 
 cv2.setNumThreads(1)
 
-from insightface_g2d.data import masks as masks_mod  # noqa: E402
+from insightface_g2d.masks import synthesizer as masks_mod  # noqa: E402
 from insightface_g2d.data.align import align_face, read_landmarks_tsv  # noqa: E402
 from insightface_g2d.data.image_io import read_image_file  # noqa: E402
-from insightface_g2d.data.mask_styles.textured import insightface_mask_textures  # noqa: E402
-from insightface_g2d.data.masks import MaskSynthesizer  # noqa: E402
+from insightface_g2d.masks.styles.textured import insightface_mask_textures  # noqa: E402
+from insightface_g2d.masks.synthesizer import MaskSynthesizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

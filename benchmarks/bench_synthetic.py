@@ -32,7 +32,7 @@ def write_preview(path):
     """8 identities x 2 rows, then one identity's 8 photos clean and masked; 256-colour PNG (~180 KB)."""
     from PIL import Image
 
-    from insightface_g2d.data.masked_pairs import MaskedPairDataset
+    from insightface_g2d.masks.masked_pairs import MaskedPairDataset
     from insightface_g2d.data.synthetic import SyntheticFaces
 
     ds = SyntheticFaces(200, 20, seed=0)
@@ -78,7 +78,7 @@ def main(argv=None):
         x[:, 62:] = 128
         return x
 
-    from insightface_g2d.data.masks import MaskSynthesizer
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer
 
     synth = MaskSynthesizer()
     xtr_masked = synth.apply_batch(xtr, np.random.default_rng(1))[0]

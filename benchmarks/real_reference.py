@@ -25,7 +25,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from insightface_g2d.data.dlib_landmarks import _import_dlib  # noqa: E402
+from insightface_g2d.faces.dlib_landmarks import _import_dlib  # noqa: E402
 from insightface_g2d.data.image_io import IMAGE_EXTENSIONS, read_image_file  # noqa: E402
 from insightface_g2d.dlib_models import dlib_model_file  # noqa: E402
 from insightface_g2d.fileio import atomic_open  # noqa: E402

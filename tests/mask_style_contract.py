@@ -3,8 +3,8 @@ of the registry, and for the style a test adds the way docs/architecture.md says
 import cv2
 import numpy as np
 
-from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES, SHADE_MAX, render_group
-from insightface_g2d.data.masks import MaskSynthesizer
+from insightface_g2d.masks.styles import MASK_POSITIONS, MASK_STYLES, SHADE_MAX, render_group
+from insightface_g2d.masks.synthesizer import MaskSynthesizer
 
 # Aligned 112-pixel frame: eye centres at row 51.6, nose tip (56, 71.7), mouth centre (56, ~92).
 # First row a mask may reach, jitter included (docs/data.md, "Styles and wear positions").

@@ -15,7 +15,7 @@ def test_align_writes_found_points_that_g2d_mask_apply_reads(lfw_root, tmp_path,
     from insightface_g2d.cli.mask import main as mask_main
     from insightface_g2d.data.align import align_face, read_landmarks_tsv
     from insightface_g2d.data.image_io import read_image_file, read_photo
-    from insightface_g2d.data.prepare import align_folder
+    from insightface_g2d.faces.align_folder import align_folder
 
     src = tmp_path / "photos"
     for person in ("Colin_Powell", "Tony_Blair"):

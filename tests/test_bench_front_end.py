@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from insightface_g2d.data.align import ARCFACE_TEMPLATE
-from insightface_g2d.data.face_finding import FaceFinder, Finding
+from insightface_g2d.faces.face_finding import FaceFinder, Finding
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_front_end", REPO / "benchmarks" / "bench_front_end.py")
@@ -95,7 +95,7 @@ def test_moved_masks_sit_off_the_exact_frame_by_a_bounded_similarity():
 
 
 def test_masked_photos_are_seeded_and_moved_masks_differ_from_exact_ones():
-    from insightface_g2d.data.masks import MaskSynthesizer
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer
 
     img = np.full((240, 240, 3), 128, np.uint8)
     lmk = _face_at(120.0, 110.0, 60.0)

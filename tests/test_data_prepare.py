@@ -8,7 +8,9 @@ from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.data import build_parser, main
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, align_face, transform_points
 from insightface_g2d.data.folder import ImageFolderFaces
-from insightface_g2d.data.prepare import align_folder, list_photos, pack_folder, read_identity_list
+from insightface_g2d.data.pack import pack_folder
+from insightface_g2d.faces.align_folder import align_folder
+from insightface_g2d.faces.photo_folders import list_photos, read_identity_list
 from insightface_g2d.data.recordio_dataset import RecordIOFaces
 from insightface_g2d.errors import DataError
 
@@ -68,7 +70,7 @@ def test_align_with_landmarks_recovers_the_faces(photos, tmp_path):
     s = align_folder(src, out, landmarks=tsv, progress=False, fmt="png")
     assert (s["photos"], s["aligned"], s["done_before"], s["failed"]) == (6, 5, 0, 1)
     assert s["failures"][0][0] == "cy/cy_1.png" and "no landmarks" in s["failures"][0][1]
-    from insightface_g2d.data.prepare import read_align_report
+    from insightface_g2d.faces.align_folder import read_align_report
 
     report = {r["path"]: r for r in read_align_report(out / "align_report.tsv")}  # one row per photo
     assert sorted(report) == sorted(faces) and report["cy/cy_1.png"]["outcome"] == "no landmarks"
@@ -215,7 +217,7 @@ def test_lfw_align_usage_of_the_lfw_recipe(lfw_root, tmp_path):
 def test_lfw_dlib_detector_agrees_with_landmarks5(lfw_root, tmp_path):
     pytest.importorskip("dlib")
     pytest.importorskip("face_recognition_models")
-    from insightface_g2d.data.prepare import landmark_agreement
+    from insightface_g2d.faces.align_folder import landmark_agreement
 
     r = landmark_agreement(lfw_root / "lfw-deepfunneled", lfw_root / "landmarks5.tsv", "dlib", sample=6, seed=1,
                            progress=False)
@@ -324,7 +326,7 @@ def _fake_scrfd(path, size=640):
 
 
 def test_scrfd_onnx_detector_path(tmp_path):
-    from insightface_g2d.data.scrfd_landmarks import ScrfdLandmarker
+    from insightface_g2d.faces.scrfd_landmarks import ScrfdLandmarker
 
     expect = _fake_scrfd(tmp_path / "det_fake.onnx")
     det = ScrfdLandmarker(tmp_path / "det_fake.onnx")
@@ -357,7 +359,7 @@ def test_dlib_absent_names_the_extra(photos, tmp_path, monkeypatch, capsys):
 
 
 def test_five_points_from_68():
-    from insightface_g2d.data.dlib_landmarks import five_from_68, pick_face
+    from insightface_g2d.faces.dlib_landmarks import five_from_68, pick_face
 
     pts = np.zeros((68, 2))
     pts[36:42] = [60, 40] + np.arange(6)[:, None]     # image-left eye: mean (62.5, 42.5)

@@ -12,7 +12,7 @@ from insightface_g2d.cli import cache as cache_cli
 from insightface_g2d.cli import evaluate as eval_cli
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.data.factory import build_face_dataset, face_labels
-from insightface_g2d.data.prepare import pack_folder
+from insightface_g2d.data.pack import pack_folder
 from insightface_g2d.data.synthetic import SyntheticFaces
 from insightface_g2d.evaluation.binfile import decode_image, encode_image, load_bin
 from insightface_g2d.teachers import TeacherCache

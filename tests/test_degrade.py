@@ -1,11 +1,11 @@
-"""The real-photo degradation of the student's input face (data/degrade.py) and its place in the
+"""The real-photo degradation of the student's input face (masks/degrade.py) and its place in the
 masked-pair loader: seeded, clean face untouched, batch path equal to the item path, config checked."""
 import numpy as np
 import pytest
 import torch
 
-from insightface_g2d.data.degrade import Degradation
-from insightface_g2d.data.masked_pairs import MaskedPairDataset
+from insightface_g2d.masks.degrade import Degradation
+from insightface_g2d.masks.masked_pairs import MaskedPairDataset
 from insightface_g2d.data.synthetic import SyntheticFaces
 from insightface_g2d.errors import ConfigError
 from insightface_g2d.training.checks import check_masks

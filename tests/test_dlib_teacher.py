@@ -13,7 +13,7 @@ dlib = pytest.importorskip("dlib", reason="the [dlib] extra is not installed (pi
 pytest.importorskip("face_recognition_models", reason="the [dlib] extra is not installed")
 
 from insightface_g2d.backbones.dlib_resnet import CHIP_SIZE, CROP_TO_CHIP  # noqa: E402
-from insightface_g2d.data.dlib_landmarks import model_path as model_file  # noqa: E402
+from insightface_g2d.faces.dlib_landmarks import model_path as model_file  # noqa: E402
 from insightface_g2d.embedders.dlib_resnet import DlibBinEmbedder, DlibResNetEmbedder, crops_to_chips  # noqa: E402
 
 

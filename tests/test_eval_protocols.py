@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from insightface_g2d.data.mask_styles import MASK_STYLES
-from insightface_g2d.data.masks import MaskSynthesizer
+from insightface_g2d.masks.styles import MASK_STYLES
+from insightface_g2d.masks.synthesizer import MaskSynthesizer
 from insightface_g2d.errors import ConfigError, DataError
 from insightface_g2d.evaluation.binfile import load_bin, read_bin_records, write_bin_records
 from insightface_g2d.embedders.torch_network import TorchEmbedder

@@ -1,12 +1,12 @@
-"""Every registered face finder (data/finders.FACE_FINDERS) keeps the FaceFinder contract:
+"""Every registered face finder (faces/finders.FACE_FINDERS) keeps the FaceFinder contract:
 a Finding for any photo, "too small" for tiny ones, the two-value form agreeing with ``find``,
 landmarks float32 [5, 2] with a box and a score when a face is found, and a miss hint that is
 text or None."""
 import numpy as np
 import pytest
 
-from insightface_g2d.data import finders
-from insightface_g2d.data.face_finding import MIN_PHOTO_SIDE, Finding
+from insightface_g2d.faces import finders
+from insightface_g2d.faces.face_finding import MIN_PHOTO_SIDE, Finding
 
 
 def _build(name, tmp_path):

@@ -20,8 +20,8 @@ PEOPLE = ("Colin_Powell", "Tony_Blair", "George_W_Bush")
 def photos(lfw_root, tmp_path_factory, one_torch_thread):
     """{name: path}: two photos of each of PEOPLE, one of them masked, copied into a tmp folder."""
     from insightface_g2d.data.image_io import read_photo, write_image
-    from insightface_g2d.data.landmarks import LandmarkIndex
-    from insightface_g2d.data.masks import MaskSynthesizer, rng_for
+    from insightface_g2d.faces.landmarks import LandmarkIndex
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer, rng_for
 
     root = tmp_path_factory.mktemp("photos")
     src = lfw_root / "lfw-deepfunneled"

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from insightface_g2d.data import finders
+from insightface_g2d.faces import finders
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, alignment_matrix, transform_points
-from insightface_g2d.data.face_finding import FaceFinder, Finding
-from insightface_g2d.data.front_end_folder import load_landmark_net
-from insightface_g2d.data.g2d_front_end import (TEMPLATE_IOD, G2DFrontEnd, face_sizes, holds_faces, merge_faces,
+from insightface_g2d.faces.face_finding import FaceFinder, Finding
+from insightface_g2d.faces.front_end_folder import load_landmark_net
+from insightface_g2d.faces.g2d_front_end import (TEMPLATE_IOD, G2DFrontEnd, face_sizes, holds_faces, merge_faces,
                                                pick_by_landmarks)
-from insightface_g2d.data.landmark_net import (INPUT, LandmarkNet, crop_views, frames_from_boxes,
+from insightface_g2d.faces.landmark_net import (INPUT, LandmarkNet, crop_views, frames_from_boxes,
                                                frames_from_landmarks, save_landmark_net,
                                                template_in_view, view_to_photo)
-from insightface_g2d.data.landmark_training import SWAP, box_matches, calibration_of, epoch_order, make_batch, yaw_of
-from insightface_g2d.data.prepare import align_folder, read_align_report
+from insightface_g2d.faces.landmark_training import SWAP, box_matches, calibration_of, epoch_order, make_batch, yaw_of
+from insightface_g2d.faces.align_folder import align_folder, read_align_report
 from insightface_g2d.errors import DataError
 
 WARP = np.array([[1.9, -0.3, 60.0], [0.3, 1.9, 40.0]])  # aligned frame -> a 320 x 300 photo
@@ -325,7 +325,7 @@ def _shipped_front_end():
 def test_shipped_front_end_finds_masked_lfw_faces(lfw_root, style, one_torch_thread):
     from insightface_g2d.data.align import read_landmarks_tsv
     from insightface_g2d.data.image_io import read_image_file
-    from insightface_g2d.data.masks import MaskSynthesizer, rng_for
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer, rng_for
 
     front = _shipped_front_end()
     table = read_landmarks_tsv(lfw_root / "landmarks5.tsv")
@@ -350,7 +350,7 @@ def test_train_landmarks_command_on_a_few_lfw_photos(lfw_root, tmp_path, capsys,
     pytest.importorskip("face_recognition_models")
     from insightface_g2d.cli.common import run_cli
     from insightface_g2d.cli.data import main
-    from insightface_g2d.data.landmark_net import read_config
+    from insightface_g2d.faces.landmark_net import read_config
 
     out = tmp_path / "fe"
     assert run_cli(main, ["train-landmarks", "--src", str(lfw_root / "lfw-deepfunneled"), "--landmarks",

@@ -4,11 +4,11 @@ faces, the photo taken as one face crop (``assume_cropped``, ``g2d-data align --
 import numpy as np
 import pytest
 
-from insightface_g2d.data import finders
+from insightface_g2d.faces import finders
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, transform_points
-from insightface_g2d.data.landmark_net import frames_from_boxes, frames_from_landmarks
-from insightface_g2d.data.landmark_refit import HOG_CALIBRATION, box_from_landmarks, disagreement
-from insightface_g2d.data.tight_crops import FACE_BOX_SIDE, eyes_placed, face_box, tight_crop
+from insightface_g2d.faces.landmark_net import frames_from_boxes, frames_from_landmarks
+from insightface_g2d.faces.landmark_refit import HOG_CALIBRATION, box_from_landmarks, disagreement
+from insightface_g2d.faces.tight_crops import FACE_BOX_SIDE, eyes_placed, face_box, tight_crop
 from insightface_g2d.errors import DataError
 
 WARP = np.array([[1.6, 0.0, 70.0], [0.0, 1.6, 40.0]])  # aligned frame -> an upright face in a 320 x 300 photo
@@ -82,7 +82,7 @@ def _error(found, true):
 
 def test_clear_faces_are_refitted_to_lfw_convention_and_masked_ones_keep_the_network(lfw_root, one_torch_thread):
     from insightface_g2d.data.image_io import read_image_file
-    from insightface_g2d.data.masks import MaskSynthesizer, rng_for
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer, rng_for
 
     refit = finders.build_finder(finders.finder_spec("g2d", pick="center"))
     net = finders.build_finder(finders.finder_spec("g2d", pick="center", refit=False))
@@ -107,7 +107,7 @@ def test_clear_faces_are_refitted_to_lfw_convention_and_masked_ones_keep_the_net
 
 def test_tight_lfw_crops_are_found_and_placed_with_and_without_assume_cropped(lfw_root, one_torch_thread):
     from insightface_g2d.data.image_io import read_image_file
-    from insightface_g2d.data.masks import MaskSynthesizer, rng_for
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer, rng_for
 
     found = finders.build_finder(finders.finder_spec("g2d"))
     cropped = finders.build_finder(finders.finder_spec("g2d", assume_cropped=True))

@@ -1,4 +1,4 @@
-"""Fuzzing front-end folders (`--detector g2d:DIR`, data/front_end_folder.read_front_end): seeded
+"""Fuzzing front-end folders (`--detector g2d:DIR`, faces/front_end_folder.read_front_end): seeded
 mutations of a copy of the shipped folder. front_end.json is changed as a document (a value
 anywhere replaced by a value of any JSON type: huge, negative, NaN, paths, lists, objects; a key
 dropped; the top level replaced) or as bytes; the HOG filter and the landmark weights get bytes
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from insightface_g2d.data.front_end_folder import read_front_end
-from insightface_g2d.data.landmark_net import WEIGHTS_DIR, LandmarkNet
+from insightface_g2d.faces.front_end_folder import read_front_end
+from insightface_g2d.faces.landmark_net import WEIGHTS_DIR, LandmarkNet
 from insightface_g2d.errors import DataError
 from test_dlib_format import enc_int
 from test_fuzz_support import Counter, fuzz, time_limit

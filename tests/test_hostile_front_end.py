@@ -12,8 +12,8 @@ import torch
 
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.data import main as data_main
-from insightface_g2d.data.front_end_folder import read_front_end
-from insightface_g2d.data.landmark_net import WEIGHTS_DIR
+from insightface_g2d.faces.front_end_folder import read_front_end
+from insightface_g2d.faces.landmark_net import WEIGHTS_DIR
 from insightface_g2d.errors import DataError
 from test_untrusted_files import Reduce
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from insightface_g2d.data import image_io as io_
-from insightface_g2d.data.prepare import align_folder, read_align_report
+from insightface_g2d.faces.align_folder import align_folder, read_align_report
 from insightface_g2d.errors import DataError
 
 

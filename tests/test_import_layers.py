@@ -1,7 +1,10 @@
 """The package's layers: a module imports only from its own layer or the ones below it.
 
-    errors, fileio, version, devices  ->  backbones, losses, data  ->  embedders, teachers, evaluation
-    ->  training, recognition  ->  experiments  ->  cli
+    errors, fileio, version, devices  ->  backbones, losses, data  ->  masks  ->  faces
+    ->  embedders, teachers, evaluation  ->  training, recognition  ->  experiments  ->  cli
+
+data (aligned faces) knows nothing of photos or masks; masks draw on aligned faces; the front end
+(faces) trains on masked faces.
 
 Read from the source with ast, function-local imports included (they are how upward imports hide).
 """
@@ -14,6 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "insightface_g2d"
 LAYERS = (
     ("errors", "fileio", "version", "devices", "dlib_models"),
     ("backbones", "losses", "data"),
+    ("masks",),
+    ("faces",),
     ("embedders", "teachers", "evaluation"),
     ("training", "recognition"),
     ("experiments",),
@@ -23,7 +28,7 @@ LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 
 def _top_level(path):
-    """'data' for insightface_g2d/data/masks.py, 'errors' for insightface_g2d/errors.py."""
+    """'data' for insightface_g2d/masks/synthesizer.py, 'errors' for insightface_g2d/errors.py."""
     rel = path.relative_to(PACKAGE)
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 

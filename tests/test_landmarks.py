@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from insightface_g2d.data.landmarks import LandmarkIndex
+from insightface_g2d.faces.landmarks import LandmarkIndex
 from insightface_g2d.errors import DataError
 
 

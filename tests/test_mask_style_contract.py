@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from insightface_g2d.cli.common import run_cli
-from insightface_g2d.data import masks as masks_mod
-from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES, MaskStyle, mask_style
+from insightface_g2d.masks import synthesizer as masks_mod
+from insightface_g2d.masks.styles import MASK_POSITIONS, MASK_STYLES, MaskStyle, mask_style
 from insightface_g2d.errors import ConfigError
 from mask_style_contract import check_layers, check_on_faces, smooth_faces
 
@@ -56,7 +56,7 @@ def _recipe_module_text():
     """The style module of the "Add a mask style" recipe in docs/architecture.md, and its file name."""
     text = DOCS.read_text(encoding="utf-8")
     section = text.split("### Add a mask style", 1)[1].split("\n### ", 1)[0]
-    path = re.search(r"`insightface_g2d/data/mask_styles/(\w+)\.py`", section).group(1)
+    path = re.search(r"`insightface_g2d/masks/styles/(\w+)\.py`", section).group(1)
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     return path, code
 
@@ -68,7 +68,7 @@ def documented_style(tmp_path, monkeypatch):
     module_name, code = _recipe_module_text()
     path = tmp_path / f"{module_name}.py"
     path.write_text(code, encoding="utf-8")
-    qualified = f"insightface_g2d.data.mask_styles.{module_name}"
+    qualified = f"insightface_g2d.masks.styles.{module_name}"
     spec = importlib.util.spec_from_file_location(qualified, path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, qualified, module)

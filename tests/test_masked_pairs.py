@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from insightface_g2d.data.masked_pairs import MaskedPairDataset
+from insightface_g2d.masks.masked_pairs import MaskedPairDataset
 from insightface_g2d.data.synthetic import SyntheticFaces
 from insightface_g2d.data.transforms import to_image, to_tensor
 from insightface_g2d.errors import ConfigError, DataError
@@ -198,7 +198,7 @@ def test_batched_items_equal_items_one_by_one(mask_prob, custom):
     """__getitems__ (what DataLoader calls per batch: one mask call) gives exactly __getitem__'s tensors."""
     from torch.utils.data import DataLoader, default_collate
 
-    from insightface_g2d.data.masks import MaskSynthesizer
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer
     from insightface_g2d.data.synthetic import SyntheticFaces
 
     base = SyntheticFaces(num_identities=5, images_per_identity=4, seed=2)

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from insightface_g2d.data import masks as masks_mod
+from insightface_g2d.masks import synthesizer as masks_mod
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, align_face, alignment_matrix, transform_points
-from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES
-from insightface_g2d.data.mask_styles.textured import insightface_mask_textures
-from insightface_g2d.data.masks import PARAMS_PER_FACE, MaskSynthesizer
+from insightface_g2d.masks.styles import MASK_POSITIONS, MASK_STYLES
+from insightface_g2d.masks.styles.textured import insightface_mask_textures
+from insightface_g2d.masks.synthesizer import PARAMS_PER_FACE, MaskSynthesizer
 from insightface_g2d.errors import ConfigError, DataError
 
 def faces(n, seed=0, size=112):
@@ -237,7 +237,7 @@ def test_textures_from_insightface_when_installed():
 
 
 def test_textured_falls_back_to_procedural_textures(monkeypatch):
-    from insightface_g2d.data.mask_styles import textured
+    from insightface_g2d.masks.styles import textured
 
     monkeypatch.setattr(textured, "insightface_mask_textures", lambda: ())
     synth = MaskSynthesizer(styles=["textured"], templates_per_group=8, bank_seed=4242)

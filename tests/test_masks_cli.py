@@ -6,7 +6,7 @@ import pytest
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.mask import main
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, transform_points
-from insightface_g2d.data.mask_styles import MASK_POSITIONS, MASK_STYLES
+from insightface_g2d.masks.styles import MASK_POSITIONS, MASK_STYLES
 
 WARP = np.array([[1.4, -0.25, 30.0], [0.25, 1.4, 20.0]])  # aligned crop -> 220x220 "photo"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from insightface_g2d.cli.evaluate import main as eval_main
-from insightface_g2d.data.face_finding import FaceFinder, Finding
+from insightface_g2d.faces.face_finding import FaceFinder, Finding
 from insightface_g2d.data.image_io import write_image
 from insightface_g2d.data.synthetic import render_face
 from insightface_g2d.errors import ConfigError, DataError

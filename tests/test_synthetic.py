@@ -119,7 +119,7 @@ def test_identities_separable_from_upper_face_and_harder_with_lower_face_hidden(
     Measured (seed 0): whole face 0.967, upper face (rows 0-59) 0.800, lower face hidden 0.883,
     masked probes vs clean gallery 0.433; chance 0.025.
     """
-    from insightface_g2d.data.masks import MaskSynthesizer
+    from insightface_g2d.masks.synthesizer import MaskSynthesizer
 
     train, test = SyntheticFaces(100, 6, seed=0), SyntheticFaces(40, 6, seed=0, identity_offset=100)
     xtr = np.stack([train[i][0] for i in range(len(train))])

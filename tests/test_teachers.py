@@ -446,7 +446,7 @@ def test_cache_of_synthetic_dataset_serves_masked_pairs(monkeypatch, tmp_path, o
     MaskedPairDataset's clean (possibly mirrored) faces."""
     from insightface_g2d.cli.cache import main
     from insightface_g2d.data.factory import build_face_dataset
-    from insightface_g2d.data.masked_pairs import MaskedPairDataset
+    from insightface_g2d.masks.masked_pairs import MaskedPairDataset
 
     spec = "synthetic:ids=2,per_id=3,seed=1"
     assert main(["build", "--dataset", spec, "--teacher-onnx", str(onnx_model[0]), "--out", str(tmp_path / "c"),

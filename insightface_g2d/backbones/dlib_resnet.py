@@ -121,6 +121,9 @@ class DlibChip(nn.Module):
     """[-1, 1] crops (112, mapped by CROP_TO_CHIP) or chips (150) -> dlib's normalised 150 x 150 input:
     the chip's 0..255 RGB values minus dlib's channel means, divided by 256."""
 
+    # how prepare_images makes the input from a 112 crop, for runtimes without PyTorch (g2d-face export)
+    input_warp = {"size": CHIP_SIZE, "matrix": CROP_TO_CHIP.tolist()}
+
     def __init__(self):
         super().__init__()
         self.register_buffer("pixel_mean", torch.tensor(DLIB_PIXEL_MEAN, dtype=torch.float32))

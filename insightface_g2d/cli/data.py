@@ -34,7 +34,7 @@ def _workers(n):
 
 
 def run_align(args):
-    from ..data.prepare import align_folder
+    from ..faces.align_folder import align_folder
 
     s = align_folder(args.src, args.out, landmarks=args.landmarks, detector=args.detector, include=args.include,
                      exclude=args.exclude, workers=_workers(args.workers), size=args.size, fmt=args.format,
@@ -59,7 +59,7 @@ def run_align(args):
 
 
 def run_pack(args):
-    from ..data.prepare import pack_folder
+    from ..data.pack import pack_folder
 
     s = pack_folder(args.src, args.out, size=args.size, quality=args.quality, force=args.force,
                     progress=not args.quiet)
@@ -89,7 +89,7 @@ def run_bin(args):
 
 
 def run_check_landmarks(args):
-    from ..data.prepare import landmark_agreement
+    from ..faces.align_folder import landmark_agreement
 
     r = landmark_agreement(args.src, args.landmarks, detector=args.detector, sample=args.sample, seed=args.seed,
                            pick=args.pick, upsample=args.upsample, cnn_fallback=args.cnn_fallback,
@@ -106,7 +106,7 @@ def run_check_landmarks(args):
 
 
 def run_train_landmarks(args):
-    from ..data.landmark_training import train_front_end
+    from ..faces.landmark_training import train_front_end
 
     s = train_front_end(args.src, args.landmarks, args.out, include=args.include, limit=args.limit,
                         hog_photos=args.hog_photos, mine_photos=args.mine_photos, epochs=args.epochs,

@@ -3,6 +3,7 @@
     g2d-face verify masked.jpg id_photo.jpg                       same person or not
     g2d-face enroll --gallery people/ --out gallery.npz           people/<identity>/*.jpg -> gallery
     g2d-face search --gallery gallery.npz probe1.jpg probe2.jpg   who is it (or "unknown")
+    g2d-face export --model g2d_lfw --out g2d_lfw_bundle          a bundle that runs without PyTorch
 
 Scores are cosine similarities of the normalised embeddings (-1..1), same person when score >=
 threshold; the threshold comes from the model's thresholds file (--threshold picks one by name).
@@ -15,8 +16,8 @@ import sys
 from .common import add_subcommand, make_parser, run_cli, run_subcommand
 
 DEFAULT_MODEL = "dlib"
-MODELS = ("a g2d-train run folder, NETWORK:CHECKPOINT, model.onnx, dlib or dlib_resnet (dlib's ResNet, the default; "
-          "needs pip install -e .[dlib])")
+MODELS = ("a g2d-train run folder, NETWORK:CHECKPOINT, model.onnx, a bundle folder (g2d-face export), g2d_lfw (the "
+          "ready masked-face model), dlib or dlib_resnet (dlib's ResNet, the default; needs pip install -e .[dlib])")
 
 
 def _add_common(p):
@@ -64,15 +65,55 @@ def build_parser():
     p.add_argument("--top-k", type=int, default=3, help="identities listed per photo (default 3)")
     _add_common(p)
     p.set_defaults(func=run_search)
+
+    p = add_subcommand(sub, "export", "write a bundle that runs the model and the front end without PyTorch",
+                       "g2d-face export --model g2d_lfw --out g2d_lfw_bundle",
+                       description="Write a folder with the model and the front end's landmark network as ONNX, "
+                       "the front end's HOG filter, the model's thresholds and a manifest (versions, SHA-256 of "
+                       "every file, licences). FaceRecognizer(FOLDER) and --model FOLDER run it on onnxruntime "
+                       "without PyTorch. The export is checked: random faces through PyTorch and onnxruntime "
+                       "must agree to --tolerance.")
+    p.add_argument("--model", default="g2d_lfw", help=f"the face model (default g2d_lfw): {MODELS}")
+    p.add_argument("--out", required=True, metavar="DIR", help="bundle folder to write")
+    p.add_argument("--front-end", metavar="DIR", help="front-end folder (g2d-data train-landmarks; default: the "
+                   "shipped one)")
+    p.add_argument("--flip", choices=("yes", "no"), default=None,
+                   help="add the mirror image's embedding (default: as the model's thresholds were measured)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest difference allowed between PyTorch and the bundle (unit embeddings; default 1e-4)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    p.set_defaults(func=run_export)
     return parser
 
 
+def run_export(args):
+    from ..recognition.bundle_export import export_bundle
+
+    info = export_bundle(args.model, args.out, detector_folder=args.front_end,
+                         flip=None if args.flip is None else args.flip == "yes", force=args.force,
+                         tolerance=args.tolerance)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    parity = info["parity"]
+    print(f"wrote bundle {info['path']} ({info['model']}, {info['dim']}-d): {', '.join(info['files'])}")
+    print(f"PyTorch vs onnxruntime on random faces: unit embeddings within {parity['embedding']:.2g}, "
+          f"landmarks within {parity['landmarks']:.2g} px, face probability within {parity['probability']:.2g}")
+    print(f"use it: g2d-face verify --model {info['path']} A.jpg B.jpg  (or FaceRecognizer({info['path']!r}))")
+    return 0
+
+
 def _recognizer(args):
-    from ..devices import select_device
     from ..recognition import FaceRecognizer
 
     threshold = _threshold_arg(args.threshold)
-    return FaceRecognizer(args.model, detector=args.detector, device=select_device(args.device),
+    device = args.device
+    if device != "cpu":  # resolving another device needs PyTorch; a bundle on the CPU runs without it
+        from ..devices import select_device
+
+        device = select_device(device)
+    return FaceRecognizer(args.model, detector=args.detector, device=device,
                           thresholds=args.thresholds, threshold=threshold,
                           flip=None if args.flip is None else args.flip == "yes")
 
@@ -126,7 +167,7 @@ def run_verify(args):
 
 
 def run_enroll(args):
-    from ..data.prepare import list_photos
+    from ..faces.photo_folders import list_photos
     from ..fileio import atomic_open, write_errors
 
     photos = list_photos(args.gallery)

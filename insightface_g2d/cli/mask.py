@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.image_io import IMAGE_EXTENSIONS, list_images, pick_images, read_photo, write_image
-from ..data.landmarks import LandmarkIndex
+from ..faces.landmarks import LandmarkIndex
 from ..errors import DataError
 from .common import add_subcommand, exit_cli, make_parser, run_subcommand
 
@@ -33,7 +33,7 @@ def _synthetic_faces(count, seed, size):
 def preview(args):
     from ..data.align import align_face
     from ..data.grids import compose_grid, label_grid
-    from ..data.masks import MaskSynthesizer
+    from ..masks.synthesizer import MaskSynthesizer
 
     size = args.size
     if args.synthetic:
@@ -81,7 +81,7 @@ def apply(args):
     from tqdm import tqdm
 
     from ..data.align import align_face
-    from ..data.masks import MaskSynthesizer, rng_for
+    from ..masks.synthesizer import MaskSynthesizer, rng_for
 
     src, dst = Path(args.input), Path(args.out)
     files = list_images(src)
@@ -123,7 +123,7 @@ def apply(args):
 # ------------------------------------------------------------------------------------------------
 
 def _add_mask_options(p):
-    from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
+    from ..masks.styles import MASK_POSITIONS, MASK_STYLES
 
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--styles", nargs="+", choices=tuple(MASK_STYLES), default=None, metavar="STYLE",

@@ -1,1 +1,3 @@
-"""Everything between a file on disk and a training batch."""
+"""Aligned faces as training data: RecordIO, image folders and the built-in synthetic faces, the
+ArcFace template every aligned face is defined by (`align.py`), and the conversions to tensors.
+Finding faces in photos lives in `faces/`, drawing masks on them in `masks/`."""

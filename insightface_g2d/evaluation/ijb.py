@@ -196,7 +196,7 @@ class IJBFaces:
 
     def _mask(self, face, i):
         if self._synth is None:
-            from ..data.masks import MaskSynthesizer
+            from ..masks.synthesizer import MaskSynthesizer
 
             self._synth = MaskSynthesizer(styles=self.mask_styles)
         masked, _ = self._synth.apply(face, np.random.default_rng([self.seed, int(i)]))
@@ -316,7 +316,7 @@ def evaluate_ijb(model, root, dataset="IJBC", *, faceness=True, mask_probe=False
     if mask_select not in MASK_SELECT:
         raise DataError(f"unknown mask selection {mask_select!r}; use one of {', '.join(MASK_SELECT)}")
     if mask_probe:
-        from ..data.masks import MaskSynthesizer
+        from ..masks.synthesizer import MaskSynthesizer
 
         MaskSynthesizer(styles=mask_styles)  # an unknown style fails here, not inside a worker
     if meta is None:

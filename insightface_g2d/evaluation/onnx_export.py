@@ -91,6 +91,7 @@ def export_onnx(model, path, opset=17, image_size=112):
     graph = io.BytesIO()  # in memory: only the finished file is written, atomically
     with warnings.catch_warnings(), _NoAutocast(model), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)  # "legacy TorchScript-based exporter"
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes fixed but the batch: as intended
         torch.onnx.export(model, (dummy,), graph, **kwargs)
     proto = onnx.load_from_string(graph.getvalue())
     _rename_mxnet_like_nodes(proto.graph)

@@ -281,7 +281,7 @@ def load_pair_images(root, pairs, landmarks=None, image_size=112, image_ext=None
     photos where it finds none are used resized whole (a note on stderr counts them).
     """
     from ..data.align import align_face
-    from ..data.landmarks import LandmarkIndex
+    from ..faces.landmarks import LandmarkIndex
 
     base, paths = resolve_paths(root, pairs, image_ext)
     unique = sorted(set(paths))
@@ -332,7 +332,7 @@ def _found_landmarks(base, rels, detector, progress):
     """{rel: [5, 2] or None}: the faces a data.finders finder finds in the photos (one process)."""
     from tqdm import tqdm
 
-    from ..data.finders import build_finder, finder_spec
+    from ..faces.finders import build_finder, finder_spec
 
     finder = build_finder(finder_spec(detector))
     out = {}

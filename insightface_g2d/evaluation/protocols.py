@@ -25,7 +25,7 @@ PROTOCOLS = ("clean", "masked-masked", "masked-clean")
 
 
 def _mask_styles():
-    from ..data.mask_styles import MASK_STYLES
+    from ..masks.styles import MASK_STYLES
 
     return tuple(MASK_STYLES)
 
@@ -78,7 +78,7 @@ def protocol_plan(num_images, protocol):
 def _synthesizer(synthesizer):
     if synthesizer is not None:
         return synthesizer
-    from ..data.masks import MaskSynthesizer
+    from ..masks.synthesizer import MaskSynthesizer
 
     return MaskSynthesizer()
 
@@ -91,7 +91,7 @@ def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progres
         if synthesizer is not None:
             raise ConfigError(f"mask styles {'+'.join(style)} make their own synthesizer; pass either a synthesizer "
                               "or a tuple of styles, not both")
-        from ..data.masks import MaskSynthesizer
+        from ..masks.synthesizer import MaskSynthesizer
 
         synthesizer, style = MaskSynthesizer(styles=style), None
     synth = _synthesizer(synthesizer)

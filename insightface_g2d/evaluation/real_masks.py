@@ -53,7 +53,7 @@ def place_photos(root, rels, detector, progress=True, assume_cropped=False):
     from tqdm import tqdm
 
     from ..data.align import align_face
-    from ..data.finders import build_finder, finder_spec
+    from ..faces.finders import build_finder, finder_spec
     from ..data.image_io import fit_square, read_image_file
 
     finder = detector if not isinstance(detector, str) else \

@@ -8,7 +8,8 @@ def prepare_devtrain(root, out, people_file="peopleDevTrain.txt", progress=True)
     """`g2d-data align` of the people in `people_file` (LFW's peopleDevTrain.txt by default) from
     landmarks5.tsv: out/<name>/<image>.png, 112x112 on the ArcFace template. Faces already there are
     kept, so a rerun only adds what is missing. Returns (out, images, people)."""
-    from ..data.prepare import align_folder, read_identity_list
+    from ..faces.align_folder import align_folder
+    from ..faces.photo_folders import read_identity_list
 
     root, out = Path(root), Path(out)
     people = Path(people_file) if Path(people_file).is_absolute() else root / people_file

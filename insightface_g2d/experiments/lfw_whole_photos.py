@@ -20,8 +20,8 @@ def write_whole_photo_pairs(root, out, styles=HELD_OUT_STYLES, seed=0, pairs_fil
     from tqdm import tqdm
 
     from ..data.image_io import read_photo, write_image
-    from ..data.landmarks import LandmarkIndex
-    from ..data.masks import MaskSynthesizer, rng_for
+    from ..faces.landmarks import LandmarkIndex
+    from ..masks.synthesizer import MaskSynthesizer, rng_for
     from ..evaluation.pairs import read_pairs, resolve_paths
     from ..evaluation.report import write_text
     from ..evaluation.verification import balanced_fold_ids

@@ -2,8 +2,9 @@
 
 A model is any spec `embedders.factory.build_embedder` takes ("NETWORK:CHECKPOINT", "model.onnx",
 "dlib", "dlib_resnet", a FaceEmbedder or nn.Module), a ready model the kit ships by name
-(`g2d_lfw`: recognition/ready.py), or, for a g2d-train run, its output folder or its model.pt alone:
-the network is read from the run's run_summary.json.
+(`g2d_lfw`: recognition/ready.py), a bundle folder (`g2d-face export`: recognition/bundle.py, no
+PyTorch), or, for a g2d-train run, its output folder or its model.pt alone: the network is read
+from the run's run_summary.json.
 """
 import json
 import os
@@ -28,6 +29,11 @@ def resolve_model(model):
         network.name = text
         return network, None, thresholds_file(text)
     if os.path.isdir(text):
+        from .bundle import Bundle, is_bundle
+
+        if is_bundle(text):  # g2d-face export: runs on onnxruntime, no PyTorch
+            bundle = Bundle(text)
+            return bundle, None, bundle.thresholds
         return _run_folder(Path(text))
     if os.path.isfile(text) and text.lower().endswith((".pt", ".pth")):
         return _run_model_file(Path(text))

@@ -4,7 +4,7 @@
     rec = FaceRecognizer("work_dirs/lfw/g2d_pretrained")      # a run folder, NETWORK:CKPT, .onnx, dlib
     rec.verify("masked.jpg", "id_photo.jpg")                 # Verification(score=0.71, same=True, ...)
 
-Inside: the kit's masked-face front end (`data.finders`, "g2d" by default) finds the faces and their
+Inside: the kit's masked-face front end (`faces.finders`, "g2d" by default) finds the faces and their
 five points, `data.align.align_face` aligns each onto the 112 x 112 ArcFace template, and the model
 embeds the crop exactly as `g2d-eval pairs` does (`FaceEmbedder.embed_images`: the face plus its
 mirror image unless flip=False), L2-normalised. So a crop's embedding here is the one evaluation
@@ -31,7 +31,8 @@ DEFAULT_NAME = f"default {DEFAULT_THRESHOLD} (no thresholds file for this model;
 
 
 class FaceRecognizer:
-    """model: see model_source.resolve_model; detector: a `--detector` value of data.finders ("g2d",
+    """model: see model_source.resolve_model (a `g2d-face export` bundle runs without PyTorch, with its
+    own front end for detector "g2d"); detector: a `--detector` value of faces.finders ("g2d",
     "g2d:FOLDER", "dlib", an SCRFD .onnx); thresholds: a thresholds file (default: found beside the
     model); threshold: the default threshold name ("far=1e-3") or a number (cosine); flip: add the
     mirror image's embedding (None: as the thresholds were measured, else True, evaluation's default);
@@ -39,14 +40,24 @@ class FaceRecognizer:
 
     def __init__(self, model="dlib", detector="g2d", device="cpu", thresholds=None, threshold=None, flip=None,
                  pick="largest", batch_size=64):
-        from ..data.finders import build_finder, finder_spec
-        from ..embedders.factory import build_embedder
+        from ..faces.finders import build_finder, finder_spec
         from ..evaluation.thresholds import read_thresholds
+        from .bundle import Bundle
         from .model_source import resolve_model, thresholds_file_for
 
         spec, self.model_file, shipped = resolve_model(model)
         self.model = spec if isinstance(spec, str) else self.model_file or getattr(spec, "name", None) or str(spec)
-        self.embedder = build_embedder(spec, device=device)
+        if isinstance(spec, Bundle):  # onnxruntime, and the bundle's own front end for "g2d"
+            if str(device) != "cpu":
+                raise ConfigError(f"a bundle runs on onnxruntime's CPU provider, not {device}: leave out the device, "
+                                  "or run the model the bundle was exported from")
+            self.embedder = spec.embedder()
+            detector = f"g2d:{spec.front_end}" if detector == "g2d" else detector
+            flip = spec.manifest["recognizer"]["flip"] if flip is None else flip
+        else:
+            from ..embedders.factory import build_embedder
+
+            self.embedder = build_embedder(spec, device=device)
         self.finder = build_finder(finder_spec(detector, pick=pick))
         self.batch_size = int(batch_size)
         self.thresholds_file = thresholds if thresholds is not None else thresholds_file_for(self.model_file, shipped)

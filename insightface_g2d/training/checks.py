@@ -80,8 +80,8 @@ def check_masks(masks, where="config.masks"):
     prob = masks.get("prob", 1.0)
     if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
         raise ConfigError(f"{where}.prob must be a number in [0, 1], got {prob!r}")
-    from ..data.degrade import Degradation
-    from ..data.mask_styles import MASK_POSITIONS, MASK_STYLES
+    from ..masks.degrade import Degradation
+    from ..masks.styles import MASK_POSITIONS, MASK_STYLES
 
     Degradation.from_config(masks.get("degrade"), where=f"{where}.degrade")
 

@@ -70,19 +70,19 @@ def dataset_notes(cfg, dataset):
 
 def stage_dataset(base, stage, seed, num_workers=0):
     """MaskedPairDataset over `base` with the stage's mask settings."""
-    from ..data.masked_pairs import MaskedPairDataset
+    from ..masks.masked_pairs import MaskedPairDataset
 
     masks = stage.spec.masks
     prob = stage.mask_prob()
     synth = None
     if prob > 0:
-        from ..data.masks import MaskSynthesizer
+        from ..masks.synthesizer import MaskSynthesizer
 
         synth = MaskSynthesizer(styles=masks.get("styles"), positions=tuple(masks.get("positions") or
                                                                             ("normal", "high", "low")))
         if num_workers > 0:
             synth.warmup()  # build the template bank once here; forked workers share it
-    from ..data.degrade import Degradation
+    from ..masks.degrade import Degradation
 
     return MaskedPairDataset(base, mask_prob=prob, styles=masks.get("styles"), seed=int(seed), flip=True,
                              synthesizer=synth, degrade=Degradation.from_config(masks.get("degrade")))

@@ -2,7 +2,7 @@
 distilled) trained on what real masked photos do to a face crop as well as on the masks:
 `masks.degrade = True` moves the student's crop as a front end misplaces a masked face (a few
 pixels, degrees, per cent of scale) and downscales, blurs, JPEG-compresses and recolours it
-(data/degrade.py). The teacher's clean face is never changed. Everything else is arm (f).
+(masks/degrade.py). The teacher's clean face is never changed. Everything else is arm (f).
 
     g2d-train recipes/configs/lfw_g2d_real.py --set rec=work_dirs/lfw/devtrain \
         --set teacher.cache=work_dirs/lfw/cache_dlib --output work_dirs/lfw/g2d_real

@@ -1,6 +1,6 @@
 """Real-face comparison, arm (h): arm (e) (dlib's ResNet fine-tuned whole, MaskInv-style) trained on
 what real masked photos do to a face crop as well as on the masks (`masks.degrade = True`, as arm (g);
-data/degrade.py). Everything else is arm (e).
+masks/degrade.py). Everything else is arm (e).
 
     g2d-train recipes/configs/lfw_teacher_finetuned_real.py --set rec=work_dirs/lfw/devtrain \
         --set teacher.cache=work_dirs/lfw/cache_dlib --output work_dirs/lfw/teacher_finetuned_real

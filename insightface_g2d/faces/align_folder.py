@@ -1,4 +1,4 @@
-"""From a folder of photos to training data: aligned 112x112 faces, RecordIO, a `.bin` of pairs.
+"""From a folder of photos to aligned faces.
 
     align_folder(src, out, landmarks=TSV | detector="dlib" | detector="det_10g.onnx", ...)
         src/<identity>/<photo> -> out/<identity>/<photo stem>.jpg aligned on the ArcFace template,
@@ -6,137 +6,26 @@
         out/landmarks5.tsv with the five points each face was aligned with (in the photo's pixels).
         Each face is written atomically; a re-run skips faces already written; workers > 1 runs
         the landmark detector in that many processes.
-    pack_folder(src, out)
-        an aligned image folder -> out/train.rec + train.idx in arcface_torch's layout: record 0 a
-        header (label [first identity record, end]), images 1..N (label = class id, identities
-        numbered in sorted folder order as ImageFolderFaces does), then one record per identity
-        (label [first image, end)). Image bytes are stored as they are (JPEG/PNG), others re-encoded.
     landmark_agreement(src, tsv, detector)
         the detector's five points against a landmarks file: error in inter-ocular units.
-
-Identity lists (include / exclude): one identity per line, either a plain name or `name<TAB>count`
-(LFW's peopleDevTrain.txt, people.txt, lfw-names.txt); lines holding only integers (the count
-headers of those files) and lines starting with '#' are skipped.
 """
-import errno
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..data.align import align_face
+from ..data.image_io import read_photo, write_image
 from ..errors import DataError
 from ..fileio import atomic_open, write_errors
-from .align import align_face
 from .face_finding import Finding
 from .finders import build_finder, finder_spec, miss_hint
-from .image_io import IMAGE_EXTENSIONS, encode_image_bytes, read_photo, try_decode_image_bytes, write_image
 from .landmarks import LandmarkIndex
+from .photo_folders import list_photos, read_identity_list
 
 REPORT_NAME = "align_report.tsv"
 FORMATS = ("jpg", "png")
-
-
-# ------------------------------------------------------------------------------------ identities
-def read_identity_list(path):
-    """Identity names of an include/exclude list (see module doc), in file order, without duplicates."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"identity list {path} not found; give a file with one identity per line "
-                        "(a name, or name<TAB>count as LFW's peopleDevTrain.txt)")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read identity list {path}: {err}") from None
-    names = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split("\t") if "\t" in line else [line]
-        if all(f.strip().lstrip("-").isdigit() for f in line.split()):
-            continue  # a count header ("4038", "10", "10 300")
-        names.append(fields[0].strip())
-    if not names:
-        raise DataError(f"identity list {path} names no identity")
-    return list(dict.fromkeys(names))
-
-
-def _is_image(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
-def _entry_problem(entry, want_dir):
-    """None when scandir `entry` is a folder (want_dir) or a file to list; the string 'skip' when it
-    is not one; a reason when it cannot be examined (a symbolic link loop, no permission, ...)."""
-    try:
-        ok = entry.is_dir() if want_dir else entry.is_file()
-    except OSError as err:
-        return _os_reason(err)
-    return None if ok else "skip"
-
-
-def _os_reason(err):
-    if err.errno == errno.ELOOP:
-        return "a symbolic link loop (ELOOP); skipped"
-    return f"cannot be read ({err.strerror or err}); skipped"
-
-
-def list_photos(src, include=None, exclude=None, skipped=None):
-    """[(identity, relative path '/'-separated)] of src/<identity>/<image>, sorted.
-
-    include / exclude: iterables of identity names (or None). Every included name must exist.
-    Entries that cannot be examined (a symbolic link loop, a folder without permission) are left
-    out, and appended as (relative path, reason) to `skipped` when it is a list.
-    """
-    src = Path(src)
-    skipped = [] if skipped is None else skipped
-    if not src.is_dir():
-        raise DataError(f"photo folder {src} not found; expected src/<identity>/<photo>.jpg")
-    identities = []
-    for e in os.scandir(src):
-        if e.name.startswith("."):
-            continue
-        problem = _entry_problem(e, want_dir=True)
-        if problem is None:
-            identities.append(e.name)
-        elif problem != "skip":
-            skipped.append((e.name, problem))
-    identities.sort()
-    if not identities:
-        raise DataError(f"{src} has no identity sub-folders; expected src/<identity>/<photo>.jpg")
-    if include is not None:
-        include = list(include)
-        present = set(identities)
-        missing = [n for n in include if n not in present]
-        if missing:
-            raise DataError(f"{len(missing)} of {len(include)} identities of the include list are not folders of "
-                            f"{src} (first: {', '.join(missing[:3])}); check --src and the list")
-        wanted = set(include)
-        identities = [n for n in identities if n in wanted]
-    if exclude is not None:
-        drop = set(exclude)
-        identities = [n for n in identities if n not in drop]
-    out = []
-    for name in identities:
-        try:
-            entries = list(os.scandir(src / name))
-        except OSError as err:
-            skipped.append((name, _os_reason(err)))
-            continue
-        files = []
-        for e in entries:
-            if not _is_image(e.name):
-                continue
-            problem = _entry_problem(e, want_dir=False)
-            if problem is None:
-                files.append(e.name)
-            elif problem != "skip":
-                skipped.append((f"{name}/{e.name}", problem))
-        out.extend((name, f"{name}/{f}") for f in sorted(files))
-    if not out:
-        raise DataError(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in the selected identity folders of {src}")
-    return out
 
 
 def _written_before(out, target):
@@ -228,7 +117,7 @@ def _detect_task(task):
 
 def _mask_photo(img, landmarks, style, seed, rel):
     """The photo wearing a synthetic mask drawn from its true landmarks (seeded by path)."""
-    from .masks import MaskSynthesizer, rng_for
+    from ..masks.synthesizer import MaskSynthesizer, rng_for
 
     key = ("synth", style)
     if key not in _WORKER:
@@ -345,7 +234,7 @@ def write_found_landmarks(path, results):
     paths relative to --src (the landmarks5 format `read_landmarks_tsv` reads: `g2d-mask apply
     --input SRC --landmarks OUT/landmarks5.tsv` masks the user's own photos). Rows of photos aligned
     by an earlier run ("done before") are kept from the file that run wrote."""
-    from .align import read_landmarks_tsv
+    from ..data.align import read_landmarks_tsv
 
     rows = {}
     if Path(path).is_file():
@@ -395,60 +284,6 @@ def read_align_report(path):
     return [dict(zip(head, line.split("\t"))) for line in lines[1:] if line]
 
 
-# ------------------------------------------------------------------------------------ pack
-def _recordio_paths(out):
-    out = Path(out)
-    if out.suffix.lower() == ".rec":
-        return out, out.with_suffix(".idx"), out.parent
-    return out / "train.rec", out / "train.idx", out
-
-
-def pack_folder(src, out, size=112, quality=95, force=False, progress=True):
-    """Pack an aligned image folder src/<identity>/<face> into RecordIO (arcface_torch layout).
-
-    out: a folder (gets train.rec, train.idx, property) or a .rec path (its .idx beside it).
-    Faces must be size x size (align them first). Returns a summary dict: images, identities,
-    rec, idx. A failed write (disk full, read-only, ...) is an OutputError and leaves no partial file.
-    """
-    from tqdm import tqdm
-
-    from .folder import scan_image_folder
-    from .recordio import IndexedRecordIOWriter, IRHeader, pack
-
-    src = Path(src)
-    items, identities, _ = scan_image_folder(src)
-    rec_path, idx_path, folder = _recordio_paths(out)
-    if rec_path.exists() and not force:
-        raise DataError(f"{rec_path} exists; pass --force to overwrite it")
-    n, c = len(items), len(identities)
-    first = np.zeros(c + 1, np.int64)  # image keys of identity k: first[k] .. first[k+1]-1
-    for _, label in items:
-        first[label + 1] += 1
-    first = 1 + np.cumsum(first)
-    with write_errors(rec_path, idx_path, folder / "property"):
-        if idx_path.exists():
-            idx_path.unlink()  # never leave an old index next to a new .rec
-        with IndexedRecordIOWriter(rec_path, idx_path) as writer:
-            writer.write_idx(0, pack(IRHeader(0, [n + 1, n + 1 + c], 0, 0), b""))
-            for key, (rel, label) in enumerate(tqdm(items, desc="packing", unit="img", disable=not progress,
-                                                    dynamic_ncols=True), start=1):
-                data = (src / rel).read_bytes()
-                img, why = try_decode_image_bytes(data)
-                if img is None:
-                    raise DataError(f"cannot read face {src / rel}: {why}; replace or delete the file")
-                if img.shape[:2] != (size, size):
-                    raise DataError(f"{src / rel} is {img.shape[1]}x{img.shape[0]}, not an aligned {size}x{size} "
-                                    "face: align the photos first (g2d-data align)")
-                if not (data[:2] == b"\xff\xd8" or data[:8] == b"\x89PNG\r\n\x1a\n"):
-                    data = encode_image_bytes(img, "jpg", quality)
-                writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
-            for k in range(c):
-                writer.write_idx(n + 1 + k, pack(IRHeader(0, [int(first[k]), int(first[k + 1])], 0, 0), b""))
-        with atomic_open(folder / "property", "w") as f:
-            f.write(f"{c},{size},{size}\n")
-    return {"images": n, "identities": c, "rec": str(rec_path), "idx": str(idx_path)}
-
-
 # ------------------------------------------------------------------------------------ agreement
 def landmark_agreement(src, tsv, detector="g2d", sample=200, seed=0, pick="center", upsample=1,
                        cnn_fallback=False, det_size=640, workers=1, progress=True, mask=None):
@@ -460,7 +295,7 @@ def landmark_agreement(src, tsv, detector="g2d", sample=200, seed=0, pick="cente
     detected, median, p90, share_above_0_1, misses) (fractions).
     """
     if mask is not None and mask != "random":
-        from .mask_styles import mask_style
+        from ..masks.styles import mask_style
 
         mask_style(mask)  # an unknown style fails here, with a did-you-mean
     table = LandmarkIndex(tsv)

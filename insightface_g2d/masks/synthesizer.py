@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .align import alignment_matrix, check_landmarks_in_image
-from .mask_styles import KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
+from ..data.align import alignment_matrix, check_landmarks_in_image
+from .styles import KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
 
 PARAMS_PER_FACE = 11
 # How often each wear position is drawn (renormalised over the positions a synthesizer uses).

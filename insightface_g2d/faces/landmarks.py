@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from .align import read_landmarks_tsv
-from .image_io import IMAGE_EXTENSIONS
+from ..data.align import read_landmarks_tsv
+from ..data.image_io import IMAGE_EXTENSIONS
 
 # The order extensions are tried in (step 2): the common ones first.
 _EXTENSION_ORDER = (".jpg", ".png", ".jpeg", ".bmp") + tuple(

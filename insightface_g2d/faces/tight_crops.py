@@ -12,7 +12,7 @@ the face box's centre, resized to ``size`` x ``size``: f = 1 cuts at the brows a
 import cv2
 import numpy as np
 
-from .landmark_net import frames_from_landmarks
+from .landmark_views import frames_from_landmarks
 
 FACE_BOX_SIDE = 90.5             # 112-frame pixels (112 / 1.2376, dlib's HOG box)
 FACE_BOX_CENTRE = (56.0, 69.6)   # 112-frame pixels (0.15 box widths below the frame's centre)

@@ -19,7 +19,7 @@ dlib's 68-point model is trained on iBUG 300-W (no commercial use): ``refit=Fals
 import numpy as np
 
 from .dlib_landmarks import _import_dlib, five_from_68, model_path
-from .landmark_net import frames_from_landmarks
+from .landmark_views import frames_from_landmarks
 
 MAX_DISAGREEMENT = 0.15       # x the eye distance, any of the five points
 MIN_OVERLAP = 0.5             # intersection over union of a HOG box and the face's box, to fit in the HOG box

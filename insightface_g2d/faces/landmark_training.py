@@ -20,9 +20,9 @@ Three steps, all seeded, all on the training people only (LFW: View 1 DevTrain):
    score; Adam, cosine schedule. Written as ``landmarks.pt`` (float16) with everything above in
    ``front_end.json``.
 
-The shipped files (``insightface_g2d/data/front_end_weights/``) were made by
+The shipped files (``insightface_g2d/faces/front_end_weights/``) were made by
 ``g2d-data train-landmarks --src LFW/lfw-deepfunneled --landmarks LFW/landmarks5.tsv
---include LFW/peopleDevTrain.txt --out insightface_g2d/data/front_end_weights``.
+--include LFW/peopleDevTrain.txt --out insightface_g2d/faces/front_end_weights``.
 """
 import math
 import time
@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from .align import ARCFACE_TEMPLATE, estimate_similarity
-from .image_io import read_photo
+from ..data.align import ARCFACE_TEMPLATE, estimate_similarity
+from ..data.image_io import read_photo
 from .landmarks import LandmarkIndex
 
 TRAIN_STYLES = ("surgical", "kn95", "cloth", "patterned")  # n95 and textured stay held out
@@ -92,7 +92,7 @@ class TrainingPhotos:
     def __init__(self, src, landmarks, include=None, limit=None, seed=0, progress=True):
         from tqdm import tqdm
 
-        from .prepare import list_photos, read_identity_list
+        from .photo_folders import list_photos, read_identity_list
 
         inc = read_identity_list(include) if include is not None else None
         table = LandmarkIndex(landmarks)
@@ -141,7 +141,7 @@ def scan_single_faces(photos, progress=True):
 def train_masked_hog(photos, boxes, count, seed, c=5.0, progress=True):
     """dlib fhog_object_detector trained on `count` photos with a box, masked with the training styles."""
     from .dlib_landmarks import _import_dlib
-    from .masks import MaskSynthesizer
+    from ..masks.synthesizer import MaskSynthesizer
 
     dlib = _import_dlib()
     synth = MaskSynthesizer(styles=TRAIN_STYLES)
@@ -170,7 +170,7 @@ def mine_boxes(photos, detectors, count, seed, progress=True):
     from tqdm import tqdm
 
     from .dlib_landmarks import _import_dlib
-    from .masks import MaskSynthesizer
+    from ..masks.synthesizer import MaskSynthesizer
 
     dlib = _import_dlib()
     synth = MaskSynthesizer(styles=TRAIN_STYLES)
@@ -306,7 +306,7 @@ def train_landmark_net(photos, negatives, calib, epochs=24, batch_size=64, lr=2e
     from tqdm import tqdm
 
     from .landmark_net import INPUT, WIDTHS, LandmarkNet
-    from .masks import MaskSynthesizer
+    from ..masks.synthesizer import MaskSynthesizer
 
     torch.manual_seed(seed)
     net = LandmarkNet(widths=WIDTHS if widths is None else tuple(widths), hidden=hidden)

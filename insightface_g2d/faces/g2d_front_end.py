@@ -37,12 +37,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import ARCFACE_TEMPLATE
+from ..data.align import ARCFACE_TEMPLATE
 from .dlib_landmarks import _import_dlib
 from .face_finding import FaceFinder, Finding
 from .front_end_folder import read_front_end
-from .landmark_net import (INPUT, WEIGHTS_DIR, LandmarkNet, crop_views, frames_from_boxes, frames_from_landmarks,
-                           view_to_photo)
+from .front_end_config import WEIGHTS_DIR
+from .landmark_views import INPUT, crop_views, frames_from_boxes, frames_from_landmarks, view_to_photo
 from .landmark_refit import HOG_CALIBRATION, Refit68
 
 # The photo tried as one face (step 3): frames centred on the photo, 0.55 to 1.6 x its smaller side
@@ -67,7 +67,8 @@ DEFAULT_CALIBRATION = (0.0, -0.13, 1.27)      # a filter without its own: about 
 class G2DFrontEnd(FaceFinder):
     """``find(photo)`` -> Finding; score = the landmark network's face probability of the picked face.
 
-    weights: a folder written by ``g2d-data train-landmarks`` (default: the shipped one).
+    weights: a folder written by ``g2d-data train-landmarks`` (default: the shipped one), or one
+    written by ``g2d-face export`` (landmarks.onnx: the network on onnxruntime, no PyTorch).
     """
 
     name = "g2d"
@@ -92,9 +93,7 @@ class G2DFrontEnd(FaceFinder):
                             "train-landmarks") from None
         self.detectors = [dlib.get_frontal_face_detector(), masked]
         self.calibration = front_end.calibration
-        self.net = LandmarkNet(front_end.widths, front_end.hidden)
-        self.net.load_state_dict(front_end.weights)
-        self.net.eval()
+        self.net = front_end.landmark_net()  # PyTorch, or onnxruntime for a folder holding landmarks.onnx
         self.pick, self.upsample, self.max_side = pick, int(upsample), int(max_side)
         self.threshold, self.min_score = float(threshold), float(min_score)
         self.fallback_threshold = float(fallback_threshold)

@@ -3,7 +3,7 @@
 A style module defines a renderer and ``STYLE = MaskStyle(name, render, palette, kind)``
 (style.py); drawing.py holds the primitives styles share (outlines, shading, ear loops) and
 render.py runs a renderer over a template group. Everything else -- the synthesizer
-(data/masks.py), config checks, `g2d-mask --styles`, evaluation protocols such as
+(masks/synthesizer.py), config checks, `g2d-mask --styles`, evaluation protocols such as
 ``masked-clean:n95+textured`` -- reads the names and styles from here.
 
 Add a style: write ``mask_styles/<name>.py`` with its ``STYLE`` and append it below. Append

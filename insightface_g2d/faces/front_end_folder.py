@@ -1,7 +1,9 @@
 """A front-end folder (``--detector g2d:DIR``, written by ``g2d-data train-landmarks``) checked as a
 whole before anything is built from it: ``front_end.json`` against its schema, the HOG filter file
-(hog_file.py), and the landmark weights read with ``weights_only=True``, their names and shapes
-matched to the network the config describes and every value finite. Any problem is one DataError
+(hog_file.py), and the landmark network: weights read with ``weights_only=True``, their names and
+shapes matched to the network the config describes and every value finite, or (a deployment
+bundle's front end, no PyTorch) ``landmarks.onnx`` loaded by onnxruntime with the network's inputs
+and outputs. Any problem is one DataError
 naming the file and what is wrong.
 
 Sizes are bounded by what the shipped network uses times ``SIZE_FACTOR``, so a hostile
@@ -14,12 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import DataError
-from .front_end_config import FIX, json_kind, read_json_object
+from .front_end_config import (CONFIG_NAME, FIX, HIDDEN, HOG_CONFIG_KEY, ONNX_NAME, WEIGHTS_DIR, WEIGHTS_NAME, WIDTHS,
+                               json_kind, read_json_object)
 from .hog_file import check_hog_file
-from .landmark_net import CONFIG_NAME, HIDDEN, HOG_CONFIG_KEY, WEIGHTS_DIR, WEIGHTS_NAME, WIDTHS, LandmarkNet
 
 SIZE_FACTOR = 8                   # widths and hidden units: at most 8x the shipped network's
 MAX_WEIGHTS_BYTES = 128 << 20     # float16 weights of the largest network allowed, with room to spare
@@ -30,13 +30,25 @@ CALIBRATION_RANGE = ((-1.0, 1.0), (-1.0, 1.0), (0.25, 4.0))  # dx, dy (box width
 @dataclass(frozen=True)
 class FrontEndFolder:
     """What a checked folder holds: the HOG filter's path, calibrations {filter index: (dx, dy, size)},
-    the landmark network's widths, hidden units and float32 state dict."""
+    the landmark network's widths, hidden units and float32 state dict, or instead (weights None)
+    the OnnxLandmarkNet of its landmarks.onnx."""
 
     hog_path: Path
     calibration: dict
     widths: tuple
     hidden: int
     weights: dict
+    onnx_net: object = None
+
+    def landmark_net(self):
+        """The landmark network, ready to predict (PyTorch, or onnxruntime for landmarks.onnx)."""
+        if self.onnx_net is not None:
+            return self.onnx_net
+        from .landmark_net import LandmarkNet
+
+        net = LandmarkNet(self.widths, self.hidden)
+        net.load_state_dict(self.weights)
+        return net.eval()
 
 
 def read_front_end(folder):
@@ -56,6 +68,11 @@ def read_front_end(folder):
     calibration = _calibration(hog.get("calibration", {}), f"{where}.calibration")
     widths, hidden = _network(doc, config_path)
     check_hog_file(hog_path)
+    if not (folder / WEIGHTS_NAME).exists() and (folder / ONNX_NAME).exists():
+        from .landmark_net_onnx import OnnxLandmarkNet
+
+        onnx_net = OnnxLandmarkNet(file_in_folder(folder, ONNX_NAME, "landmark network"))
+        return FrontEndFolder(hog_path, calibration, widths, hidden, None, onnx_net)
     weights = read_weights(file_in_folder(folder, WEIGHTS_NAME, "landmark weights"), widths, hidden)
     return FrontEndFolder(hog_path, calibration, widths, hidden, weights)
 
@@ -133,6 +150,8 @@ def _widths(value, where):
 def load_landmark_net(folder=None):
     """The landmark network with the weights of ``folder`` (default: the shipped ones), in eval mode;
     the folder is checked first (read_landmark_weights): DataError naming the file."""
+    from .landmark_net import LandmarkNet
+
     widths, hidden, weights = read_landmark_weights(Path(folder) if folder is not None else WEIGHTS_DIR)
     net = LandmarkNet(widths=widths, hidden=hidden)
     net.load_state_dict(weights)
@@ -142,7 +161,10 @@ def load_landmark_net(folder=None):
 def read_weights(path, widths, hidden):
     """The float32 state dict of LandmarkNet(widths, hidden) in `path`: read with weights_only=True,
     its names and shapes those of the network, every value finite; or DataError."""
+    import torch
+
     from ..backbones.checkpoint import unreadable_reason
+    from .landmark_net import LandmarkNet
 
     size = path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:

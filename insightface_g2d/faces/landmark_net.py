@@ -21,102 +21,18 @@ Weights are a plain state dict (float16 on disk, float32 in use) read with
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from .align import ARCFACE_TEMPLATE, estimate_similarity
+from .front_end_config import CONFIG_NAME, HIDDEN, HOG_CONFIG_KEY, ONNX_NAME, WEIGHTS_DIR, WEIGHTS_NAME, WIDTHS
+from .landmark_views import (INPUT, MARGIN, crop_views, frame_to_view, frames_from_boxes, frames_from_landmarks,
+                             template_in_view, view_matrices, view_to_photo)
 
-INPUT = 96          # view side in pixels
-MARGIN = 0.2        # view margin around the 112 frame, as a share of the frame side
-WEIGHTS_DIR = Path(__file__).resolve().parent / "front_end_weights"
-WEIGHTS_NAME = "landmarks.pt"
-CONFIG_NAME = "front_end.json"
-HOG_CONFIG_KEY = "masked_hog"
-WIDTHS = (16, 32, 64, 128)  # channels of the network's four stages
-HIDDEN = 128                # units of its hidden FC layer
-
-
-def frame_to_view():
-    """3x3 matrix taking 112-frame coordinates to view pixels."""
-    s = INPUT / (112.0 * (1.0 + 2.0 * MARGIN))
-    t = s * 112.0 * MARGIN
-    return np.array([[s, 0.0, t], [0.0, s, t], [0.0, 0.0, 1.0]])
-
-
-def template_in_view():
-    """The ArcFace template in view pixels: float32 [5, 2]."""
-    a = frame_to_view()
-    return (ARCFACE_TEMPLATE.astype(np.float64) @ a[:2, :2].T + a[:2, 2]).astype(np.float32)
-
-
-def _h(m):
-    return np.vstack([np.asarray(m, np.float64), [0.0, 0.0, 1.0]])
-
-
-def view_matrices(frames):
-    """[N, 2, 3] photo -> 112-frame similarities -> [N, 2, 3] photo -> view pixels."""
-    a = frame_to_view()
-    return np.stack([(a @ _h(f))[:2] for f in np.asarray(frames, np.float64).reshape(-1, 2, 3)])
-
-
-def crop_views(img, frames, border=cv2.BORDER_REPLICATE):
-    """The views of one photo: (uint8 [N, INPUT, INPUT, 3], photo -> view matrices [N, 2, 3]).
-
-    A view that shrinks the photo more than 2x is cut from a copy shrunk first (INTER_AREA, integer
-    factor), so large faces are averaged rather than aliased."""
-    mats = view_matrices(frames)
-    views = np.zeros((len(mats), INPUT, INPUT, 3), np.uint8)
-    shrunk = {1: img}
-    for i, m in enumerate(mats):
-        f = max(1, int(_shrink(m) / 1.5))
-        if f not in shrunk:
-            shrunk[f] = cv2.resize(img, (max(1, round(img.shape[1] / f)), max(1, round(img.shape[0] / f))),
-                                   interpolation=cv2.INTER_AREA)
-        small = shrunk[f]
-        sx, sy = img.shape[1] / small.shape[1], img.shape[0] / small.shape[0]
-        # small pixel (u, v) is photo pixel ((u + 0.5) * sx - 0.5, (v + 0.5) * sy - 0.5)
-        to_photo = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-        views[i] = cv2.warpAffine(small, (_h(m) @ to_photo)[:2], (INPUT, INPUT), flags=cv2.INTER_LINEAR,
-                                  borderMode=border)
-    return views, mats
-
-
-def _shrink(m):
-    """How many photo pixels one view pixel spans (the similarity's inverse scale)."""
-    return 1.0 / max(float(np.sqrt(abs(np.linalg.det(np.asarray(m)[:2, :2])))), 1e-9)
-
-
-def view_to_photo(points, mats):
-    """Points [N, K, 2] in view pixels -> photo pixels, inverting each [2, 3] matrix of ``mats``."""
-    out = []
-    for p, m in zip(np.asarray(points, np.float64), np.asarray(mats, np.float64)):
-        inv = np.linalg.inv(_h(m))
-        out.append(p @ inv[:2, :2].T + inv[:2, 2])
-    return np.asarray(out, np.float64).reshape(np.shape(points))
-
-
-def frames_from_landmarks(landmarks):
-    """[N, 5, 2] photo landmarks -> [N, 2, 3] photo -> 112-frame similarities (as align_face's)."""
-    return np.stack([estimate_similarity(p, ARCFACE_TEMPLATE) for p in np.asarray(landmarks, np.float64)]) \
-        if len(landmarks) else np.zeros((0, 2, 3))
-
-
-def frames_from_boxes(boxes, calibration):
-    """[N, 4] boxes (x0, y0, x1, y1) -> [N, 2, 3] upright photo -> 112-frame similarities.
-
-    calibration (dx, dy, size): the 112 frame's centre lies at box centre + (dx, dy) x box width,
-    and the frame spans size x box width photo pixels (measured per detector on clean faces).
-    """
-    dx, dy, size = (float(v) for v in calibration)
-    out = []
-    for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
-        w = max(x1 - x0, 1.0)
-        cx, cy = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * w
-        s = 112.0 / (size * w)
-        out.append([[s, 0.0, 56.0 - s * cx], [0.0, s, 56.0 - s * cy]])
-    return np.asarray(out, np.float64).reshape(-1, 2, 3)
+__all__ = ["CONFIG_NAME", "HIDDEN", "HOG_CONFIG_KEY", "INPUT", "MARGIN", "ONNX_NAME", "WEIGHTS_DIR", "WEIGHTS_NAME",
+           "WIDTHS", "LandmarkNet", "crop_views", "export_landmark_onnx", "frame_to_view", "frames_from_boxes",
+           "frames_from_landmarks", "read_config", "save_landmark_net", "template_in_view", "update_config",
+           "view_matrices", "view_to_photo"]
 
 
 def _block(cin, cout, stride):
@@ -155,6 +71,37 @@ class LandmarkNet(nn.Module):
         x = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2).float()
         points, logit = self(x)
         return points.double().numpy(), torch.sigmoid(logit).double().numpy()
+
+
+ONNX_INPUT, ONNX_OUTPUTS = "views", ("points", "logit")
+
+
+def export_landmark_onnx(net, path, opset=17):
+    """Write `net` as ONNX for ``landmark_net_onnx.OnnxLandmarkNet``: input "views" float32
+    [batch, 3, INPUT, INPUT] (RGB, 0..255), outputs "points" [batch, 5, 2] (view pixels) and
+    "logit" [batch]. Written atomically; returns the path."""
+    import inspect
+    import io
+    import warnings
+
+    import onnx
+
+    from ..fileio import atomic_open, write_errors
+
+    net = net.float().cpu().eval()
+    kwargs = dict(input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS), opset_version=int(opset),
+                  dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT,) + ONNX_OUTPUTS})
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False
+    graph = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (torch.zeros(2, 3, INPUT, INPUT),), graph, **kwargs)
+    proto = onnx.load_from_string(graph.getvalue())
+    onnx.checker.check_model(proto)
+    with write_errors(path), atomic_open(path) as f:
+        f.write(proto.SerializeToString())
+    return path
 
 
 def save_landmark_net(net, folder, config):

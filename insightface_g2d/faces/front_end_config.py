@@ -2,9 +2,17 @@
 naming the file (kept apart from the network and folder modules, which both read it)."""
 import json
 import os
+from pathlib import Path
 
 from ..errors import DataError
 
+WEIGHTS_DIR = Path(__file__).resolve().parent / "front_end_weights"   # the shipped front end
+CONFIG_NAME = "front_end.json"
+WEIGHTS_NAME = "landmarks.pt"     # the landmark network's weights (PyTorch state dict, float16)
+ONNX_NAME = "landmarks.onnx"      # or the network as ONNX (a deployment bundle's front end: no PyTorch)
+HOG_CONFIG_KEY = "masked_hog"
+WIDTHS = (16, 32, 64, 128)        # the landmark network's channels per stage (front_end.json may say others)
+HIDDEN = 128                      # units of its hidden FC layer
 MAX_CONFIG_BYTES = 1 << 20
 FIX = "re-run g2d-data train-landmarks"
 

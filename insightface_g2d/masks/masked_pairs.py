@@ -68,7 +68,7 @@ class MaskedPairDataset(Dataset):
     def mask_synthesizer(self, size=112):
         """The MaskSynthesizer in use (the default one is built on first use, per process)."""
         if self._synth is None:
-            from insightface_g2d.data.masks import MaskSynthesizer  # built lazily: cheap to pickle to workers
+            from insightface_g2d.masks.synthesizer import MaskSynthesizer  # built lazily: cheap to pickle to workers
 
             self._synth = MaskSynthesizer(styles=self.styles, size=size)
         return self._synth
@@ -134,7 +134,7 @@ class MaskedPairDataset(Dataset):
         if len({img.shape for img in imgs}) > 1 or (synth is not None and not hasattr(synth, "apply_uniforms")):
             return [self[i] for i in indices]  # mixed sizes, or a custom synthesizer: face by face
         clean = np.stack(imgs) if imgs else np.zeros((0, 112, 112, 3), np.uint8)
-        from .masks import PARAMS_PER_FACE
+        from .synthesizer import PARAMS_PER_FACE
 
         draws = np.empty((len(idx), 3))
         params = np.zeros((len(idx), PARAMS_PER_FACE))
