@@ -1,9 +1,11 @@
 """End-to-end verification speed: photos in, same person or not out, one thread.
 
     python benchmarks/bench_verify.py --lfw $LFW --pairs 50
+    g2d-face export --model dlib --out dlib_bundle && python benchmarks/bench_verify.py --lfw $LFW --bundle dlib_bundle
 
 Ours: `FaceRecognizer("dlib").verify(a, b)` (the kit's front end finds and aligns each face, dlib's
-ResNet in PyTorch embeds it). Baseline, in the same run: face_recognition's own path, built here from
+ResNet in PyTorch embeds it); with --bundle also the same model as a bundle on onnxruntime
+(`FaceRecognizer(BUNDLE)`, no PyTorch in its path: give a bundle exported from --model). Baseline, in the same run: face_recognition's own path, built here from
 the same dlib calls that library makes (`face_locations` = dlib's HOG detector with one upsampling,
 `face_encodings` = the 5-point shape predictor + dlib's `compute_face_descriptor`, one jitter; the
 `face_recognition` package itself is used when it is installed). The two paths alternate pair by pair on
@@ -61,6 +63,8 @@ def main(argv=None):
                                      epilog="example:\n  python benchmarks/bench_verify.py --lfw $LFW --pairs 50")
     parser.add_argument("--lfw", default=os.environ.get("G2D_LFW_ROOT"), help="LFW folder (default $G2D_LFW_ROOT)")
     parser.add_argument("--pairs", type=int, default=50, help="DevTest pairs to verify (default 50)")
+    parser.add_argument("--model", default="dlib", help="the model of our path (default dlib)")
+    parser.add_argument("--bundle", help="a bundle exported from --model (g2d-face export): timed as a third path")
     args = parser.parse_args(argv)
     if not args.lfw:
         parser.error("give --lfw (the LFW folder) or set G2D_LFW_ROOT")
@@ -72,16 +76,20 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    rec = FaceRecognizer("dlib")
+    rec = FaceRecognizer(args.model)
+    bundle = FaceRecognizer(args.bundle, threads=1) if args.bundle else None
     encode, name = baseline_path()
     pairs = lfw_pairs(args.lfw, args.pairs)
     photos = {p: read_photo(p) for pair in pairs for p in pair}  # decoding is not timed: both read the same arrays
     rec.verify(photos[pairs[0][0]], photos[pairs[0][1]])  # warm-up, both paths
     encode(photos[pairs[0][0]])
-    ours = base = find = 0.0
+    if bundle is not None:
+        bundle.verify(photos[pairs[0][0]], photos[pairs[0][1]])
+    ours = base = find = on_ort = 0.0
+    gap = 0.0  # largest score difference between the PyTorch path and the bundle
     for a, b in pairs:
         t0 = time.perf_counter()
-        rec.verify(photos[a], photos[b])
+        score = rec.verify(photos[a], photos[b]).score
         t1 = time.perf_counter()
         encode(photos[a])
         encode(photos[b])
@@ -89,13 +97,23 @@ def main(argv=None):
         for p in (a, b):
             rec.finder.find(photos[p])
         t3 = time.perf_counter()
-        ours, base, find = ours + t1 - t0, base + t2 - t1, find + t3 - t2
+        if bundle is not None:
+            other = bundle.verify(photos[a], photos[b]).score
+            if (score is None) != (other is None):
+                gap = float("inf")
+            elif score is not None:
+                gap = max(gap, abs(score - other))
+        t4 = time.perf_counter()
+        ours, base, find, on_ort = ours + t1 - t0, base + t2 - t1, find + t3 - t2, on_ort + t4 - t3
     n = 2 * len(pairs)
     print(f"{len(pairs)} pairs ({n} photos), one thread")
-    print(f"ours (FaceRecognizer('dlib').verify): {n / ours:.1f} photos/s; finding + aligning "
+    print(f"ours (FaceRecognizer({args.model!r}).verify): {n / ours:.1f} photos/s; finding + aligning "
           f"{1000 * find / n:.1f} ms a photo, embedding and the rest {1000 * (ours - find) / n:.1f} ms")
     print(f"baseline ({name}): {n / base:.1f} photos/s")
     print(f"ratio (ours / baseline photos/s): {base / ours:.2f}x")
+    if bundle is not None:
+        print(f"bundle ({args.bundle}, onnxruntime): {n / on_ort:.1f} photos/s, {base / on_ort:.2f}x the baseline, "
+              f"{ours / on_ort:.2f}x the PyTorch path; largest score difference from it {gap:.2g}")
     return 0
 
 

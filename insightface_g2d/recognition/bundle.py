@@ -75,8 +75,8 @@ class Bundle:
         self.thresholds = self.folder / THRESHOLDS if self.manifest.get("thresholds") else None
         self.name = self.manifest.get("model") or self.folder.name
 
-    def embedder(self):
-        return BundleEmbedder(self.folder / RECOGNIZER, self.manifest["recognizer"], self.name)
+    def embedder(self, threads=None):
+        return BundleEmbedder(self.folder / RECOGNIZER, self.manifest["recognizer"], self.name, threads)
 
     def __repr__(self):
         return f"Bundle({os.fspath(self.folder)!r})"
@@ -153,17 +153,21 @@ def _recognizer_input(spec, manifest, folder):
 # ------------------------------------------------------------------------------------ running
 class BundleEmbedder:
     """The bundle's recognizer on onnxruntime, with FaceEmbedder's `embed_images` and `dim`: uint8
-    [N, 112, 112, 3] RGB crops -> float32 [N, dim] (face + mirror image with flip)."""
+    [N, 112, 112, 3] RGB crops -> float32 [N, dim] (face + mirror image with flip). threads: CPU
+    threads of the session (None: onnxruntime's default, every core)."""
 
-    def __init__(self, path, spec, name):
+    def __init__(self, path, spec, name, threads=None):
         try:
             import onnxruntime as ort
         except ImportError:
             raise ConfigError("a bundle runs on onnxruntime: pip install onnxruntime") from None
         if os.path.getsize(path) > MAX_RECOGNIZER_BYTES:
             raise DataError(f"{path} is larger than a face model; {_fix(Path(path).parent)}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = options.inter_op_num_threads = int(threads)
         try:
-            self.session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types for damaged files
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise DataError(f"onnxruntime cannot load {path}: {first}; {_fix(Path(path).parent)}") from None

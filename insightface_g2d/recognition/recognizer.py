@@ -36,10 +36,11 @@ class FaceRecognizer:
     "g2d:FOLDER", "dlib", an SCRFD .onnx); thresholds: a thresholds file (default: found beside the
     model); threshold: the default threshold name ("far=1e-3") or a number (cosine); flip: add the
     mirror image's embedding (None: as the thresholds were measured, else True, evaluation's default);
-    pick: which face embed/verify use when a photo holds several ("largest" or "center")."""
+    pick: which face embed/verify use when a photo holds several ("largest" or "center"); threads: CPU
+    threads of a bundle's onnxruntime session (None: onnxruntime's default)."""
 
     def __init__(self, model="dlib", detector="g2d", device="cpu", thresholds=None, threshold=None, flip=None,
-                 pick="largest", batch_size=64):
+                 pick="largest", batch_size=64, threads=None):
         from ..faces.finders import build_finder, finder_spec
         from ..evaluation.thresholds import read_thresholds
         from .bundle import Bundle
@@ -51,7 +52,7 @@ class FaceRecognizer:
             if str(device) != "cpu":
                 raise ConfigError(f"a bundle runs on onnxruntime's CPU provider, not {device}: leave out the device, "
                                   "or run the model the bundle was exported from")
-            self.embedder = spec.embedder()
+            self.embedder = spec.embedder(threads)
             detector = f"g2d:{spec.front_end}" if detector == "g2d" else detector
             flip = spec.manifest["recognizer"]["flip"] if flip is None else flip
         else:
