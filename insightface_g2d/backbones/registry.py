@@ -4,6 +4,7 @@ from .g2d import G2D_SPECS, build_g2d
 from .iresnet import IRESNET_DEPTHS, build_iresnet
 from .mobilefacenet import build_mobilefacenet
 from .split import build_split_g2d, parse_split_name, split_names
+from .upper_face import add_lower_face_cut, parse_upper_name
 
 _BUILDERS = {}
 for _name in G2D_SPECS:
@@ -24,6 +25,9 @@ def list_models():
 
 def is_model(name):
     """Whether `get_model` builds `name`."""
+    upper = parse_upper_name(name)
+    if upper is not None:
+        return is_model(upper[0])
     return name in _BUILDERS or parse_split_name(name) is not None
 
 
@@ -35,5 +39,9 @@ def get_model(name, dropout=0.0, fp16=False, num_features=512, **kwargs):
     """
     if not is_model(name):
         raise ValueError(f"unknown network {name!r}; known networks: {', '.join(list_models())}")
+    upper = parse_upper_name(name)
+    if upper is not None:  # <network>+upper<R>: the network seeing only rows 0..R-1 (upper_face.py)
+        return add_lower_face_cut(get_model(upper[0], dropout=dropout, fp16=fp16, num_features=num_features,
+                                            **kwargs), upper[1])
     builder = _BUILDERS.get(name, build_split_g2d)
     return builder(name, dropout=dropout, num_features=num_features, fp16=fp16)

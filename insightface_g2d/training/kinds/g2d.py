@@ -12,7 +12,10 @@ G2D_NETWORKS_HINT = ("set network to a G2D variant (g2d, g2d_s, g2d_t, g2d_l, or
 def is_g2d(network):
     from ...backbones.g2d import G2D_SPECS
     from ...backbones.split import parse_split_name
+    from ...backbones.upper_face import parse_upper_name
 
+    upper = parse_upper_name(network)
+    network = upper[0] if upper is not None else network  # a G2D network seeing the upper face only
     return network in G2D_SPECS or parse_split_name(network) is not None
 
 
