@@ -24,8 +24,9 @@ from .style import MaskStyle
 # Top edge at the middle of the face (112 units) per wear position. The nose tip is at 71.7:
 # "high" and "normal" cover it (from the nose bridge / its lower half), "low" leaves it free.
 TOP = {"high": (58.5, 63.0), "normal": (61.5, 67.0), "low": (77.0, 81.0)}
-# Chin (lowest point of the cover, 112 units) and the face's half-width at the cheeks.
-CHIN = (108.0, 122.0)
+# Lowest point of the cover (112 units; the chin is at ~112: covers end under it, inside the render
+# grid) and the face's half-width at the cheeks.
+CHIN = {"high": (108.0, 118.0), "normal": (116.0, 126.0), "low": (118.0, 130.0)}
 HALF_WIDTH = (40.0, 50.0)
 SHAPES = ("jaw", "ellipse", "polygon")
 FILLS = ("solid", "gradient", "noise", "stripes", "skin")
@@ -42,7 +43,7 @@ def _outline(rng, position, shape):
     curve = rng.uniform(-4.0, 12.0)            # + : sides lower than the middle (like a worn mask)
     tilt = rng.uniform(-0.06, 0.06)
     power = rng.uniform(1.5, 3.0)
-    chin = rng.uniform(*CHIN)
+    chin = rng.uniform(*CHIN[position])
     xs = np.linspace(-1.0, 1.0, 25)
     top = np.stack([cx + hw * xs, y_tc + curve * np.abs(xs) ** power + tilt * hw * xs], axis=1)
     # the bottom goes from the right end of the top edge down along the jaw to the chin and back
@@ -65,9 +66,10 @@ def _outline(rng, position, shape):
         # a few jittered vertices of the same region: straight cuts, corners, uneven sides
         n = int(rng.integers(5, 10))
         keep = np.union1d(rng.choice(len(pts), size=n, replace=False), [0, 12, 24, 24 + 16])
-        centre = pts[12].copy()
+        centre, chin_pt = pts[12].copy(), pts[40].copy()
         pts = pts[keep] + rng.normal(0.0, 3.0, size=(len(keep), 2))
         pts[keep == 12] = centre                   # the top edge's middle keeps its height
+        pts[keep == 40] = chin_pt                  # and the bottom's middle its depth
         pts[:, 1] = np.maximum(pts[:, 1], TOP[position][0])
     return pts
 
@@ -87,7 +89,7 @@ def _fill(rng, fill, h, w):
         t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
         return c1 + (c2 - c1) * t[..., None]
     if fill == "noise":
-        sigma = rng.uniform(0.7, 6.0)
+        sigma = rng.uniform(1.2, 6.0)
         noise = rng.standard_normal((h, w, 3)).astype(np.float32)
         noise = cv2.GaussianBlur(noise, (0, 0), sigma)
         noise /= noise.std() + 1e-6
@@ -95,7 +97,7 @@ def _fill(rng, fill, h, w):
         return np.clip(c1 + amp * noise, 0.0, 1.0)
     # stripes
     ang = rng.uniform(0.0, np.pi)
-    period = rng.uniform(3.0, 16.0)
+    period = rng.uniform(5.0, 16.0)
     t = xx * np.cos(ang) + yy * np.sin(ang)
     level = 0.5 + 0.5 * np.sin(2.0 * np.pi * t / period + rng.uniform(0.0, 2 * np.pi))
     level = np.clip((level - 0.5) * rng.uniform(1.0, 6.0) + 0.5, 0.0, 1.0)  # soft to hard stripes
@@ -121,6 +123,9 @@ def render(grid, k, rng, position):
         # a soft edge stays soft; inside, the cover is opaque
         alpha[i] = np.clip((a - 0.5) * 2.2 + 0.5, 0.0, 1.0)
         tex[i] = _fill(rng, FILLS[fills[i]], h, w)
+    # a cover that reaches the grid's last rows (worn high, far under the chin; never inside the crop
+    # even shifted by the jitter) fades out there: every template ends inside its array
+    alpha[:, -3:] *= np.asarray([0.67, 0.33, 0.0], np.float32)[:, None]
     # soft shading: a broad light from one side, darker toward the chin, a little random relief
     u = np.clip((grid.x - uniform(rng, k, 53.0, 59.0)) / 50.0, -1.0, 1.0)          # [K,1,w]
     light = uniform(rng, k, -0.5, 0.5)
