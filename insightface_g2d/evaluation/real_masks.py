@@ -444,7 +444,8 @@ def real_masks_markdown(doc):
                       f"{reference}) fold accuracy, [95 % interval]"
                       + (", pooled over the pairs sets: mean of the sets' differences, interval from the mean of "
                          "their standard errors (the sets share people, so they are not taken as independent; "
-                         "conservative)." if sets else ", paired t over the person-disjoint folds.") + "\n",
+                         "conservative)." if sets else ", paired t over the pairs files' folds (person-disjoint "
+                         "in make-pairs files).") + "\n",
                   report.markdown_table(["model"] + protocols,
                                         [[label] + [_fmt_diff(per[p]) for p in protocols]
                                          for label, per in paired.items()])]
