@@ -133,8 +133,8 @@ def test_apply_landmarks_draws_the_mask_below_the_crop(synth):
     big = np.full((260, 260, 3), 100, np.uint8)
     lmk = transform_points(ARCFACE_TEMPLATE, m)
     rows_below = []
-    for seed in range(12):
-        _, alpha = synth.apply_landmarks(big, lmk, np.random.default_rng(seed), position="normal")
+    for seed in range(12):  # a style whose chin is rounded (kn95's pointed tip may end at ~108)
+        _, alpha = synth.apply_landmarks(big, lmk, np.random.default_rng(seed), style="surgical", position="normal")
         col = alpha[:, int(round(60 + 1.2 * 56))]
         rows_below.append((np.flatnonzero(col > 0.5).max() - 20) / 1.2)  # last masked row, aligned units
     assert min(rows_below) > 112 and max(rows_below) < 140
@@ -173,10 +173,12 @@ def test_apply_landmarks_matches_align_then_apply(synth):
     m = np.array([[1.5, -0.4, 40.0], [0.4, 1.5, 10.0]])  # ~15 deg, scale ~1.55
     big = cv2.warpAffine(aligned, m, (260, 240), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     lmk = transform_points(ARCFACE_TEMPLATE, m)
-    for seed in range(4):
-        masked_big, alpha_big = synth.apply_landmarks(big, lmk, np.random.default_rng(seed))
+    # the styles these seeds drew from the first six of the registry (fine two-colour patterns
+    # resample with larger errors than the 6-level bound below)
+    for seed, style in enumerate(("cloth", "cloth", "n95", "surgical")):
+        masked_big, alpha_big = synth.apply_landmarks(big, lmk, np.random.default_rng(seed), style=style)
         assert masked_big.shape == big.shape and alpha_big.shape == big.shape[:2]
-        ref_masked, ref_alpha = synth.apply(align_face(big, lmk), np.random.default_rng(seed))
+        ref_masked, ref_alpha = synth.apply(align_face(big, lmk), np.random.default_rng(seed), style=style)
         back = align_face(masked_big, lmk)
         back_alpha = cv2.warpAffine(alpha_big, alignment_matrix(lmk), (112, 112), flags=cv2.INTER_LINEAR)
         assert np.abs(back_alpha - ref_alpha).mean() < 0.02

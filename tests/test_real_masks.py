@@ -291,3 +291,161 @@ def test_rmfd_pairs_leave_out_augmented_copies(rmfd_root):
     for protocol in ("clean-clean", "masked-clean", "masked-masked"):
         rows = draw_protocol_pairs(ps.photos, protocol, 2000)
         assert sum(r[2] for r in rows) * 2 == len(rows) > 1000
+
+
+# ---------------------------------------------------------------- paired differences, several pairs sets
+
+def test_paired_difference_equals_scipy_paired_t():
+    from scipy import stats
+
+    from insightface_g2d.evaluation.real_masks import paired_difference
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.5, 0.8, size=10)
+    model = ref + rng.normal(0.02, 0.03, size=10)
+    d = paired_difference(model, ref)
+    test = stats.ttest_rel(model, ref)
+    ci = test.confidence_interval(0.95)
+    assert d["mean"] == pytest.approx(np.mean(model - ref), abs=1e-12)
+    assert (d["low"], d["high"]) == (pytest.approx(ci.low, abs=1e-12), pytest.approx(ci.high, abs=1e-12))
+    assert d["df"] == 9 and d["folds"] == 10
+    # the interval is the paired one: a shift common to both models changes nothing
+    shifted = paired_difference(model + np.arange(10) * 0.01, ref + np.arange(10) * 0.01)
+    assert (shifted["low"], shifted["high"]) == (pytest.approx(d["low"]), pytest.approx(d["high"]))
+    assert paired_difference([0.7], [0.6])["low"] is None
+    with pytest.raises(DataError, match="same folds"):
+        paired_difference([0.7, 0.8], [0.6])
+
+
+def test_pool_differences_by_hand():
+    from scipy import stats
+
+    from insightface_g2d.evaluation.real_masks import paired_difference, pool_differences
+
+    rng = np.random.default_rng(1)
+    sets = [(rng.uniform(0.5, 0.8, 10), rng.uniform(0.5, 0.8, 10)) for _ in range(5)]
+    pooled = pool_differences([paired_difference(a, b) for a, b in sets])
+    means = [np.mean(a - b) for a, b in sets]
+    ses = [np.std(a - b, ddof=1) / np.sqrt(10) for a, b in sets]
+    half = stats.t.ppf(0.975, 9) * np.mean(ses)
+    assert pooled["mean"] == pytest.approx(np.mean(means), abs=1e-12)
+    assert pooled["low"] == pytest.approx(np.mean(means) - half, abs=1e-12)
+    assert pooled["high"] == pytest.approx(np.mean(means) + half, abs=1e-12)
+    assert (pooled["sets"], pooled["folds"], pooled["df"]) == (5, 50, 9)
+
+
+def _hand_fold_accuracies(data, pairs):
+    """Fold accuracies of the toy network on one pairs file, computed without real_masks (the
+    _TableFinder crop of a placed photo is the photo itself)."""
+    from insightface_g2d.data.image_io import read_image_file
+
+    faces = np.stack([read_image_file(data / p) for p in pairs.paths])
+    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return verification_metrics(_MeanColour()(x).numpy(), pairs.issame, folds=pairs.folds)["fold_accuracies"]
+
+
+class _Scaled(torch.nn.Module):
+    """The toy network with the lower-face features weighted: a second model that differs from it."""
+
+    def forward(self, x):
+        e = _MeanColour()(x)
+        return torch.cat([e[:, :3], 3.0 * e[:, 3:6], e[:, 6:]], dim=1)
+
+
+def test_real_masks_paired_and_pooled_over_pairs_sets(tmp_path, photo_tree, capsys):
+    from scipy import stats
+
+    from insightface_g2d.evaluation.real_masks import paired_difference, pool_differences
+
+    sets = []
+    for seed in (0, 1):
+        out = tmp_path / f"pairs_s{seed}"
+        assert eval_main(["make-pairs", "--root", str(photo_tree / "clean"), "--masked", str(photo_tree / "masked"),
+                          "--exclude", "*_flip.*", "--pairs", "80", "--folds", "4", "--seed", str(seed),
+                          "--out", str(out)]) == 0
+        sets.append(find_pairs_files(out))
+    capsys.readouterr()
+    models = [("toy", _MeanColour()), ("scaled", _Scaled())]
+    one = evaluate_real_masks(models, photo_tree, sets[0], detector=_TableFinder(), out_dir=str(tmp_path / "one"),
+                              progress=False)
+    both = evaluate_real_masks(models, photo_tree, sets, detector=_TableFinder(), out_dir=str(tmp_path / "both"),
+                               progress=False)
+    assert "sets" not in one and [st["label"] for st in both["sets"]] == ["pairs_s0", "pairs_s1"]
+    # one set: the paired difference per protocol is scipy's paired t on the two models' fold accuracies
+    for protocol in one["counts"]:
+        a = one["results"]["scaled"][protocol]["fold_accuracies"]
+        b = one["results"]["toy"][protocol]["fold_accuracies"]
+        assert b == pytest.approx(_hand_fold_accuracies(photo_tree, read_pairs(sets[0][protocol])), abs=1e-12)
+        d = one["paired"]["scaled"][protocol]
+        ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+        assert d["mean"] == pytest.approx(np.mean(np.subtract(a, b)), abs=1e-12)
+        assert (d["low"], d["high"]) == (pytest.approx(ci.low, abs=1e-12), pytest.approx(ci.high, abs=1e-12))
+        assert "toy" not in one["paired"]  # the reference (first model) has no difference from itself
+    # several sets: each as on its own, pooled as pool_differences says
+    for protocol in one["counts"]:
+        assert both["sets"][0]["results"]["scaled"][protocol] == one["results"]["scaled"][protocol]
+        per = [st["paired"]["scaled"][protocol] for st in both["sets"]]
+        assert both["paired"]["scaled"][protocol] == pool_differences(per)
+        for st, files in zip(both["sets"], sets):
+            a = _hand_fold_accuracies(photo_tree, read_pairs(files[protocol]))
+            assert st["results"]["toy"][protocol]["fold_accuracies"] == pytest.approx(a, abs=1e-12)
+            assert st["paired"]["scaled"][protocol] == paired_difference(
+                st["results"]["scaled"][protocol]["fold_accuracies"], a)
+        assert both["results"]["toy"][protocol]["accuracy"] == pytest.approx(
+            np.mean([st["results"]["toy"][protocol]["accuracy"] for st in both["sets"]]))
+    tsv = (tmp_path / "both" / "real_masks_paired.tsv").read_text().splitlines()
+    assert len(tsv) == 1 + 3 * 3 and {ln.split("\t")[0] for ln in tsv[1:]} == {"pairs_s0", "pairs_s1", "pooled"}
+    row = next(ln.split("\t") for ln in tsv if ln.startswith("pooled\tscaled\ttoy\tmasked-clean"))
+    assert float(row[6]) == pytest.approx(both["paired"]["scaled"]["masked-clean"]["mean"], abs=1e-6)
+    assert float(row[7]) == pytest.approx(both["paired"]["scaled"]["masked-clean"]["low"], abs=1e-6)
+    md = both["markdown"]
+    assert "Paired difference from toy" in md and "pairs_s1" in md
+    saved = json.loads((tmp_path / "both" / "real_masks.json").read_text())
+    assert saved["paired"]["scaled"]["clean-clean"]["sets"] == 2
+
+
+def test_real_masks_cli_takes_several_pairs_dirs_and_extends_the_crop_cache(tmp_path, photo_tree, monkeypatch,
+                                                                             capsys):
+    import insightface_g2d.evaluation.real_masks as rm
+    from insightface_g2d.data.image_io import fit_square, read_image_file
+
+    placed_calls = []
+
+    def fake_place(root, rels, detector, progress=True, assume_cropped=False):
+        placed_calls.append(list(rels))
+        crops = np.stack([fit_square(read_image_file(root / r), 112) for r in rels]) if rels else \
+            np.empty((0, 112, 112, 3), np.uint8)
+        return crops, [dict(path=r, placed=True, outcome="found") for r in rels]
+
+    monkeypatch.setattr(rm, "place_photos", fake_place)
+    monkeypatch.setattr("insightface_g2d.embedders.factory.build_embedder",
+                        lambda spec, device="cpu": _TorchToy())
+    dirs = []
+    for seed in (0, 3):
+        out = tmp_path / f"s{seed}"
+        assert eval_main(["make-pairs", "--root", str(photo_tree / "clean"), "--masked", str(photo_tree / "masked"),
+                          "--exclude", "*_flip.*", "--pairs", "40", "--folds", "2", "--seed", str(seed),
+                          "--out", str(out)]) == 0
+        dirs.append(str(out))
+    out = tmp_path / "eval"
+    common = ["real-masks", "--root", str(photo_tree), "--model", "a=x", "--model", "b=y", "--out", str(out),
+              "--quiet", "--device", "cpu"]
+    assert eval_main(common + ["--pairs-dir", dirs[0]]) == 0
+    first = set(placed_calls[0])
+    assert eval_main(common + ["--pairs-dir", dirs[0], "--pairs-dir", dirs[1]]) == 0
+    printed = capsys.readouterr().out
+    assert "Per pairs set" in printed and "s3" in printed
+    # the second run placed only the photos the first had not
+    assert len(placed_calls) == 2 and not first & set(placed_calls[1])
+    report = (out / "align_report.tsv").read_text().splitlines()
+    assert len(report) == 1 + len(first | set(placed_calls[1]))
+    doc = json.loads((out / "real_masks.json").read_text())
+    assert [st["label"] for st in doc["sets"]] == ["s0", "s3"]
+
+
+class _TorchToy:
+    """An embedder object for the CLI test: the toy network's embedding of uint8 crops."""
+
+    def embed_images(self, crops, batch_size, flip, progress, desc=None):
+        x = torch.from_numpy(np.asarray(crops)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        return _MeanColour()(x).numpy()

@@ -11,7 +11,7 @@ only: a style's position in the registry seeds its template bank, so moving or r
 changes the masks of the styles after it.
 """
 from ...errors import ConfigError, suggest
-from . import cloth, kn95, n95, patterned, surgical, textured
+from . import cloth, kn95, n95, occlusion, patterned, surgical, textured
 from .drawing import POSITIONS as MASK_POSITIONS
 from .render import SHADE_MAX, render_group
 from .style import KINDS, MaskStyle
@@ -23,6 +23,7 @@ MASK_STYLES = {style.name: style for style in (
     cloth.STYLE,
     patterned.STYLE,
     textured.STYLE,
+    occlusion.STYLE,
 )}
 
 __all__ = ["KINDS", "MASK_POSITIONS", "MASK_STYLES", "MaskStyle", "SHADE_MAX", "mask_style", "render_group"]
