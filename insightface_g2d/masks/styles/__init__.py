@@ -6,12 +6,13 @@ render.py runs a renderer over a template group. Everything else -- the synthesi
 (masks/synthesizer.py), config checks, `g2d-mask --styles`, evaluation protocols such as
 ``masked-clean:n95+textured`` -- reads the names and styles from here.
 
-Add a style: write ``mask_styles/<name>.py`` with its ``STYLE`` and append it below. Append
+Add a style: write ``styles/<name>.py`` with its ``STYLE`` and append it below. Append
 only: a style's position in the registry seeds its template bank, so moving or removing one
-changes the masks of the styles after it.
+changes the masks of the styles after it. A style with ``default=False`` is drawn only where it
+is named (``DEFAULT_STYLES`` are the others: what "no styles named" means).
 """
 from ...errors import ConfigError, suggest
-from . import cloth, kn95, n95, occlusion, patterned, surgical, textured
+from . import cloth, kn95, n95, occlusion, patterned, surgical, textured, worn
 from .drawing import POSITIONS as MASK_POSITIONS
 from .render import SHADE_MAX, render_group
 from .style import KINDS, MaskStyle
@@ -24,9 +25,13 @@ MASK_STYLES = {style.name: style for style in (
     patterned.STYLE,
     textured.STYLE,
     occlusion.STYLE,
+    worn.STYLE,
 )}
 
-__all__ = ["KINDS", "MASK_POSITIONS", "MASK_STYLES", "MaskStyle", "SHADE_MAX", "mask_style", "render_group"]
+DEFAULT_STYLES = tuple(name for name, style in MASK_STYLES.items() if style.default)
+
+__all__ = ["DEFAULT_STYLES", "KINDS", "MASK_POSITIONS", "MASK_STYLES", "MaskStyle", "SHADE_MAX", "mask_style",
+           "render_group"]
 
 
 def mask_style(name):

@@ -143,4 +143,4 @@ def render(grid, k, rng, position):
     return alpha, shade, None, tex
 
 
-STYLE = MaskStyle("occlusion", render, ((255, 255, 255),), kind="texture")  # the fill carries the colour
+STYLE = MaskStyle("occlusion", render, ((255, 255, 255),), kind="texture", default=False)  # the fill: the colour

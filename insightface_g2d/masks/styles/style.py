@@ -26,12 +26,16 @@ class MaskStyle:
         level  float32 [k, h, w]     pattern level in [0, 1] for kind "pattern", else None
         tex    float32 [k, h, w, 3]  RGB texture in [0, 1] for kind "texture", else None
     palette: RGB colours (0..255) a face draws its mask colour from.
+    default: drawn when no styles are named (training configs with styles=None, the synthesizer's
+    default, masked protocols without styles); False for a style made for experiments, which is
+    drawn only where named, so adding one changes nobody's masks.
     """
 
     name: str
     render: Callable
     palette: Tuple[Tuple[int, int, int], ...]
     kind: str = "plain"
+    default: bool = True
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not _NAME.match(self.name):

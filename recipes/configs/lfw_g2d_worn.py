@@ -1,0 +1,42 @@
+"""Real-mask candidate: arm (f) trained with the `worn` mask style beside the four mask styles:
+masks as photos of people show them (masks/styles/worn.py): matte, wide, from the nose bridge to
+under the chin, black most often, else dark grey, navy, white or pale blue, ear loops seldom seen.
+Everything else is arm (f); the held-out styles (n95, textured) stay held out.
+
+    g2d-train recipes/configs/lfw_g2d_worn.py --set rec=work_dirs/lfw/devtrain \
+        --set teacher.cache=work_dirs/lfw/cache_dlib --output work_dirs/lfw/g2d_worn
+"""
+from easydict import EasyDict as edict
+
+config = edict()
+config.network = "g2d_dlib"
+config.embedding_size = 128
+config.margin_list = (1.0, 0.0, 0.35)
+config.output = None
+config.fp16 = False
+config.batch_size = 32
+config.seed = 2048
+config.num_workers = 0
+config.frequent = 25
+
+config.rec = "work_dirs/lfw/devtrain"
+config.num_classes = None
+config.num_image = None
+config.num_epoch = 1
+config.warmup_epoch = 0
+config.val_targets = []
+
+config.init = "dlib"
+config.teacher = dict(cache="work_dirs/lfw/cache_dlib", geometry="center")
+config.masks = dict(prob=1.0, styles=("surgical", "kn95", "cloth", "patterned", "worn"),
+                    positions=("normal", "high", "low"))
+
+config.stages = [
+    dict(name="reform", steps=1000, optimizer="adamw", lr=5e-5, weight_decay=5e-4, warmup_steps=50, grad_clip=None,
+         student_geometry="teacher", masks=dict(prob=0.75)),
+]
+
+config.cpu_threads = 1
+config.checkpoint_every = 200
+config.preview_every = 100
+config.eval = dict(enabled=False)
