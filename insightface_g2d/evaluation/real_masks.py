@@ -378,9 +378,13 @@ def _pooled_metrics(per_set):
 
 def _fmt_diff(d):
     """+2.35 [+0.51, +4.19] (percentage points)."""
+    def pts(v):  # no "-0.00": a difference that rounds to zero prints as +0.00
+        text = f"{100 * v:+.2f}"
+        return "+0.00" if text == "-0.00" else text
+
     if d["low"] is None:
-        return f"{100 * d['mean']:+.2f}"
-    return f"{100 * d['mean']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+        return pts(d["mean"])
+    return f"{pts(d['mean'])} [{pts(d['low'])}, {pts(d['high'])}]"
 
 
 def paired_tsv(doc):
