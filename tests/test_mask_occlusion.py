@@ -14,7 +14,8 @@ NOSE_TIP_ROW = 71.7  # aligned 112 frame
 
 def test_registered_once_as_a_texture_style():
     assert MASK_STYLES["occlusion"] is occlusion.STYLE and occlusion.STYLE.kind == "texture"
-    assert list(MASK_STYLES)[-1] == "occlusion"  # appended: the other styles' banks are unchanged
+    assert list(MASK_STYLES).index("occlusion") == 6  # appended: the styles before keep their banks
+    assert not occlusion.STYLE.default  # drawn only where named
 
 
 @pytest.mark.parametrize("position", MASK_POSITIONS)

@@ -6,7 +6,7 @@ import pytest
 from insightface_g2d.cli.common import run_cli
 from insightface_g2d.cli.mask import main
 from insightface_g2d.data.align import ARCFACE_TEMPLATE, transform_points
-from insightface_g2d.masks.styles import MASK_POSITIONS, MASK_STYLES
+from insightface_g2d.masks.styles import MASK_POSITIONS, default_styles
 
 WARP = np.array([[1.4, -0.25, 30.0], [0.25, 1.4, 20.0]])  # aligned crop -> 220x220 "photo"
 
@@ -53,7 +53,7 @@ def test_preview_grid(aligned_dir, tmp_path):
     assert run_cli(main, ["preview", "--input", str(aligned_dir), "--faces", "3", "--out", str(out),
                           "--seed", "1", "--no-labels"]) == 0
     grid = cv2.imread(str(out))
-    rows = 1 + len(MASK_STYLES) * len(MASK_POSITIONS)
+    rows = 1 + len(default_styles()) * len(MASK_POSITIONS)  # styles made for experiments only when named
     assert grid.shape == (rows * 112, 3 * 112, 3)
     # first row: the clean faces; every other row differs from it (masked)
     clean = grid[:112]

@@ -123,11 +123,11 @@ def apply(args):
 # ------------------------------------------------------------------------------------------------
 
 def _add_mask_options(p):
-    from ..masks.styles import DEFAULT_STYLES, MASK_POSITIONS, MASK_STYLES
+    from ..masks.styles import MASK_POSITIONS, MASK_STYLES, default_styles
 
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--styles", nargs="+", choices=tuple(MASK_STYLES), default=None, metavar="STYLE",
-                   help=f"mask styles to draw from (default: {' '.join(DEFAULT_STYLES)})")
+                   help=f"mask styles to draw from (default: {' '.join(default_styles())})")
     p.add_argument("--positions", nargs="+", choices=MASK_POSITIONS, default=list(MASK_POSITIONS),
                    metavar="POS", help=f"wear positions (default all: {' '.join(MASK_POSITIONS)})")
     p.add_argument("--size", type=int, default=112, help="aligned crop size (default 112)")

@@ -75,12 +75,15 @@ def protocol_plan(num_images, protocol):
     return masked, style
 
 
-def _synthesizer(synthesizer):
+def _synthesizer(synthesizer, style=None):
+    """The given synthesizer, else one drawing from the default styles, or (a style named) one that
+    knows every registered style: a named style's masks are the same bytes in either."""
     if synthesizer is not None:
         return synthesizer
+    from ..masks.styles import MASK_STYLES
     from ..masks.synthesizer import MaskSynthesizer
 
-    return MaskSynthesizer()
+    return MaskSynthesizer() if style is None else MaskSynthesizer(styles=tuple(MASK_STYLES))
 
 
 def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progress=False):
@@ -94,7 +97,7 @@ def mask_images(images, image_ids, seed=0, style=None, synthesizer=None, progres
         from ..masks.synthesizer import MaskSynthesizer
 
         synthesizer, style = MaskSynthesizer(styles=style), None
-    synth = _synthesizer(synthesizer)
+    synth = _synthesizer(synthesizer, style)
     out = np.empty_like(images)
     for k, i in enumerate(tqdm(image_ids, desc="masking", unit="img", disable=not progress, leave=False)):
         rng = np.random.default_rng([int(seed), int(i)])

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..data.align import alignment_matrix, check_landmarks_in_image
-from .styles import DEFAULT_STYLES, KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, mask_style, render_group
+from .styles import KINDS, MASK_POSITIONS, MASK_STYLES, SHADE_MAX, default_styles, mask_style, render_group
 
 PARAMS_PER_FACE = 11
 # How often each wear position is drawn (renormalised over the positions a synthesizer uses).
@@ -118,7 +118,7 @@ def _palette_array(style):
 class MaskSynthesizer:
     """Draws synthetic masks onto faces.
 
-    styles: subset of MASK_STYLES (None: DEFAULT_STYLES, every style not made for experiments); size: aligned crop side (templates are drawn in
+    styles: subset of MASK_STYLES (None: styles.default_styles(), every style not made for experiments); size: aligned crop side (templates are drawn in
     the ArcFace frame scaled to it); positions: subset of ("normal", "high", "low"), drawn with
     POSITION_WEIGHTS. templates_per_group (K) and bank_seed fix the template bank; jitter is the
     largest per-face integer shift in pixels (at 112; scaled with size). match_brightness scales
@@ -129,7 +129,7 @@ class MaskSynthesizer:
     def __init__(self, styles=None, size=112, positions=("normal", "high", "low"), *,
                  templates_per_group=64, bank_seed=0, jitter=2, match_brightness=True):
         known = tuple(MASK_STYLES)
-        self.styles = _check_names(DEFAULT_STYLES if styles is None else (styles,) if isinstance(styles, str)
+        self.styles = _check_names(default_styles() if styles is None else (styles,) if isinstance(styles, str)
                                    else styles, known, "style")
         self.positions = _check_names(MASK_POSITIONS if positions is None else (positions,)
                                       if isinstance(positions, str) else positions, MASK_POSITIONS, "position")

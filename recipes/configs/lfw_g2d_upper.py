@@ -1,4 +1,4 @@
-"""Arm (j): arm (f) seeing only the upper face. The network is `g2d_dlib+upper66`: G2D cut from
+"""Arm (l): arm (f) seeing only the upper face. The network is `g2d_dlib+upper66`: G2D cut from
 dlib's ResNet as in (f), whose input has every row from 66 down (of the 112 frame; eyes at row 52,
 the nose tip at 72) set to flat grey, on masked faces and clean ones alike, in training and in use.
 The reformer learns the teacher's relations between clean full faces from the upper face only, so

@@ -9,7 +9,7 @@ render.py runs a renderer over a template group. Everything else -- the synthesi
 Add a style: write ``styles/<name>.py`` with its ``STYLE`` and append it below. Append
 only: a style's position in the registry seeds its template bank, so moving or removing one
 changes the masks of the styles after it. A style with ``default=False`` is drawn only where it
-is named (``DEFAULT_STYLES`` are the others: what "no styles named" means).
+is named (``default_styles()`` are the others: what "no styles named" means).
 """
 from ...errors import ConfigError, suggest
 from . import cloth, kn95, n95, occlusion, patterned, surgical, textured, worn
@@ -28,9 +28,14 @@ MASK_STYLES = {style.name: style for style in (
     worn.STYLE,
 )}
 
-DEFAULT_STYLES = tuple(name for name, style in MASK_STYLES.items() if style.default)
 
-__all__ = ["DEFAULT_STYLES", "KINDS", "MASK_POSITIONS", "MASK_STYLES", "MaskStyle", "SHADE_MAX", "mask_style",
+def default_styles():
+    """Names of the registered styles drawn when none are named (every style but those made for
+    experiments, ``default=False``), in registry order."""
+    return tuple(name for name, style in MASK_STYLES.items() if style.default)
+
+
+__all__ = ["default_styles", "KINDS", "MASK_POSITIONS", "MASK_STYLES", "MaskStyle", "SHADE_MAX", "mask_style",
            "render_group"]
 
 

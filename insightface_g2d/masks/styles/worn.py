@@ -15,7 +15,7 @@ PALETTE = BLACK * 2 + ((62, 63, 68), (88, 90, 96), (32, 37, 58), (226, 226, 223)
 
 def render(grid, k, rng, position):
     g = cloth_shape(grid, k, rng, position)
-    alpha = coverage(g["sd"], grid, uniform(rng, k, 1.2, 2.4))
+    alpha = coverage(g["sd"], grid, uniform(rng, k, 1.1, 2.0))
     u, v = g["u"], g["v"]
     shade = cylinder(u, rng, k, ambient=(0.6, 0.78)) * (1.0 - uniform(rng, k, 0.05, 0.18) * v * v)
     shade = shade * (1.0 + grain(grid, k, rng, 0.7, 0.01))
