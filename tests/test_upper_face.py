@@ -82,3 +82,16 @@ def test_g2d_stages_accept_the_network():
 
     assert is_g2d("g2d_dlib+upper66") and is_g2d("g2d_t+upper50")
     assert not is_g2d("r50+upper60")
+
+
+def test_dlib_resnet_upper_face_has_dlibs_weights():
+    pytest.importorskip("face_recognition_models")
+    from insightface_g2d.embedders.factory import build_embedder
+
+    upper, whole = build_embedder("dlib_resnet+upper66"), build_embedder("dlib_resnet")
+    assert upper.model.upper_face_rows == 66
+    a, b = upper.model.state_dict(), whole.model.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    faces = _faces(4)
+    assert np.array_equal(upper.embed_images(faces, flip=False, progress=False),
+                          upper.embed_images(_changed_from(faces, 66), flip=False, progress=False))

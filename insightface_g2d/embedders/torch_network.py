@@ -21,6 +21,15 @@ RANDOM = "random"             # NETWORK:random asks for random weights by name
 DLIB_NETWORK = "dlib_resnet"  # without a checkpoint: dlib's own weights, from the installed model file
 
 
+def _is_dlib_network(value):
+    """dlib_resnet, or dlib_resnet seeing the upper face only (dlib_resnet+upperR): dlib's weights
+    when no checkpoint is given."""
+    from ..backbones.upper_face import parse_upper_name
+
+    upper = parse_upper_name(value)
+    return (upper[0] if upper is not None else value) == DLIB_NETWORK
+
+
 def _known_network(network):
     from ..backbones.registry import is_model, list_models
 
@@ -172,7 +181,7 @@ class TorchNetwork(TorchEmbedder):
     @classmethod
     def check_files(cls, value, options, where):
         checkpoint = options.get("checkpoint")
-        if not checkpoint and value == DLIB_NETWORK:
+        if not checkpoint and _is_dlib_network(value):
             from ..backbones.dlib_resnet import default_model_file
 
             default_model_file()
@@ -188,7 +197,7 @@ class TorchNetwork(TorchEmbedder):
     @classmethod
     def from_spec(cls, value, options, ctx):
         checkpoint = options.get("checkpoint")
-        if checkpoint is None and value == DLIB_NETWORK:
+        if checkpoint is None and _is_dlib_network(value):
             from ..backbones.dlib_resnet import default_model_file
 
             checkpoint = default_model_file()  # ConfigError with the install line when it is missing
