@@ -33,6 +33,7 @@ import pytest
 import torch
 
 import insightface_g2d
+from insightface_g2d.backbones.registry import is_model
 
 ROOT = os.environ.get("ARCFACE_TORCH_ROOT", "")
 REPO = Path(__file__).resolve().parents[1]
@@ -211,7 +212,7 @@ def test_get_config_reads_the_patched_in_recipe_configs(patched):
     base_keys = {"margin_list", "network", "embedding_size", "fp16", "batch_size", "optimizer", "lr", "seed",
                  "num_workers", "output"}
     for rel, row in rows.items():
-        assert row["network"].startswith("g2d"), rel
+        assert is_model(row["network"]), rel  # a G2D network, or a whole one the recipe trains (dlib_resnet)
         assert base_keys <= set(row["keys"]), f"{rel} lacks arcface_torch base keys"
         assert row["shape"] == [2, row["embedding_size"]]
         assert row["output"]  # set by the config or defaulted by get_config to work_dirs/<name>
