@@ -189,6 +189,13 @@ def test_bundle_thresholds_and_flip_travel(ready_bundle):
     assert rec.flip == ref.flip and rec.embedder.dim == 128
 
 
+def _link_front_end_out(folder):
+    """front_end/ replaced by a link to a copy of it outside the bundle."""
+    outside = folder.parent / "elsewhere"
+    shutil.move(str(folder / "front_end"), str(outside))
+    (folder / "front_end").symlink_to(outside, target_is_directory=True)
+
+
 def _copy(bundle, tmp_path):
     dst = tmp_path / "copy"
     shutil.copytree(bundle, dst)
@@ -214,6 +221,11 @@ def _edit_manifest(folder, change):
      "outside the bundle"),
     (lambda f: _edit_manifest(f, lambda d: d["recognizer"].update(warp=[[1, 2], [3]])), "'recognizer' must be"),
     (lambda f: _edit_manifest(f, lambda d: d["recognizer"].update(dim="128")), "'recognizer' must be"),
+    (lambda f: _edit_manifest(f, lambda d: d["recognizer"].update(dim=64)), "not what the manifest says"),
+    (lambda f: _edit_manifest(f, lambda d: d["files"].pop("front_end/landmarks.onnx")), "does not list"),
+    (lambda f: (f / "front_end" / "landmarks.pt").write_bytes(b"x"), "does not list: front_end/landmarks.pt"),
+    (lambda f: _edit_manifest(f, lambda d: d.update(model=["x"])), "'model' must be"),
+    (lambda f: _link_front_end_out(f), "symbolic link"),
 ])
 def test_damaged_bundles_are_refused_in_one_line(tiny_bundle, tmp_path, damage, words):
     from insightface_g2d import FaceRecognizer
@@ -252,6 +264,36 @@ def test_export_refuses_what_it_cannot_write(tiny_bundle, tiny_run, tmp_path):
     with pytest.raises(ConfigError, match="a bundle already"):
         export_bundle(tiny_bundle, tmp_path / "c")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    (tmp_path / "cache").mkdir()  # another tool's folder with a manifest.json (a teacher cache has one)
+    (tmp_path / "cache" / "manifest.json").write_text('{"format": "teacher cache"}')
+    (tmp_path / "cache" / "embeddings.npy").write_bytes(b"keep")
+    with pytest.raises(ConfigError, match="not a bundle"):
+        export_bundle(tiny_run, tmp_path / "cache", force=True)
+    assert (tmp_path / "cache" / "embeddings.npy").read_bytes() == b"keep"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        export_bundle(tiny_run, tmp_path / "file")
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(ConfigError, match="tolerance"):
+            export_bundle(tiny_run, tmp_path / "d", tolerance=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "file", "full"]  # nothing left behind
+
+
+def test_force_replaces_a_bundle_whole(tiny_run, tiny_bundle, tmp_path, one_torch_thread):
+    """--force over a bundle: the new one in place, the old one gone, nothing else left in the folder."""
+    out = _copy(tiny_bundle, tmp_path)
+    before = read_manifest(out)["files"]["recognizer.onnx"]
+    torch.manual_seed(1)
+    other = tmp_path / "run2"
+    other.mkdir()
+    torch.save(get_model("g2d_t", num_features=32).state_dict(), other / "model.pt")
+    (other / "run_summary.json").write_text(json.dumps({"network": "g2d_t", "model": str(other / "model.pt")}))
+    export_bundle(other, out, force=True)
+    assert read_manifest(out)["files"]["recognizer.onnx"] != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "run2"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask  # as a folder made with mkdir, not a private temp dir
 
 
 def test_cli_export_then_verify(tiny_run, tmp_path, capsys, one_torch_thread):

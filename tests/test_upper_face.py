@@ -95,3 +95,11 @@ def test_dlib_resnet_upper_face_has_dlibs_weights():
     faces = _faces(4)
     assert np.array_equal(upper.embed_images(faces, flip=False, progress=False),
                           upper.embed_images(_changed_from(faces, 66), flip=False, progress=False))
+
+
+def test_inpainting_decoder_and_info_see_the_networks_descriptor():
+    from insightface_g2d.backbones.g2d import build_inpainter, descriptor_of
+
+    assert descriptor_of("g2d_t+upper60") == descriptor_of("g2d_t")
+    assert descriptor_of("g2d_dlib+upper66") == descriptor_of("g2d_dlib") == (64, 17)
+    assert isinstance(build_inpainter("g2d_dlib+upper66"), torch.nn.Module)

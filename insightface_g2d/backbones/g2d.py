@@ -164,7 +164,12 @@ def build_g2d(name="g2d", dropout=0.0, num_features=512, fp16=False):
 
 def descriptor_of(name):
     """(channels, size) of the descriptor of G2D network `name` for 112 x 112 faces; for a network
-    cut from a pretrained one (g2d_r50, g2d_dlib, ...) measured on one blank face."""
+    cut from a pretrained one (g2d_r50, g2d_dlib, ...) measured on one blank face; a network seeing
+    the upper face only (+upperR) has its network's descriptor."""
+    from .upper_face import parse_upper_name
+
+    upper = parse_upper_name(name)
+    name = upper[0] if upper is not None else name
     if name in G2D_SPECS:
         return G2D_SPECS[name].descriptor_channels, 28
     from .split import build_split_g2d

@@ -75,7 +75,7 @@ def add_parser(subparsers):
     p.add_argument("--mask-select", default="t2", choices=("t2", "half"),
                    help="probe templates: t2 = second template of each pair (default), half = seeded half")
     p.add_argument("--mask-style", action="append", default=None, metavar="STYLE",
-                   help="restrict masks to these styles (default: all)")
+                   help="restrict masks to these styles (default: every style but those made for experiments)")
     p.add_argument("--faceness", action=argparse.BooleanOptionalAction, default=True,
                    help="weight image features by the detector score (default on, as eval_ijbc.py)")
     p.add_argument("--out", default=None, metavar="DIR",

@@ -109,6 +109,8 @@ def _recognizer(args):
 
     threshold = _threshold_arg(args.threshold)
     device = args.device
+    if device == "auto" and _is_bundle(args.model):
+        device = "cpu"  # a bundle runs on onnxruntime's CPU provider
     if device != "cpu":  # resolving another device needs PyTorch; a bundle on the CPU runs without it
         from ..devices import select_device
 
@@ -116,6 +118,12 @@ def _recognizer(args):
     return FaceRecognizer(args.model, detector=args.detector, device=device,
                           thresholds=args.thresholds, threshold=threshold,
                           flip=None if args.flip is None else args.flip == "yes")
+
+
+def _is_bundle(model):
+    from ..recognition.bundle import is_bundle
+
+    return isinstance(model, str) and is_bundle(model)
 
 
 def _threshold_arg(text):

@@ -17,7 +17,7 @@ class MaskedPairDataset(Dataset):
     """Wraps a face dataset (items (uint8 [S, S, 3] RGB, int label)) into masked/clean pairs.
 
     mask_prob: probability that an item gets a mask (otherwise masked == clean, alpha == 0).
-    styles: mask styles to use (None: all). Builds a MaskSynthesizer(styles) when synthesizer is
+    styles: mask styles to use (None: the default styles). Builds a MaskSynthesizer(styles) when synthesizer is
       None; with a synthesizer given, each item's style is drawn uniformly from `styles` and passed
       to it (styles=None leaves the choice to the synthesizer).
     flip: mirror masked, clean and alpha together with probability 0.5.

@@ -47,12 +47,24 @@ REFIT_LICENCE = "dlib's 68-point model (installed, not in the bundle): trained o
 
 
 def is_bundle(path):
-    """True when `path` is a folder holding a bundle manifest."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+    """True when `path` is a folder whose manifest.json says it is a bundle (format FORMAT); other
+    folders with a manifest.json (a teacher cache, another tool's) are not."""
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isdir(path) or not os.path.isfile(manifest):
+        return False
+    try:
+        if os.path.getsize(manifest) > MAX_MANIFEST_BYTES:
+            return False
+        with open(manifest, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
-def _fix(folder):
-    return f"export the bundle again (g2d-face export --out {folder})"
+def _fix(folder, model=None):
+    model = f"--model {model} " if isinstance(model, str) and model else ""
+    return f"export the bundle again (g2d-face export {model}--out {folder} --force)"
 
 
 def _sha256(path):
@@ -103,31 +115,52 @@ def read_manifest(folder):
     if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION or version < 1:
         raise DataError(f"{path}: bundle format version {version!r}; this kit reads version {FORMAT_VERSION}: "
                         "upgrade insightface-g2d or export the bundle with this one")
+    if not isinstance(doc.get("model"), str):
+        raise DataError(f"{path}: 'model' must be the model's name; {_fix(folder)}")
+    fix = _fix(folder, doc["model"])
     files = doc.get("files")
-    if not isinstance(files, dict) or RECOGNIZER not in files:
-        raise DataError(f"{path} lists no {RECOGNIZER} among its files; {_fix(folder)}")
+    needed = [RECOGNIZER, f"{FRONT_END}/front_end.json", f"{FRONT_END}/landmarks.onnx"]
+    if doc.get("thresholds") is not None:
+        if doc["thresholds"] != THRESHOLDS:
+            raise DataError(f"{path}: 'thresholds' must be {THRESHOLDS!r} or null; {fix}")
+        needed.append(THRESHOLDS)
+    missing = [n for n in needed if not isinstance(files, dict) or n not in files]
+    if missing:
+        raise DataError(f"{path} does not list {', '.join(missing)} among its files; {fix}")
+    root = folder.resolve()
     for name, entry in files.items():
-        _check_file(folder, name, entry, path)
+        _check_file(folder, root, name, entry, path, fix)
+    present = sorted(q.relative_to(folder).as_posix() for q in folder.rglob("*")
+                     if (q.is_file() or q.is_symlink()) and q.name != MANIFEST)
+    extra = [n for n in present if n not in files]
+    if extra:  # e.g. a landmarks.pt beside landmarks.onnx would be loaded instead of it
+        raise DataError(f"bundle {folder} holds files its manifest does not list: {', '.join(extra[:3])}; remove "
+                        f"them or {fix}")
     doc["recognizer"] = _recognizer_input(doc.get("recognizer"), path, folder)
     return doc
 
 
-def _check_file(folder, name, entry, manifest):
+def _check_file(folder, root, name, entry, manifest, fix):
     parts = Path(str(name)).parts
     if not isinstance(name, str) or not parts or Path(name).is_absolute() or ".." in parts:
-        raise DataError(f"{manifest} lists a file {name!r} outside the bundle; {_fix(folder)}")
-    if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or not isinstance(entry.get("sha256"), str):
-        raise DataError(f"{manifest}: files[{name!r}] must be {{bytes, sha256}}; {_fix(folder)}")
+        raise DataError(f"{manifest} lists a file {name!r} outside the bundle; {fix}")
+    if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) \
+            or not isinstance(entry.get("sha256"), str):
+        raise DataError(f"{manifest}: files[{name!r}] must be {{bytes, sha256}}; {fix}")
     target = folder / name
-    if target.is_symlink() or not target.is_file():
-        raise DataError(f"bundle file {target} is missing (the manifest lists it); {_fix(folder)}")
+    steps = [folder.joinpath(*parts[:i + 1]) for i in range(len(parts))]
+    linked = [step for step in steps if step.is_symlink()]
+    if linked or not target.is_file() or root not in target.resolve().parents:
+        why = f"reached through a symbolic link ({linked[0]})" if linked else "missing (the manifest lists it)"
+        raise DataError(f"bundle file {target} is {why}; {fix}")
     size = target.stat().st_size
+    if size > MAX_RECOGNIZER_BYTES:
+        raise DataError(f"bundle file {target} is {size} bytes, larger than a bundle holds; {fix}")
     if size != entry["bytes"]:
         raise DataError(f"bundle file {target} is {size} bytes, the manifest says {entry['bytes']}: damaged or "
-                        f"changed; {_fix(folder)}")
+                        f"changed; {fix}")
     if _sha256(target) != entry["sha256"]:
-        raise DataError(f"bundle file {target} does not match its SHA-256 in the manifest: damaged or changed; "
-                        f"{_fix(folder)}")
+        raise DataError(f"bundle file {target} does not match its SHA-256 in the manifest: damaged or changed; {fix}")
 
 
 def _recognizer_input(spec, manifest, folder):
@@ -171,13 +204,23 @@ class BundleEmbedder:
         except Exception as err:  # onnxruntime raises its own types for damaged files
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
             raise DataError(f"onnxruntime cannot load {path}: {first}; {_fix(Path(path).parent)}") from None
-        self.input_name = self.session.get_inputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape_in = list(inputs[0].shape) if len(inputs) == 1 else None
+        shape_out = list(outputs[0].shape) if outputs else None
+        if shape_in is None or shape_in[1:] != [3, spec["size"], spec["size"]] or not shape_out \
+                or shape_out[-1] != spec["dim"]:
+            raise DataError(f"{path} takes {shape_in} and gives {shape_out}, not what the manifest says ([batch, 3, "
+                            f"{spec['size']}, {spec['size']}] -> {spec['dim']}); {_fix(Path(path).parent, name)}")
+        self.input_name = inputs[0].name
         self.spec, self.name, self.dim = spec, name, spec["dim"]
         self.flip_default = spec["flip"]
 
     def prepare(self, images):
         """uint8 [N, 112, 112, 3] crops -> float32 [N, 3, S, S] in [-1, 1], as the PyTorch path makes them."""
         warp, size = self.spec["warp"], self.spec["size"]
+        if warp is not None and images.shape[1:3] != (112, 112):
+            raise DataError(f"this bundle's recognizer makes its input from aligned 112 x 112 crops, got "
+                            f"{images.shape[1]} x {images.shape[2]}")
         if warp is not None:
             images = np.stack([cv2.warpAffine(np.ascontiguousarray(c), warp, (size, size), flags=cv2.INTER_LINEAR,
                                               borderMode=cv2.BORDER_REPLICATE) for c in images])

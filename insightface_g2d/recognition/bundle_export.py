@@ -1,8 +1,10 @@
 """Writing a deployment bundle (bundle.py says what one is): `g2d-face export`. Needs PyTorch, onnx and
 onnxruntime; the bundle it writes needs only onnxruntime."""
 import json
+import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..fileio import atomic_open, write_errors
 from .bundle import (FORMAT, FORMAT_VERSION, FRONT_END, FRONT_END_LICENCE, LANDMARK_TOLERANCE, MANIFEST, RECOGNIZER,
-                     REFIT_LICENCE, RUNS_WITH, THRESHOLDS, Bundle, BundleEmbedder, _sha256, is_bundle)
+                     REFIT_LICENCE, RUNS_WITH, THRESHOLDS, Bundle, BundleEmbedder, _sha256, is_bundle,
+                     read_manifest)
 
 
 def export_bundle(model, out, detector_folder=None, flip=None, force=False, check=True, tolerance=1e-4,
@@ -33,12 +36,19 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
     from ..version import __version__
     from .model_source import resolve_model, thresholds_file_for
 
-    out = Path(out)
+    if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
+        raise ConfigError(f"tolerance {tolerance!r}: give a finite number >= 0 (default 1e-4)")
+    out = Path(os.path.abspath(out))
+    if out.is_symlink():
+        raise ConfigError(f"{out} is a symbolic link: give the bundle folder itself as --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a folder: choose another --out")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise ConfigError(f"{out} exists and is not empty: choose another --out or pass --force")
         if not is_bundle(out):
-            raise ConfigError(f"{out} is not a bundle; --force only replaces a bundle: choose another --out")
+            raise ConfigError(f"{out} is not a bundle (its manifest.json, if any, is not one g2d-face export wrote); "
+                              "--force only replaces a bundle: choose another --out")
     spec, model_file, shipped = resolve_model(model)
     if isinstance(spec, Bundle):
         raise ConfigError(f"{model} is a bundle already; give the model it was exported from")
@@ -51,6 +61,7 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
     size = int(warp["size"]) if warp is not None else 112
     thresholds_src = thresholds_file_for(model_file, shipped)
     measured = {s.get("flip") for s in read_thresholds(thresholds_src)["sets"].values()} if thresholds_src else set()
+    measured = {v for v in measured if isinstance(v, bool)}
     flip = bool(flip) if flip is not None else (measured.pop() if len(measured) == 1 else True)
     front_src = Path(detector_folder) if detector_folder is not None else WEIGHTS_DIR
     front = read_front_end(front_src)
@@ -58,9 +69,12 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
         raise ConfigError(f"{front_src} holds an ONNX landmark network already; give the front-end folder with "
                           "landmarks.pt it was exported from")
 
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / FRONT_END).mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; a bundle is made to be shared
+    (staging / FRONT_END).mkdir()
     try:
         with torch.no_grad():
             export_onnx(network, staging / RECOGNIZER, image_size=size)
@@ -74,7 +88,7 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
                           warp=None if warp is None else np.asarray(warp["matrix"], np.float64).tolist())
         parity = check_bundle_parity(embedder, front.landmark_net(), staging, recognizer) if check else None
         limits = {"embedding": tolerance, "probability": tolerance, "landmarks": LANDMARK_TOLERANCE}
-        worse = {k: v for k, v in (parity or {}).items() if v > limits[k]}
+        worse = {k: v for k, v in (parity or {}).items() if not v <= limits[k]}  # NaN is worse too
         if worse:
             raise ConfigError(f"the bundle differs from the PyTorch path by more than allowed ({limits}): {worse}; "
                               "report it with the model and the onnxruntime version")
@@ -99,18 +113,36 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
             "files": {name: {"bytes": (staging / name).stat().st_size, "sha256": _sha256(staging / name)}
                       for name in files},
         }
-        if isinstance(manifest["model"], str) and os.path.isabs(manifest["model"]):
+        if not isinstance(manifest["model"], str) or not manifest["model"]:
+            manifest["model"] = str(model)
+        if os.path.isabs(manifest["model"]):
             manifest["model"] = os.path.basename(os.path.dirname(manifest["model"])) or manifest["model"]
         with write_errors(staging / MANIFEST), atomic_open(staging / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
             f.write("\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
+        read_manifest(staging)  # never leave a bundle this kit cannot read
+        _replace(out, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dict(path=os.fspath(out), model=manifest["model"], dim=dim, files=files, parity=parity)
+
+
+def _replace(out, staging):
+    """Move folder `staging` to `out`; an existing bundle at `out` is moved aside first and removed
+    only once the new one is in place (put back if the move fails)."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.rmdir(old)
+    os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_bundle_parity(embedder, landmark_net, folder, recognizer, n=6, seed=0):

@@ -29,9 +29,12 @@ def resolve_model(model):
         network.name = text
         return network, None, thresholds_file(text)
     if os.path.isdir(text):
-        from .bundle import Bundle, is_bundle
+        from .bundle import MANIFEST, Bundle, is_bundle
 
-        if is_bundle(text):  # g2d-face export: runs on onnxruntime, no PyTorch
+        looks_like_one = os.path.isfile(os.path.join(text, MANIFEST)) and \
+            not os.path.isfile(os.path.join(text, "model.pt"))
+        if is_bundle(text) or looks_like_one:  # g2d-face export: runs on onnxruntime, no PyTorch (a damaged
+            # manifest is reported as the bundle's, not as a run folder without model.pt)
             bundle = Bundle(text)
             return bundle, None, bundle.thresholds
         return _run_folder(Path(text))

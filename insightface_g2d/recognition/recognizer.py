@@ -53,7 +53,7 @@ class FaceRecognizer:
                 raise ConfigError(f"a bundle runs on onnxruntime's CPU provider, not {device}: leave out the device, "
                                   "or run the model the bundle was exported from")
             self.embedder = spec.embedder(threads)
-            detector = f"g2d:{spec.front_end}" if detector == "g2d" else detector
+            detector = f"g2d:{spec.front_end}" if detector in (None, "g2d") else detector
             flip = spec.manifest["recognizer"]["flip"] if flip is None else flip
         else:
             from ..embedders.factory import build_embedder

@@ -90,7 +90,8 @@ def check_masks(masks, where="config.masks"):
         if names is None:
             continue
         if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
-            raise ConfigError(f"{where}.{field} must be a non-empty list (or None for all), got {names!r}")
+            default = "the default styles" if field == "styles" else "all"
+            raise ConfigError(f"{where}.{field} must be a non-empty list (or None for {default}), got {names!r}")
         for n in names:
             if n not in known:
                 raise ConfigError(f"{where}.{field}: unknown {field[:-1]} {n!r}{suggest(n, known)}; "
