@@ -172,8 +172,21 @@ def atomic_open(path, mode="wb", suffix=".tmp", within=None, **open_kwargs):
         os.close(dir_fd)
 
 
+def new_folder_beside(path, tag="partial"):
+    """A new, empty folder next to `path` (same file system: `replace_folder` moves it there), named
+    after it and unique, with the permissions a plain mkdir gives (not mkdtemp's private 0700)."""
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(os.path.abspath(path))}.{tag}-")
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
 def replace_folder(tmp, folder):
-    """Put the finished folder `tmp` at `folder` (a link there is replaced, an old folder removed)."""
+    """Put the finished folder `tmp` at `folder` (a link there is replaced; an old folder is moved
+    aside, put back if the move fails, and removed once the new one is in place)."""
     import shutil
 
     old = None
@@ -183,7 +196,12 @@ def replace_folder(tmp, folder):
         else:
             old = f"{folder}.old{os.getpid()}"
             os.replace(folder, old)
-    os.replace(tmp, folder)
+    try:
+        os.replace(tmp, folder)
+    except BaseException:
+        if old:
+            os.replace(old, folder)
+        raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -1,17 +1,15 @@
 """FaceRecognizer on real photos (a few LFW photos, skipped when LFW is absent; the front end needs
 the [dlib] extra): faces, inputs of every kind, masked, no-face and two-face photos, batches, search,
 thresholds by name, and the same scores as `g2d-eval pairs` on the same photos."""
-import json
 import shutil
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("dlib")
 
-from insightface_g2d.backbones.registry import get_model  # noqa: E402
 from insightface_g2d.errors import ConfigError  # noqa: E402
+from run_folders import write_tiny_run  # noqa: E402
 
 PEOPLE = ("Colin_Powell", "Tony_Blair", "George_W_Bush")
 
@@ -43,11 +41,7 @@ def photos(lfw_root, tmp_path_factory, one_torch_thread):
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A g2d-train-like output folder: model.pt of a tiny g2d_t and the run_summary.json naming it."""
-    folder = tmp_path_factory.mktemp("run")
-    torch.manual_seed(0)
-    torch.save(get_model("g2d_t", num_features=32).state_dict(), folder / "model.pt")
-    (folder / "run_summary.json").write_text(json.dumps({"network": "g2d_t", "model": str(folder / "model.pt")}))
-    return folder
+    return write_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,9 @@ def test_arms_and_configs():
                                           "g2d_pretrained", "g2d_real", "teacher_finetuned_real"]
     with pytest.raises(ConfigError, match="did you mean 'distill'"):
         lfw.find_arm("distil")
-    from insightface_g2d.training.config import load_config
-
     networks = {}
     for arm in lfw.ARMS[1:]:
-        cfg = load_config(str(lfw.config_path(arm)))
+        cfg = lfw.load_arm_config(arm)
         networks[arm.name] = cfg.network
         # every student arm: the teacher's embedding size, the seen styles only
         assert cfg.embedding_size == 128
@@ -34,8 +32,8 @@ def test_arms_and_configs():
                                                      "teacher_finetuned_real"))
         # the real-photo arms are their base arm plus masks.degrade, nothing else
         if arm.name.endswith("_real"):
-            base = load_config(str(lfw.config_path(lfw.find_arm(arm.name.replace("_real", "") if arm.name !=
-                                                                  "g2d_real" else "g2d_pretrained"))))
+            base = lfw.load_arm_config(lfw.find_arm(arm.name.replace("_real", "") if arm.name != "g2d_real"
+                                                    else "g2d_pretrained"))
             assert cfg.masks.pop("degrade") is True and cfg.masks == base.masks
             def rest(c):
                 skip = ("masks", "config_path", "job_name", "stages")

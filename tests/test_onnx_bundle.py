@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("dlib")
 pytest.importorskip("onnxruntime")
 
-from insightface_g2d.backbones.registry import get_model  # noqa: E402
 from insightface_g2d.errors import ConfigError, DataError  # noqa: E402
 from insightface_g2d.evaluation.verification import l2_normalize  # noqa: E402
 from insightface_g2d.recognition.bundle import Bundle, BundleEmbedder, read_manifest  # noqa: E402
 from insightface_g2d.recognition.bundle_export import export_bundle  # noqa: E402
+from run_folders import write_tiny_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Runs in a fresh interpreter where `import torch` fails: what a machine without PyTorch sees.
@@ -76,11 +75,7 @@ def _tight_photo(face):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A g2d-train-like run folder of a tiny random g2d_t (embeddings of [-1, 1] 112 crops)."""
-    folder = tmp_path_factory.mktemp("run")
-    torch.manual_seed(0)
-    torch.save(get_model("g2d_t", num_features=32).state_dict(), folder / "model.pt")
-    (folder / "run_summary.json").write_text(json.dumps({"network": "g2d_t", "model": str(folder / "model.pt")}))
-    return folder
+    return write_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")
@@ -283,12 +278,9 @@ def test_force_replaces_a_bundle_whole(tiny_run, tiny_bundle, tmp_path, one_torc
     """--force over a bundle: the new one in place, the old one gone, nothing else left in the folder."""
     out = _copy(tiny_bundle, tmp_path)
     before = read_manifest(out)["files"]["recognizer.onnx"]
-    torch.manual_seed(1)
     other = tmp_path / "run2"
     other.mkdir()
-    torch.save(get_model("g2d_t", num_features=32).state_dict(), other / "model.pt")
-    (other / "run_summary.json").write_text(json.dumps({"network": "g2d_t", "model": str(other / "model.pt")}))
-    export_bundle(other, out, force=True)
+    export_bundle(write_tiny_run(other, seed=1), out, force=True)
     assert read_manifest(out)["files"]["recognizer.onnx"] != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "run2"]
     mask = os.umask(0)

@@ -26,7 +26,6 @@ N x 3 x 150 x 150 in the same [-1, 1] scale, used as it is.
 """
 import os
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -145,12 +144,11 @@ class DlibChip(nn.Module):
         crop, rounded to uint8. Evaluation embeds photos this way, so the network gives dlib's own
         descriptor (to 5e-7); training feeds float crops through `forward` (differentiable; the two
         chips differ by interpolation rounding, descriptors by up to 3e-3)."""
+        from ..data.align import warp_crops
+
         images = np.asarray(images)
         if images.shape[1:3] == (CROP_SIZE, CROP_SIZE):
-            m = np.asarray(CROP_TO_CHIP, np.float64)
-            images = np.stack([cv2.warpAffine(np.ascontiguousarray(c), m, (CHIP_SIZE, CHIP_SIZE),
-                                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                               for c in images])
+            images = warp_crops(images, CROP_TO_CHIP, CHIP_SIZE)
         elif images.shape[1:3] != (CHIP_SIZE, CHIP_SIZE):
             raise ValueError(f"dlib_resnet takes 112 x 112 crops or 150 x 150 chips, got {images.shape}")
         return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0

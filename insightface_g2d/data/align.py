@@ -119,6 +119,15 @@ def align_face(img, landmarks5, size=112, where="landmarks"):
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def warp_crops(crops, matrix, size):
+    """uint8 [N, h, w, 3] aligned crops -> uint8 [N, size, size, 3] through one affine map [2, 3]
+    (bilinear, edge pixels replicated): how a network that makes its own input from the 112 crop
+    (dlib's 150 x 150 chip) gets it, in PyTorch and in a bundle alike."""
+    m = np.asarray(matrix, np.float64)
+    return np.stack([cv2.warpAffine(np.ascontiguousarray(c), m, (int(size), int(size)), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) for c in crops])
+
+
 def read_landmarks_tsv(path):
     """Read a landmarks file: tab-separated, header ``path x1 y1 ... x5 y5 [more columns]``.
 

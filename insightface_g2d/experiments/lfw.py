@@ -5,8 +5,9 @@ Protocol (docs/real_faces.md): train on the people of View 1 DevTrain
 people). View 2 shares people with DevTrain: nothing trained here is ever reported on it (only the
 teacher, which never saw LFW, is checked there).
 
-Arms, each from its own config in recipes/configs, trained one after another (or side by side) on
-the same machine:
+Arms, each from a config in recipes/configs (with `--set`-style overrides where an arm is another
+arm's config with one thing changed), trained one after another (or side by side) on the same
+machine:
   teacher            dlib's ResNet run directly on the (masked) test faces: what a user would settle for
   arcface_masked     a small network trained with labels alone (CosFace) on masked + clean faces
   distill            the small network trained end to end by relational distillation, no inpainting
@@ -46,6 +47,7 @@ class Arm:
     label: str
     config: str = None        # recipes/configs/<file>; None: the teacher itself
     uses_teacher: bool = True
+    overrides: tuple = ()     # KEY=VALUE changes to that config (as g2d-train --set)
 
 
 ARMS = (
@@ -55,8 +57,9 @@ ARMS = (
     Arm("g2d", "(d) G2D", "lfw_g2d.py"),
     Arm("teacher_finetuned", "(e) teacher fine-tuned", "lfw_teacher_finetuned.py"),
     Arm("g2d_pretrained", "(f) G2D from a pretrained start", "lfw_g2d_pretrained.py"),
-    Arm("g2d_real", "(g) (f) + real-photo degradation", "lfw_g2d_real.py"),
-    Arm("teacher_finetuned_real", "(h) (e) + real-photo degradation", "lfw_teacher_finetuned_real.py"),
+    Arm("g2d_real", "(g) (f) + real-photo degradation", "lfw_g2d_pretrained.py", overrides=("masks.degrade=True",)),
+    Arm("teacher_finetuned_real", "(h) (e) + real-photo degradation", "lfw_teacher_finetuned.py",
+        overrides=("masks.degrade=True",)),
 )
 
 
@@ -109,15 +112,21 @@ def config_path(arm):
     return packaged_base_path().parent / arm.config
 
 
+def load_arm_config(arm, overrides=()):
+    """The arm's config: its recipe with the arm's own overrides, then `overrides` (KEY=VALUE)."""
+    from ..training.config import load_config
+
+    return load_config(str(config_path(arm)), overrides=list(arm.overrides) + list(overrides))
+
+
 def train_arm(arm, out, devtrain, cache, threads=1, overrides=()):
     """Train one arm with g2d-train's machinery; returns its run summary (with "seconds")."""
-    from ..training.config import load_config
     from ..training.runner import run_training
 
     sets = [f"rec={str(devtrain)!r}"]
     if arm.uses_teacher:
         sets.append(f"teacher.cache={str(cache)!r}")
-    cfg = load_config(str(config_path(arm)), overrides=sets + list(overrides))
+    cfg = load_arm_config(arm, sets + list(overrides))
     cfg.cpu_threads = int(threads)
     return run_training(cfg, output=str(out / arm.name), device="cpu", resume="auto", evaluate=False)
 

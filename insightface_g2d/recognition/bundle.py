@@ -25,7 +25,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import ConfigError, DataError
@@ -49,17 +48,19 @@ REFIT_LICENCE = "dlib's 68-point model (installed, not in the bundle): trained o
 def is_bundle(path):
     """True when `path` is a folder whose manifest.json says it is a bundle (format FORMAT); other
     folders with a manifest.json (a teacher cache, another tool's) are not."""
-    manifest = os.path.join(path, MANIFEST)
-    if not os.path.isdir(path) or not os.path.isfile(manifest):
-        return False
     try:
-        if os.path.getsize(manifest) > MAX_MANIFEST_BYTES:
-            return False
-        with open(manifest, encoding="utf-8") as f:
-            doc = json.load(f)
+        doc = _manifest_json(Path(path) / MANIFEST)
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def _manifest_json(path):
+    """The parsed manifest at `path`; ValueError when it is larger than a manifest holds."""
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{size} bytes, more than a bundle manifest holds")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _fix(folder, model=None):
@@ -100,10 +101,7 @@ def read_manifest(folder):
     folder = Path(folder)
     path = folder / MANIFEST
     try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise DataError(f"{path} is {size} bytes, more than a bundle manifest holds; {_fix(folder)}")
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = _manifest_json(path)
     except FileNotFoundError:
         raise DataError(f"{folder} is not a bundle (no {MANIFEST}); write one with g2d-face export") from None
     except (OSError, ValueError, RecursionError) as err:
@@ -217,20 +215,20 @@ class BundleEmbedder:
 
     def prepare(self, images):
         """uint8 [N, 112, 112, 3] crops -> float32 [N, 3, S, S] in [-1, 1], as the PyTorch path makes them."""
+        from ..data.align import warp_crops
+        from ..data.transforms import pm1_array
+
         warp, size = self.spec["warp"], self.spec["size"]
-        if warp is not None and images.shape[1:3] != (112, 112):
+        if warp is None:
+            if images.shape[1:3] != (size, size):
+                raise DataError(f"this bundle's recognizer takes {size} x {size} faces, got {images.shape[1:3]}")
+            return pm1_array(images)
+        if images.shape[1:3] != (112, 112):
             raise DataError(f"this bundle's recognizer makes its input from aligned 112 x 112 crops, got "
                             f"{images.shape[1]} x {images.shape[2]}")
-        if warp is not None:
-            images = np.stack([cv2.warpAffine(np.ascontiguousarray(c), warp, (size, size), flags=cv2.INTER_LINEAR,
-                                              borderMode=cv2.BORDER_REPLICATE) for c in images])
-            x = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(np.float32) / np.float32(127.5)
-            return x - np.float32(1.0)
-        if images.shape[1:3] != (size, size):
-            raise DataError(f"this bundle's recognizer takes {size} x {size} faces, got {images.shape[1:3]}")
-        x = np.empty(images.transpose(0, 3, 1, 2).shape, np.float32)
-        np.multiply(images.transpose(0, 3, 1, 2), np.float32(1 / 127.5), out=x, casting="unsafe")
-        return x - np.float32(1.0)
+        # DlibChip.prepare_images' scaling (divide, then subtract), in numpy
+        chips = np.ascontiguousarray(warp_crops(images, warp, size).transpose(0, 3, 1, 2)).astype(np.float32)
+        return chips / np.float32(127.5) - np.float32(1.0)
 
     def _run(self, images):
         return self.session.run(None, {self.input_name: self.prepare(images)})[0].astype(np.float32)

@@ -4,13 +4,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..fileio import atomic_open, write_errors
+from ..fileio import atomic_open, new_folder_beside, replace_folder, write_errors
 from .bundle import (FORMAT, FORMAT_VERSION, FRONT_END, FRONT_END_LICENCE, LANDMARK_TOLERANCE, MANIFEST, RECOGNIZER,
                      REFIT_LICENCE, RUNS_WITH, THRESHOLDS, Bundle, BundleEmbedder, _sha256, is_bundle,
                      read_manifest)
@@ -69,16 +68,13 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
         raise ConfigError(f"{front_src} holds an ONNX landmark network already; give the front-end folder with "
                           "landmarks.pt it was exported from")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; a bundle is made to be shared
+    staging = Path(new_folder_beside(out))
     (staging / FRONT_END).mkdir()
     try:
         with torch.no_grad():
             export_onnx(network, staging / RECOGNIZER, image_size=size)
-        export_landmark_onnx(front.landmark_net(), staging / FRONT_END / "landmarks.onnx")
+        landmark_net = front.landmark_net()
+        export_landmark_onnx(landmark_net, staging / FRONT_END / "landmarks.onnx")
         shutil.copyfile(front.hog_path, staging / FRONT_END / front.hog_path.name)
         shutil.copyfile(front_src / CONFIG_NAME, staging / FRONT_END / CONFIG_NAME)
         if thresholds_src:
@@ -86,7 +82,7 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
         dim = int(embedder.dim)
         recognizer = dict(size=size, flip=flip, dim=dim,
                           warp=None if warp is None else np.asarray(warp["matrix"], np.float64).tolist())
-        parity = check_bundle_parity(embedder, front.landmark_net(), staging, recognizer) if check else None
+        parity = check_bundle_parity(embedder, landmark_net, staging, recognizer) if check else None
         limits = {"embedding": tolerance, "probability": tolerance, "landmarks": LANDMARK_TOLERANCE}
         worse = {k: v for k, v in (parity or {}).items() if not v <= limits[k]}  # NaN is worse too
         if worse:
@@ -121,28 +117,11 @@ def export_bundle(model, out, detector_folder=None, flip=None, force=False, chec
             json.dump(manifest, f, indent=1)
             f.write("\n")
         read_manifest(staging)  # never leave a bundle this kit cannot read
-        _replace(out, staging)
+        replace_folder(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dict(path=os.fspath(out), model=manifest["model"], dim=dim, files=files, parity=parity)
-
-
-def _replace(out, staging):
-    """Move folder `staging` to `out`; an existing bundle at `out` is moved aside first and removed
-    only once the new one is in place (put back if the move fails)."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    os.rmdir(old)
-    os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_bundle_parity(embedder, landmark_net, folder, recognizer, n=6, seed=0):

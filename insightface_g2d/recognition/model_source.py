@@ -29,12 +29,11 @@ def resolve_model(model):
         network.name = text
         return network, None, thresholds_file(text)
     if os.path.isdir(text):
-        from .bundle import MANIFEST, Bundle, is_bundle
+        from .bundle import MANIFEST, Bundle
 
-        looks_like_one = os.path.isfile(os.path.join(text, MANIFEST)) and \
-            not os.path.isfile(os.path.join(text, "model.pt"))
-        if is_bundle(text) or looks_like_one:  # g2d-face export: runs on onnxruntime, no PyTorch (a damaged
-            # manifest is reported as the bundle's, not as a run folder without model.pt)
+        # a bundle (g2d-face export: onnxruntime, no PyTorch) has a manifest and no model.pt; a damaged
+        # one is reported as a bundle, not as a run folder without model.pt
+        if os.path.isfile(os.path.join(text, MANIFEST)) and not os.path.isfile(os.path.join(text, "model.pt")):
             bundle = Bundle(text)
             return bundle, None, bundle.thresholds
         return _run_folder(Path(text))
